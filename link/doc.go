@@ -1,0 +1,27 @@
+// Package link provides the link endpoints ustack sends and receives IP
+// packets through.
+//
+// An [Endpoint] moves whole IP packets (no link-layer header). Endpoints that
+// can move many packets per call also implement [BatchReader] and/or
+// [BatchWriter]; the stack detects these with a type assertion.
+//
+// Endpoints:
+//
+//   - [Pipe]: an in-memory pair of endpoints, the fast path for tests and
+//     benchmarks. Each direction is a bounded FIFO of pooled buffers
+//     (default [DefaultPipeQueueLen] packets); a full queue drops the new
+//     packet (drop-tail, like a router queue) unless [PipeConfig.Backpressure]
+//     asks writers to block instead. See [NewPipe].
+//   - [OpenTUN]: a Linux TUN device (IFF_TUN|IFF_NO_PI). Reads go through the
+//     Go runtime poller so Close unblocks a pending ReadPacket.
+//   - [Impair]: wraps an endpoint and impairs the packets written to it
+//     (delay, jitter, loss, reordering, duplication, corruption, a rate-limited
+//     bottleneck with a tail-drop queue). The decisions come from [Impairer],
+//     a deterministic, goroutine-free core driven by a seeded PCG generator
+//     that the simulator reuses on virtual time.
+//   - [Pcap]: a tap writing every packet read or written to a pcap stream
+//     (LINKTYPE_RAW, nanosecond timestamps) that tcpdump and Wireshark read.
+//
+// Errors: every operation on a closed endpoint returns an error for which
+// errors.Is(err, net.ErrClosed) holds.
+package link

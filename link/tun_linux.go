@@ -1,0 +1,136 @@
+//go:build linux
+
+package link
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// TUN is a Linux TUN device endpoint (IFF_TUN|IFF_NO_PI: whole IP packets,
+// no packet-information header).
+type TUN struct {
+	f      *os.File
+	name   string
+	mtu    int
+	closed atomic.Bool
+}
+
+var _ Endpoint = (*TUN)(nil)
+
+// OpenTUN creates (or attaches to) the TUN device name ("" or a pattern
+// like "tun%d" lets the kernel pick) and sets its MTU. The device stays
+// down and unconfigured; the returned endpoint is a *TUN. The descriptor is
+// non-blocking and served by the Go runtime poller, so Close unblocks a
+// pending ReadPacket. The device keeps working if it is moved to another
+// network namespace.
+func OpenTUN(name string, mtu int) (Endpoint, error) {
+	t, err := openTUN(name, mtu)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func openTUN(name string, mtu int) (*TUN, error) {
+	if len(name) >= unix.IFNAMSIZ {
+		return nil, fmt.Errorf("link: TUN name %q too long", name)
+	}
+	if mtu <= 0 || mtu > 65535 {
+		return nil, fmt.Errorf("link: TUN MTU %d out of range", mtu)
+	}
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("link: open /dev/net/tun: %w", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("link: TUN name %q: %w", name, err)
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("link: TUNSETIFF %q: %w", name, err)
+	}
+	ifname := ifr.Name()
+	if err := setMTU(ifname, mtu); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "/dev/net/tun:"+ifname)
+	if f == nil {
+		unix.Close(fd)
+		return nil, errors.New("link: os.NewFile failed")
+	}
+	return &TUN{f: f, name: ifname, mtu: mtu}, nil
+}
+
+func setMTU(name string, mtu int) error {
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("link: socket for SIOCSIFMTU: %w", err)
+	}
+	defer unix.Close(s)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	ifr.SetUint32(uint32(mtu))
+	if err := unix.IoctlIfreq(s, unix.SIOCSIFMTU, ifr); err != nil {
+		return fmt.Errorf("link: set MTU %d on %s: %w", mtu, name, err)
+	}
+	return nil
+}
+
+// Name is the interface name the kernel gave the device.
+func (t *TUN) Name() string { return t.name }
+
+// MTU implements Endpoint.
+func (t *TUN) MTU() int { return t.mtu }
+
+// ReadPacket implements Endpoint. A packet longer than buf is truncated
+// and ErrShortBuffer returned.
+func (t *TUN) ReadPacket(buf []byte) (int, error) {
+	n, err := t.f.Read(buf)
+	if err != nil {
+		if t.closed.Load() || errors.Is(err, os.ErrClosed) {
+			return 0, ErrClosed
+		}
+		return n, fmt.Errorf("link: read %s: %w", t.name, err)
+	}
+	if n == len(buf) && n < t.mtu {
+		// The kernel truncates silently; a full buffer smaller than the
+		// MTU may have lost bytes.
+		return n, ErrShortBuffer
+	}
+	return n, nil
+}
+
+// WritePacket implements Endpoint.
+func (t *TUN) WritePacket(pkt []byte) error {
+	if len(pkt) > t.mtu {
+		return ErrPacketTooBig
+	}
+	_, err := t.f.Write(pkt)
+	if err != nil {
+		if t.closed.Load() || errors.Is(err, os.ErrClosed) {
+			return ErrClosed
+		}
+		return fmt.Errorf("link: write %s: %w", t.name, err)
+	}
+	return nil
+}
+
+// Close implements Endpoint. A device created by OpenTUN (not persistent)
+// disappears when closed.
+func (t *TUN) Close() error {
+	if t.closed.Swap(true) {
+		return nil
+	}
+	return t.f.Close()
+}
