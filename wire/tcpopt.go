@@ -197,9 +197,10 @@ func (o *TCPOptions) fastOpenLen() int {
 	return (l + 3) &^ 3
 }
 
-// Len returns the encoded length of the options, a multiple of 4. It may
-// exceed 40 only when the non-SACK options alone do; SACK blocks that do not
-// fit are dropped.
+// Len returns the encoded length of the options, a multiple of 4 and at
+// most 40: every non-SACK option together takes at most 40 bytes, and SACK
+// blocks that do not fit are dropped (out-of-range NumSACK and CookieLen
+// are clamped).
 func (o *TCPOptions) Len() int {
 	n, _ := o.layout()
 	return n
