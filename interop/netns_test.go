@@ -1,0 +1,171 @@
+package interop
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack"
+	"github.com/ustack/ustack/link"
+)
+
+// requireRoot skips loudly when not root, and fails under CI=true: CI must
+// run the interop tests.
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("interop tests need root (CI=true: refusing to skip)")
+	}
+	t.Skip("SKIPPING Linux interop test: needs root to create network namespaces and TUN devices")
+}
+
+// requireTool fails (CI) or skips when a command-line tool is missing.
+func requireTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required under CI=true: %v", name, err)
+	}
+	t.Skipf("SKIPPING: %s not installed", name)
+	return ""
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// run runs a command and fails the test on error, showing its output.
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := runErr(name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func runErr(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var buf bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout = &buf
+	cmd.Stderr = &buf
+	err := cmd.Run()
+	return buf.String(), err
+}
+
+// stdout runs a command and returns its standard output only (standard
+// error is appended to the error).
+func stdout(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout = &out
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%w: %s", err, errb.String())
+	}
+	return out.String(), nil
+}
+
+// Netns is a network namespace created by a test, with a TUN device whose
+// kernel side lives in the namespace and whose file descriptor (the ustack
+// side) stays in the test process.
+type Netns struct {
+	Name             string
+	Dev              string
+	TUN              link.Endpoint
+	Kernel4, Kernel6 netip.Prefix // kernel addresses on the TUN in the namespace
+	Stack4, Stack6   netip.Prefix // ustack addresses
+}
+
+// NetnsConfig sets up a namespace; zero fields take the defaults below.
+type NetnsConfig struct {
+	MTU int // default 1500
+}
+
+// NewNetns creates a namespace "ustack-<random>", opens a TUN device in the
+// root namespace, moves it into the namespace and configures addresses and
+// routes only inside the namespace. Everything is removed in t.Cleanup.
+func NewNetns(t testing.TB, cfg NetnsConfig) *Netns {
+	t.Helper()
+	requireRoot(t)
+	requireTool(t, "ip")
+	if cfg.MTU == 0 {
+		cfg.MTU = 1500
+	}
+	id := randHex(4)
+	n := &Netns{
+		Name:    "ustack-" + id,
+		Dev:     "ust" + id,
+		Kernel4: netip.MustParsePrefix("10.99.0.1/24"),
+		Kernel6: netip.MustParsePrefix("fd00:99::1/64"),
+		Stack4:  netip.MustParsePrefix("10.99.0.2/24"),
+		Stack6:  netip.MustParsePrefix("fd00:99::2/64"),
+	}
+	run(t, "ip", "netns", "add", n.Name)
+	t.Cleanup(func() {
+		if out, err := runErr("ip", "netns", "del", n.Name); err != nil {
+			t.Errorf("ip netns del %s: %v\n%s", n.Name, err, out)
+		}
+	})
+	tun, err := link.OpenTUN(n.Dev, cfg.MTU)
+	if err != nil {
+		t.Fatalf("OpenTUN %s: %v", n.Dev, err)
+	}
+	n.TUN = tun
+	t.Cleanup(func() { tun.Close() }) // also closed by Stack.Close; closing twice is harmless
+	run(t, "ip", "link", "set", "dev", n.Dev, "netns", n.Name)
+	ns := func(args ...string) { run(t, "ip", append([]string{"-n", n.Name}, args...)...) }
+	ns("link", "set", "lo", "up")
+	ns("link", "set", "dev", n.Dev, "mtu", fmt.Sprint(cfg.MTU))
+	ns("addr", "add", n.Kernel4.String(), "dev", n.Dev)
+	ns("-6", "addr", "add", n.Kernel6.String(), "dev", n.Dev, "nodad")
+	ns("link", "set", "dev", n.Dev, "up")
+	return n
+}
+
+// Exec runs a command inside the namespace and fails the test on error.
+func (n *Netns) Exec(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	return run(t, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+}
+
+// Command returns a command that runs inside the namespace.
+func (n *Netns) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+}
+
+// NewStack starts a ustack Stack on the TUN endpoint ep (n.TUN or a tap of
+// it) with the stack addresses and default routes via the kernel side.
+func (n *Netns) NewStack(t testing.TB, ep link.Endpoint, cfg ustack.Config) *ustack.Stack {
+	t.Helper()
+	s, err := ustack.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddInterface("tun0", ep, n.Stack4, n.Stack6); err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
