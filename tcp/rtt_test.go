@@ -1,0 +1,172 @@
+package tcp
+
+import (
+	"testing"
+	"time"
+)
+
+const rttMs = time.Millisecond
+
+func TestRTTFirstSampleAndEWMA(t *testing.T) {
+	cfg := DefaultConfig()
+	e := NewRTTEstimator(&cfg)
+	if e.HasSample() || e.RTO() != time.Second {
+		t.Fatalf("initial RTO %v", e.RTO())
+	}
+	e.Sample(100 * rttMs)
+	if e.SRTT() != 100*rttMs || e.RTTVar() != 50*rttMs || e.RTO() != 300*rttMs {
+		t.Fatalf("first: srtt %v rttvar %v rto %v", e.SRTT(), e.RTTVar(), e.RTO())
+	}
+	// R=200: RTTVAR = 3/4*50 + 1/4*100 = 62.5; SRTT = 7/8*100 + 1/8*200 = 112.5; RTO = 112.5+250 = 362.5
+	e.Sample(200 * rttMs)
+	if e.RTTVar() != 62500*time.Microsecond || e.SRTT() != 112500*time.Microsecond || e.RTO() != 362500*time.Microsecond {
+		t.Fatalf("second: srtt %v rttvar %v rto %v", e.SRTT(), e.RTTVar(), e.RTO())
+	}
+	// R=112.5 exactly: RTTVAR decays by 1/4, SRTT unchanged; 4*RTTVAR is
+	// 187.5 rttMs, below G = 200 rttMs, so RTO = 112.5 + 200.
+	e.Sample(112500 * time.Microsecond)
+	if e.SRTT() != 112500*time.Microsecond || e.RTTVar() != 46875*time.Microsecond || e.RTO() != 312500*time.Microsecond {
+		t.Fatalf("third: srtt %v rttvar %v rto %v", e.SRTT(), e.RTTVar(), e.RTO())
+	}
+}
+
+func TestRTTGranularityAndClamp(t *testing.T) {
+	cfg := DefaultConfig()
+	// Linux-like: the 200 rttMs minimum is added to SRTT.
+	e := NewRTTEstimator(&cfg)
+	e.Sample(10 * rttMs)
+	if e.RTO() != 210*rttMs {
+		t.Errorf("linux-style RTO for 10 rttMs = %v, want 210ms", e.RTO())
+	}
+	// Plain RFC 6298 with 1 rttMs clock: 10 + 20 = 30 rttMs, clamped up to 200 rttMs.
+	e = NewRTTEstimator(&cfg)
+	e.Granularity = rttMs
+	e.Sample(10 * rttMs)
+	if e.RTO() != 200*rttMs {
+		t.Errorf("RFC RTO for 10 rttMs = %v, want 200ms", e.RTO())
+	}
+	// Upper clamp.
+	e.Sample(100 * time.Second)
+	e.Sample(100 * time.Second)
+	if e.RTO() != 120*time.Second {
+		t.Errorf("RTO %v not clamped to 120s", e.RTO())
+	}
+	// Non-positive samples do not break anything.
+	e = NewRTTEstimator(&cfg)
+	e.Sample(0)
+	if e.SRTT() != time.Microsecond || e.RTO() != 200*rttMs+time.Microsecond {
+		t.Errorf("zero sample: srtt %v rto %v", e.SRTT(), e.RTO())
+	}
+}
+
+func TestRTTBackoff(t *testing.T) {
+	cfg := DefaultConfig()
+	e := NewRTTEstimator(&cfg)
+	want := []time.Duration{1, 2, 4, 8, 16, 32, 64, 120, 120}
+	for i, w := range want {
+		if e.RTO() != w*time.Second {
+			t.Fatalf("after %d backoffs RTO %v want %v", i, e.RTO(), w*time.Second)
+		}
+		e.Backoff()
+	}
+	if e.Backoffs() != len(want) {
+		t.Fatal(e.Backoffs())
+	}
+	for range 100 {
+		e.Backoff()
+	}
+	if e.RTO() != 120*time.Second {
+		t.Fatalf("huge backoff %v", e.RTO())
+	}
+	e.ResetBackoff()
+	if e.RTO() != time.Second || e.Backoffs() != 0 {
+		t.Fatalf("reset: %v", e.RTO())
+	}
+	e.SetBaseRTO(cfg.RTOFallback)
+	if e.RTO() != 3*time.Second {
+		t.Fatalf("fallback %v", e.RTO())
+	}
+	// Sum of the SYN schedule: 1+2+4+8+16+32 s of retransmissions, and the
+	// give-up timer 64 s after the last one: 127 s.
+	e = NewRTTEstimator(&cfg)
+	var at time.Duration
+	var sends []time.Duration
+	for range cfg.SynRetries + 1 {
+		at += e.RTO()
+		sends = append(sends, at)
+		e.Backoff()
+	}
+	wantSends := []time.Duration{1, 3, 7, 15, 31, 63, 127}
+	for i := range sends {
+		if sends[i] != wantSends[i]*time.Second {
+			t.Fatalf("SYN timer expiries %v", sends)
+		}
+	}
+}
+
+func TestBackoffRTO(t *testing.T) {
+	cases := []struct {
+		base time.Duration
+		n    int
+		want time.Duration
+	}{
+		{200 * rttMs, 0, 200 * rttMs},
+		{200 * rttMs, 9, 102400 * rttMs},
+		{200 * rttMs, 10, 120 * time.Second},
+		{200 * rttMs, 1000, 120 * time.Second},
+		{200 * rttMs, -1, 200 * rttMs},
+		{time.Duration(1 << 62), 1, 120 * time.Second},
+	}
+	for _, c := range cases {
+		if got := BackoffRTO(c.base, c.n, 120*time.Second); got != c.want {
+			t.Errorf("BackoffRTO(%v,%d) = %v want %v", c.base, c.n, got, c.want)
+		}
+	}
+}
+
+func TestRetriesToTime(t *testing.T) {
+	cases := []struct {
+		boundary int
+		base     time.Duration
+		want     time.Duration
+	}{
+		{15, 200 * rttMs, 924600 * rttMs}, // tcp_retries2 default
+		{3, 200 * rttMs, 3000 * rttMs},    // tcp_retries1: (2<<3)-1 = 15 * 0.2
+		{9, 200 * rttMs, 204600 * rttMs},  // last doubling step
+		{10, 200 * rttMs, 324600 * rttMs}, // first linear step
+		{8, 200 * rttMs, 102200 * rttMs},  // orphan retries 8
+		{6, time.Second, 127 * time.Second},
+		{5, time.Second, 63 * time.Second},
+		{7, time.Second, 247 * time.Second},
+		{0, 200 * rttMs, 200 * rttMs},
+		{-1, 200 * rttMs, 0},
+	}
+	for _, c := range cases {
+		if got := RetriesToTime(c.boundary, c.base); got != c.want {
+			t.Errorf("RetriesToTime(%d, %v) = %v want %v", c.boundary, c.base, got, c.want)
+		}
+	}
+	if got := RetriesToTimeMax(15, 200*rttMs, 60*time.Second); got != (511*200*rttMs + 7*60*time.Second) {
+		t.Errorf("RetriesToTimeMax with 60 s: %v", got)
+	}
+}
+
+func TestRetransmitsTimedOut(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	limit := 924600 * rttMs
+	if RetransmitsTimedOut(0, t0, t0.Add(time.Hour), 15, 200*rttMs, 0) {
+		t.Error("timed out without retransmissions")
+	}
+	if RetransmitsTimedOut(5, t0, t0.Add(limit-1), 15, 200*rttMs, 0) {
+		t.Error("timed out 1ns early")
+	}
+	if !RetransmitsTimedOut(5, t0, t0.Add(limit), 15, 200*rttMs, 0) {
+		t.Error("not timed out at 924.6 s")
+	}
+	if !RetransmitsTimedOut(1, t0, t0.Add(10*time.Second), 15, 200*rttMs, 10*time.Second) {
+		t.Error("user timeout ignored")
+	}
+	if RetransmitsTimedOut(1, t0, t0.Add(10*time.Second-1), 15, 200*rttMs, 10*time.Second) {
+		t.Error("user timeout early")
+	}
+}
