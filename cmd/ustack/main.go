@@ -1,0 +1,244 @@
+// Command ustack is the command line of the ustack userspace TCP/IP stack.
+//
+//	ustack demo                  fetch over a simulated lossy link, print the TCP timeline
+//	ustack sim SCENARIO [flags]  run a built-in deterministic scenario
+//	ustack sim --list            list the scenarios
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ustack/ustack/sim"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: ustack <command> [flags]
+
+commands:
+  demo      a client fetches from an HTTP-like server over a simulated lossy link
+            (2% loss, 20 ms delay) and prints the TCP timeline and a transfer summary
+  sim       run a built-in deterministic scenario on virtual time (ustack sim --list)
+  help      show this help, or "ustack help <command>" for a command's flags
+
+Run "ustack <command> --help" for the flags of a command.
+`
+
+// run is the whole command: it returns the exit code (0 ok, 1 failure,
+// 2 usage error).
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "demo":
+		return runDemo(args[1:], stdout, stderr)
+	case "sim":
+		return runSim(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && args[0] == "help" {
+			return run([]string{args[1], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "ustack: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+// sysctlFlag collects repeated --sysctl name=value flags.
+type sysctlFlag []string
+
+func (s *sysctlFlag) String() string { return strings.Join(*s, ",") }
+func (s *sysctlFlag) Set(v string) error {
+	if !strings.Contains(v, "=") {
+		return errors.New("want name=value, e.g. net.ipv4.tcp_syn_retries=3")
+	}
+	*s = append(*s, v)
+	return nil
+}
+
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s\n\nflags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
+func runDemo(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("ustack demo", "ustack demo [--loss P] [--delay D] [--size N] [--seed N] [--all] [--json] [--pcap FILE] [--sysctl name=value]...", stderr)
+	loss := fs.Float64("loss", 0.02, "packet loss probability in each direction")
+	delay := fs.Duration("delay", 20*time.Millisecond, "one-way link delay")
+	size := fs.Int("size", 200000, "response body size in bytes")
+	seed := fs.Uint64("seed", 1, "random seed (same seed, same run)")
+	all := fs.Bool("all", false, "print every segment, not just the highlights")
+	jsonOut := fs.Bool("json", false, "print the full trace as JSON lines instead of the timeline")
+	pcapFile := fs.String("pcap", "", "write the packets to this pcap file")
+	var sysctls sysctlFlag
+	fs.Var(&sysctls, "sysctl", "set a TCP sysctl on both hosts, e.g. net.ipv4.tcp_congestion_control=reno (repeatable)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "ustack demo: unexpected argument %q\n", pos[0])
+		fs.Usage()
+		return 2
+	}
+	if *loss < 0 || *loss > 1 || *size <= 0 || *delay < 0 {
+		fmt.Fprintln(stderr, "ustack demo: --loss must be in [0,1], --size positive, --delay not negative")
+		return 2
+	}
+	opts := sim.DemoOptions{Seed: *seed, Delay: *delay, Loss: *loss, Size: *size, Sysctls: sysctls}
+	if *loss == 0 {
+		opts.Loss = 0
+	}
+	var pf *os.File
+	if *pcapFile != "" {
+		if pf, err = os.Create(*pcapFile); err != nil {
+			fmt.Fprintln(stderr, "ustack demo:", err)
+			return 1
+		}
+		opts.Pcap = pf
+	}
+	res, err := sim.Demo(opts)
+	if pf != nil {
+		if cerr := pf.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "ustack demo:", err)
+		return 1
+	}
+	tr := res.Env.Sim.Trace()
+	if *jsonOut {
+		if err := tr.WriteJSON(stdout); err != nil {
+			fmt.Fprintln(stderr, "ustack demo:", err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stdout, "ustack demo: host A (10.0.0.1) fetches %d bytes from an HTTP-like server on host B (10.0.0.2:80)\n", *size)
+	fmt.Fprintf(stdout, "over a simulated link with %v one-way delay and %.1f%% loss each way (virtual time, seed %d)\n\n", *delay, *loss*100, *seed)
+	filter := sim.Highlights
+	if *all {
+		filter = sim.Everything
+	} else {
+		fmt.Fprintln(stdout, "timeline (state transitions, handshake and FIN segments, drops, retransmissions; --all shows every segment):")
+	}
+	if err := tr.WriteText(stdout, filter); err != nil {
+		fmt.Fprintln(stderr, "ustack demo:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout)
+	res.WriteSummary(stdout)
+	if *pcapFile != "" {
+		fmt.Fprintf(stdout, "  packets written to %s\n", *pcapFile)
+	}
+	return 0
+}
+
+func runSim(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("ustack sim", "ustack sim SCENARIO [--sysctl name=value]... [--seed N] [--json] [--pcap FILE]\n       ustack sim --list", stderr)
+	list := fs.Bool("list", false, "list the built-in scenarios")
+	seed := fs.Uint64("seed", 1, "random seed (same seed, same trace)")
+	jsonOut := fs.Bool("json", false, "print the trace as JSON lines instead of the timeline")
+	pcapFile := fs.String("pcap", "", "write the packets to this pcap file (LINKTYPE_RAW)")
+	var sysctls sysctlFlag
+	fs.Var(&sysctls, "sysctl", "set a TCP sysctl on both hosts, e.g. net.ipv4.tcp_syn_retries=3 (repeatable)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if *list {
+		for _, sc := range sim.Scenarios() {
+			fmt.Fprintf(stdout, "%-20s %s\n", sc.Name, sc.Description)
+		}
+		return 0
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "ustack sim: want exactly one scenario name (see ustack sim --list)")
+		fs.Usage()
+		return 2
+	}
+	if _, ok := sim.Lookup(pos[0]); !ok {
+		fmt.Fprintf(stderr, "ustack sim: unknown scenario %q (see ustack sim --list)\n", pos[0])
+		return 2
+	}
+	opts := sim.Options{Seed: *seed, Sysctls: sysctls}
+	var pf *os.File
+	if *pcapFile != "" {
+		if pf, err = os.Create(*pcapFile); err != nil {
+			fmt.Fprintln(stderr, "ustack sim:", err)
+			return 1
+		}
+		opts.Pcap = pf
+	}
+	res, err := sim.RunScenario(pos[0], opts)
+	if pf != nil {
+		if cerr := pf.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "ustack sim:", err)
+		return 1
+	}
+	tr := res.Sim.Trace()
+	if *jsonOut {
+		err = tr.WriteJSON(stdout)
+	} else {
+		fmt.Fprintf(stdout, "scenario %s: %s\n\n", res.Scenario.Name, res.Scenario.Description)
+		err = tr.WriteText(stdout, sim.Everything)
+		if err == nil {
+			fmt.Fprintln(stdout)
+			res.Sim.WriteSummary(stdout)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "ustack sim:", err)
+		return 1
+	}
+	return 0
+}

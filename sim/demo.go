@@ -1,0 +1,82 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// DemoOptions configure Demo.
+type DemoOptions struct {
+	Seed    uint64
+	Delay   time.Duration // one-way delay of the link (default 20 ms)
+	Loss    float64       // loss probability in each direction (default 0.02)
+	Size    int           // response body bytes (default 200000)
+	Sysctls []string
+	Pcap    io.Writer
+}
+
+// DemoResult is a finished Demo run.
+type DemoResult struct {
+	Env   *Env
+	Fetch *Fetch
+}
+
+// Demo runs an HTTP-like fetch from client A to server B over one lossy link.
+func Demo(o DemoOptions) (*DemoResult, error) {
+	if o.Delay == 0 {
+		o.Delay = 20 * time.Millisecond
+	}
+	if o.Size == 0 {
+		o.Size = 200000
+	}
+	im := Impairment{Delay: o.Delay, Loss: o.Loss}
+	e := NewEnv(o.Seed, im, im)
+	for _, h := range []*Host{e.A, e.B} {
+		if err := ApplySysctls(&h.Config, o.Sysctls); err != nil {
+			return nil, err
+		}
+	}
+	if o.Pcap != nil {
+		if err := e.Sim.CapturePcap(o.Pcap); err != nil {
+			return nil, err
+		}
+	}
+	e.B.Listen(80, HTTPServer(o.Size))
+	e.Fetch = e.Sim.StartFetch(e.A, 0, e.Server, "GET /index.html HTTP/1.0\r\nHost: 10.0.0.2\r\n\r\n")
+	if err := e.Sim.Run(10 * time.Minute); err != nil {
+		return nil, err
+	}
+	return &DemoResult{Env: e, Fetch: e.Fetch}, nil
+}
+
+// WriteSummary writes the transfer summary of the demo.
+func (r *DemoResult) WriteSummary(w io.Writer) {
+	f := r.Fetch
+	a, b := r.Env.A, r.Env.B
+	n := int64(f.Response.Len())
+	fmt.Fprintf(w, "transfer summary\n")
+	if !f.Completed {
+		fmt.Fprintf(w, "  fetch did not complete: %d bytes received", n)
+		if f.Conn != nil && f.Conn.Err != nil {
+			fmt.Fprintf(w, " (%v)", f.Conn.Err)
+		}
+		fmt.Fprintln(w)
+	} else {
+		d := f.Done - f.Start
+		fmt.Fprintf(w, "  bytes received:   %d (response incl. headers)\n", n)
+		fmt.Fprintf(w, "  virtual duration: %s s (connect to EOF)\n", fmtSeconds(d))
+		fmt.Fprintf(w, "  goodput:          %.3f Mbit/s\n", Goodput(n, d)*8/1e6)
+	}
+	retrans := 0
+	for _, h := range []*Host{a, b} {
+		for _, c := range h.all {
+			retrans += c.Retransmits
+		}
+	}
+	ab, ba := r.Env.Link.AB.Stats, r.Env.Link.BA.Stats
+	fmt.Fprintf(w, "  retransmissions:  %d (server: %d fast, %d after timeout; client: %d)\n", retrans,
+		b.Counters.TCPFastRetrans, b.Counters.TCPSlowStartRetrans, a.Counters.RetransSegs)
+	fmt.Fprintf(w, "  packets lost:     %d of %d client->server, %d of %d server->client\n",
+		ab.Lost, ab.Sent, ba.Lost, ba.Sent)
+}

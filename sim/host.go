@@ -1,0 +1,581 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/ustack/ustack/tcp"
+	"github.com/ustack/ustack/wire"
+)
+
+// Host is a simulated machine with one IPv4 address running TCP engines.
+type Host struct {
+	Name string
+	Addr netip.Addr
+	// Config is the TCP configuration new connections of this host use.
+	// Change it before the connections are created.
+	Config tcp.Config
+	// MTU of the host's interface (default 1500).
+	MTU int
+	// Counters are the host's TCP MIB counters.
+	Counters tcp.Counters
+
+	sim       *Sim
+	rng       *rand.Rand
+	conns     map[tcp.Tuple]*Conn
+	all       []*Conn
+	listeners map[uint16]Handler
+	routes    map[netip.Addr]*direction
+	nextPort  uint16
+	ipID      uint16
+	rxBuf     []byte
+}
+
+func newHost(s *Sim, name string, addr netip.Addr) *Host {
+	return &Host{
+		Name:      name,
+		Addr:      addr,
+		Config:    tcp.DefaultConfig(),
+		MTU:       1500,
+		sim:       s,
+		rng:       s.subRand(),
+		conns:     make(map[tcp.Tuple]*Conn),
+		listeners: make(map[uint16]Handler),
+		routes:    make(map[netip.Addr]*direction),
+		nextPort:  49152,
+		rxBuf:     make([]byte, 256<<10),
+	}
+}
+
+// Conns returns every connection the host has had, in creation order.
+func (h *Host) Conns() []*Conn { return h.all }
+
+// Listen makes the host accept connections on port; each accepted
+// connection is driven by a copy of handler.
+func (h *Host) Listen(port uint16, handler Handler) {
+	h.listeners[port] = handler
+	h.sim.trace.add(Event{T: h.sim.Elapsed(), Host: h.Name, Kind: KindApp, Note: fmt.Sprintf("listen :%d", port)})
+}
+
+// Dial opens a connection to remote now; handler receives its events.
+func (h *Host) Dial(remote netip.AddrPort, handler Handler) *Conn {
+	port := h.nextPort
+	h.nextPort++
+	t := tcp.Tuple{Local: netip.AddrPortFrom(h.Addr, port), Remote: remote}
+	iss := h.rng.Uint32()
+	c := h.newConn(t, handler)
+	c.trace(Event{Kind: KindApp, Note: "connect " + remote.String()})
+	c.tc = tcp.NewActive(&c.cfg, t, iss, h.sim.now)
+	c.setup()
+	c.kick()
+	return c
+}
+
+func (h *Host) newConn(t tcp.Tuple, handler Handler) *Conn {
+	c := &Conn{h: h, Tuple: t, handler: handler, cfg: h.Config, Opened: h.sim.Elapsed(), state: tcp.Closed}
+	h.conns[t] = c
+	h.all = append(h.all, c)
+	return c
+}
+
+// transmit builds an IPv4+TCP packet and sends it towards dst.
+func (h *Host) transmit(src, dst netip.AddrPort, seg *tcp.Segment) []byte {
+	opts := seg.Options
+	th := wire.TCPHeader{
+		SrcPort: src.Port(), DstPort: dst.Port(),
+		Seq: seg.Seq, Ack: seg.Ack, Flags: seg.Flags,
+		Window: seg.Window, Urgent: seg.Urgent, Options: &opts,
+	}
+	tcpLen := th.Len() + len(seg.Payload)
+	pkt := make([]byte, wire.IPv4MinHeaderLen+tcpLen)
+	ps := wire.PseudoHeaderSum(src.Addr(), dst.Addr(), wire.ProtoTCP, tcpLen)
+	if _, err := wire.BuildTCP(pkt[wire.IPv4MinHeaderLen:], &th, seg.Payload, ps); err != nil {
+		h.note(fmt.Sprintf("cannot build TCP segment: %v", err))
+		return nil
+	}
+	h.ipID++
+	if _, err := wire.BuildIPv4(pkt, &wire.IPv4Header{TTL: 64, Protocol: wire.ProtoTCP, ID: h.ipID, DF: true,
+		Src: src.Addr(), Dst: dst.Addr(), PayloadLen: tcpLen}); err != nil {
+		h.note(fmt.Sprintf("cannot build IPv4 header: %v", err))
+		return nil
+	}
+	h.sim.pcap.write(h.sim.now, pkt)
+	d := h.routes[dst.Addr()]
+	if d == nil {
+		h.note("no route to " + dst.Addr().String())
+		return pkt
+	}
+	d.send(pkt)
+	return pkt
+}
+
+func (h *Host) note(s string) {
+	h.sim.trace.add(Event{T: h.sim.Elapsed(), Host: h.Name, Kind: KindNote, Note: s})
+}
+
+// parsed is a received packet taken apart.
+type parsed struct {
+	src, dst netip.AddrPort
+	seg      tcp.Segment
+}
+
+func parsePacket(pkt []byte) (*parsed, error) {
+	ip, err := wire.ParseIPv4(pkt)
+	if err != nil {
+		return nil, err
+	}
+	if !ip.ValidChecksum() {
+		return nil, errors.New("bad IPv4 checksum")
+	}
+	if ip.Protocol() != wire.ProtoTCP {
+		return nil, fmt.Errorf("protocol %d", ip.Protocol())
+	}
+	payload := ip.Payload()
+	t, err := wire.ParseTCP(payload)
+	if err != nil {
+		return nil, err
+	}
+	if !t.ValidChecksum(wire.PseudoHeaderSum(ip.Src(), ip.Dst(), wire.ProtoTCP, len(payload))) {
+		return nil, errors.New("bad TCP checksum")
+	}
+	p := &parsed{
+		src: netip.AddrPortFrom(ip.Src(), t.SrcPort()),
+		dst: netip.AddrPortFrom(ip.Dst(), t.DstPort()),
+	}
+	p.seg = tcp.Segment{Seq: t.Seq(), Ack: t.Ack(), Flags: t.Flags(), Window: t.Window(), Urgent: t.Urgent(), Payload: t.Payload()}
+	if err := t.ParseOptions(&p.seg.Options); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// receive handles a packet arriving from the network.
+func (h *Host) receive(pkt []byte) {
+	p, err := parsePacket(pkt)
+	if err != nil {
+		h.note("discarded packet: " + err.Error())
+		return
+	}
+	if p.dst.Addr() != h.Addr {
+		h.note("discarded packet for " + p.dst.Addr().String())
+		return
+	}
+	t := tcp.Tuple{Local: p.dst, Remote: p.src}
+	seg := &p.seg
+	if c := h.conns[t]; c != nil {
+		c.traceSeg(KindRecv, seg, "")
+		c.tc.Input(seg, h.sim.now)
+		c.kick()
+		return
+	}
+	const synMask = wire.TCPFlagSYN | wire.TCPFlagACK | wire.TCPFlagRST
+	if handler, ok := h.listeners[t.Local.Port()]; ok && seg.Flags&synMask == wire.TCPFlagSYN {
+		c := h.newConn(t, handler)
+		c.irs, c.haveIRS = seg.Seq, true
+		c.traceSeg(KindRecv, seg, "")
+		tc, err := tcp.NewPassive(&c.cfg, t, h.rng.Uint32(), seg, h.sim.now)
+		if err != nil {
+			c.trace(Event{Kind: KindNote, Note: "SYN refused by engine", Err: err.Error()})
+			delete(h.conns, t)
+			c.gone = true
+			return
+		}
+		c.tc = tc
+		c.setup()
+		c.kick()
+		return
+	}
+	// Nothing here: answer with a RST unless the segment is one (RFC 9293 3.10.7.1).
+	ev := Event{T: h.sim.Elapsed(), Host: h.Name, Conn: t.Local.String() + ">" + t.Remote.String(), Kind: KindRecv}
+	fillSeg(&ev, seg)
+	ev.relSeq, ev.relAck, ev.hasAck = seg.Seq, seg.Ack, seg.Flags&wire.TCPFlagACK != 0
+	ev.Note = "no connection"
+	h.sim.trace.add(ev)
+	if seg.Flags&wire.TCPFlagRST != 0 {
+		return
+	}
+	rst := tcp.Segment{Flags: wire.TCPFlagRST}
+	if seg.Flags&wire.TCPFlagACK != 0 {
+		rst.Seq = seg.Ack
+	} else {
+		rst.Flags |= wire.TCPFlagACK
+		rst.Ack = seg.Seq + seg.Len()
+	}
+	out := Event{T: h.sim.Elapsed(), Host: h.Name, Conn: ev.Conn, Kind: KindSend, Note: "reset, no connection"}
+	fillSeg(&out, &rst)
+	out.relSeq, out.relAck, out.hasAck = rst.Seq, rst.Ack, rst.Flags&wire.TCPFlagACK != 0
+	h.sim.trace.add(out)
+	h.transmit(t.Local, t.Remote, &rst)
+}
+
+func fillSeg(e *Event, seg *tcp.Segment) {
+	seq, ack, n, win := seg.Seq, seg.Ack, len(seg.Payload), seg.Window
+	e.Flags = FlagString(seg.Flags)
+	e.Seq, e.Len, e.Win = &seq, &n, &win
+	if seg.Flags&wire.TCPFlagACK != 0 {
+		e.Ack = &ack
+	}
+	e.Opts = OptString(&seg.Options)
+}
+
+// Handler holds an application's callbacks for one connection. Any may be
+// nil. Callbacks may call the Conn's methods.
+type Handler struct {
+	// Name labels the application in the trace ("echo", "http", ...).
+	Name string
+	// OnOpen runs when the connection reaches ESTABLISHED.
+	OnOpen func(c *Conn)
+	// OnData runs for every chunk of in-order data read; p is only valid
+	// during the call.
+	OnData func(c *Conn, p []byte)
+	// OnEOF runs once when the peer's FIN has been read.
+	OnEOF func(c *Conn)
+	// OnClose runs once when the connection is CLOSED (c.Err says why).
+	OnClose func(c *Conn)
+}
+
+// Conn is a simulated application's connection: the engine plus the
+// bookkeeping the simulator needs (timers, pending writes, statistics).
+type Conn struct {
+	Tuple tcp.Tuple
+
+	h       *Host
+	cfg     tcp.Config
+	tc      *tcp.Conn
+	handler Handler
+
+	state    tcp.State
+	timerAt  time.Time
+	timerGen uint64
+	kicking  bool
+	again    bool
+	gone     bool
+
+	iss, irs          uint32
+	haveISS, haveIRS  bool
+	sndMax            uint32
+	haveSndMax        bool
+	lastAck, lastSeq  uint32
+	lastWin           uint16
+	haveLastAck       bool
+	pending           []byte
+	wantCloseWrite    bool
+	wantClose         bool
+	paused            bool
+	closing           bool
+	eof               bool
+	opened, closedCbk bool
+	errSeen           bool
+
+	// Statistics, virtual times since the start of the simulation.
+	Opened, Established, Closed time.Duration
+	BytesRead, BytesWritten     int64
+	Retransmits, DupAcks        int
+	SegsOut, SegsIn             int
+	Err                         error
+}
+
+func (c *Conn) setup() {
+	c.tc.SetCounters(&c.h.Counters)
+	c.tc.SetMTU(c.h.MTU)
+}
+
+// SetKeepAlive turns keepalive probes on or off (SO_KEEPALIVE).
+func (c *Conn) SetKeepAlive(on bool) {
+	c.trace(Event{Kind: KindApp, Note: fmt.Sprintf("keepalive %v", on)})
+	c.tc.SetKeepAlive(on)
+	c.kick()
+}
+
+// Engine returns the underlying TCP engine.
+func (c *Conn) Engine() *tcp.Conn { return c.tc }
+
+// Host returns the host the connection belongs to.
+func (c *Conn) Host() *Host { return c.h }
+
+// State returns the engine's state.
+func (c *Conn) State() tcp.State {
+	if c.tc == nil {
+		return tcp.Closed
+	}
+	return c.tc.State()
+}
+
+// Write queues p for sending; data the engine's send buffer cannot take yet
+// is kept and pushed as the buffer drains.
+func (c *Conn) Write(p []byte) {
+	c.pending = append(c.pending, p...)
+	c.trace(Event{Kind: KindApp, Note: fmt.Sprintf("write %d bytes", len(p))})
+	c.kick()
+}
+
+// CloseWrite sends a FIN once the queued data is sent (shutdown(SHUT_WR)).
+func (c *Conn) CloseWrite() {
+	c.trace(Event{Kind: KindApp, Note: "shutdown write"})
+	c.wantCloseWrite = true
+	c.kick()
+}
+
+// Close closes the connection once the queued data has been handed to the
+// engine.
+func (c *Conn) Close() {
+	c.trace(Event{Kind: KindApp, Note: "close"})
+	c.wantClose = true
+	c.closing = true
+	c.kick()
+}
+
+// Abort resets the connection now.
+func (c *Conn) Abort() {
+	c.trace(Event{Kind: KindApp, Note: "abort"})
+	c.pending = nil
+	c.tc.Abort()
+	c.kick()
+}
+
+// PauseReading stops (true) or resumes (false) reading from the engine, so
+// the receive buffer fills up and the advertised window closes.
+func (c *Conn) PauseReading(pause bool) {
+	if pause {
+		c.trace(Event{Kind: KindApp, Note: "stop reading"})
+	} else {
+		c.trace(Event{Kind: KindApp, Note: "resume reading"})
+	}
+	c.paused = pause
+	c.kick()
+}
+
+func (c *Conn) label() string { return c.Tuple.Local.String() + ">" + c.Tuple.Remote.String() }
+
+func (c *Conn) trace(e Event) {
+	e.T = c.h.sim.Elapsed()
+	e.Host = c.h.Name
+	e.Conn = c.label()
+	e.port = c.Tuple.Local.Port()
+	c.h.sim.trace.add(e)
+}
+
+func (c *Conn) traceSeg(kind string, seg *tcp.Segment, note string) *Event {
+	e := Event{Kind: kind, Note: note}
+	fillSeg(&e, seg)
+	e.hasAck = seg.Flags&wire.TCPFlagACK != 0
+	if kind == KindSend {
+		e.relSeq, e.relAck = seg.Seq-c.iss, seg.Ack-c.irs
+	} else {
+		e.relSeq, e.relAck = seg.Seq-c.irs, seg.Ack-c.iss
+	}
+	if seg.Flags&wire.TCPFlagRST != 0 && seg.Flags&wire.TCPFlagACK == 0 && kind == KindRecv && !c.haveIRS {
+		e.relSeq = seg.Seq
+	}
+	c.trace(e)
+	tr := c.h.sim.trace
+	return &tr.Events[len(tr.Events)-1]
+}
+
+// emit is the engine's output callback.
+func (c *Conn) emit(seg *tcp.Segment) {
+	if seg.Flags&wire.TCPFlagSYN != 0 && !c.haveISS {
+		c.iss, c.haveISS = seg.Seq, true
+	}
+	if seg.Flags&wire.TCPFlagSYN != 0 && seg.Flags&wire.TCPFlagACK != 0 && !c.haveIRS {
+		c.irs, c.haveIRS = seg.Ack-1, true
+	}
+	rtx, dup := false, false
+	if n := seg.Len(); n > 0 {
+		end := seg.Seq + n
+		if c.haveSndMax && seqLT(seg.Seq, c.sndMax) {
+			rtx = true
+		}
+		if !c.haveSndMax || seqLT(c.sndMax, end) {
+			c.sndMax, c.haveSndMax = end, true
+		}
+	} else if seg.Flags == wire.TCPFlagACK {
+		if c.haveLastAck && seg.Ack == c.lastAck && seg.Window == c.lastWin && seg.Seq == c.lastSeq &&
+			c.haveSndMax && seg.Seq == c.sndMax {
+			dup = true
+		}
+		c.lastAck, c.lastWin, c.lastSeq, c.haveLastAck = seg.Ack, seg.Window, seg.Seq, true
+	}
+	if seg.Flags&wire.TCPFlagACK != 0 && len(seg.Payload) > 0 {
+		c.lastAck, c.lastWin, c.lastSeq, c.haveLastAck = seg.Ack, seg.Window, seg.Seq+uint32(len(seg.Payload)), true
+	}
+	e := c.traceSeg(KindSend, seg, "")
+	e.Rtx, e.Dup = rtx, dup
+	if rtx {
+		c.Retransmits++
+	}
+	if dup {
+		c.DupAcks++
+	}
+	c.SegsOut++
+	c.h.transmit(c.Tuple.Local, c.Tuple.Remote, seg)
+}
+
+func seqLT(a, b uint32) bool { return int32(a-b) < 0 }
+
+var readBuf = make([]byte, 64<<10)
+
+// kick runs everything that may follow a change: pushes pending data,
+// collects output, reports state changes and errors, delivers data to the
+// application and re-arms the timer.
+func (c *Conn) kick() {
+	if c.gone || c.tc == nil {
+		return
+	}
+	if c.kicking {
+		c.again = true
+		return
+	}
+	c.kicking = true
+	now := c.h.sim.now
+	for i := 0; i < 1000; i++ {
+		c.again = false
+		if len(c.pending) > 0 && c.tc.State() != tcp.Closed {
+			n, err := c.tc.Send(c.pending)
+			if n > 0 {
+				c.BytesWritten += int64(n)
+				c.pending = c.pending[n:]
+			}
+			if err != nil {
+				c.trace(Event{Kind: KindApp, Note: fmt.Sprintf("write failed, %d bytes unsent", len(c.pending)), Err: err.Error()})
+				c.pending = nil
+			}
+		}
+		if len(c.pending) == 0 && c.wantCloseWrite {
+			c.wantCloseWrite = false
+			if err := c.tc.CloseWrite(); err != nil {
+				c.trace(Event{Kind: KindApp, Note: "shutdown write failed", Err: err.Error()})
+			}
+		}
+		if len(c.pending) == 0 && c.wantClose {
+			c.wantClose = false
+			if err := c.tc.Close(); err != nil {
+				c.trace(Event{Kind: KindApp, Note: "close failed", Err: err.Error()})
+			}
+		}
+		c.tc.Output(now, c.emit)
+		c.observe()
+		if !c.paused && !c.eof && !c.closing {
+			for c.tc.Readable() > 0 {
+				n, err := c.tc.Recv(readBuf)
+				if n > 0 {
+					c.BytesRead += int64(n)
+					if c.handler.OnData != nil {
+						c.handler.OnData(c, readBuf[:n])
+					}
+				}
+				if err != nil || n == 0 {
+					break
+				}
+			}
+			if c.tc.Readable() == 0 && c.peerFinished() {
+				if _, err := c.tc.Recv(readBuf); err == io.EOF {
+					c.eof = true
+					c.trace(Event{Kind: KindApp, Note: "read EOF"})
+					if c.handler.OnEOF != nil {
+						c.handler.OnEOF(c)
+					}
+				}
+			}
+		}
+		if !c.again {
+			break
+		}
+	}
+	c.kicking = false
+	c.observe()
+	if c.tc.State() == tcp.Closed {
+		c.finish()
+		return
+	}
+	c.armTimer()
+}
+
+// peerFinished reports whether the peer's FIN has been received.
+func (c *Conn) peerFinished() bool {
+	switch c.tc.State() {
+	case tcp.CloseWait, tcp.LastAck, tcp.Closing, tcp.TimeWait:
+		return true
+	}
+	return false
+}
+
+// observe records state transitions and errors.
+func (c *Conn) observe() {
+	st := c.tc.State()
+	if st != c.state {
+		c.trace(Event{Kind: KindState, From: c.state.String(), To: st.String()})
+		c.state = st
+		if st == tcp.Established && !c.opened {
+			c.opened = true
+			c.Established = c.h.sim.Elapsed()
+			if c.handler.OnOpen != nil {
+				c.handler.OnOpen(c)
+			}
+		}
+	}
+	if err := c.tc.Err(); err != nil && !c.errSeen {
+		c.errSeen = true
+		c.Err = err
+		c.trace(Event{Kind: KindError, Err: errString(err)})
+	}
+}
+
+func errString(err error) string {
+	return err.Error()
+}
+
+func (c *Conn) finish() {
+	if c.gone {
+		return
+	}
+	c.gone = true
+	c.timerGen++
+	c.Closed = c.h.sim.Elapsed()
+	if c.h.conns[c.Tuple] == c {
+		delete(c.h.conns, c.Tuple)
+	}
+	if c.handler.OnClose != nil && !c.closedCbk {
+		c.closedCbk = true
+		c.handler.OnClose(c)
+	}
+}
+
+func (c *Conn) armTimer() {
+	d := c.tc.Deadline()
+	if d.Equal(c.timerAt) {
+		return
+	}
+	c.timerAt = d
+	c.timerGen++
+	if d.IsZero() {
+		return
+	}
+	gen := c.timerGen
+	c.h.sim.schedule(d, func() {
+		if c.gone || gen != c.timerGen {
+			return
+		}
+		c.timerAt = time.Time{}
+		c.trace(Event{Kind: KindTimer, Note: "timer"})
+		c.tc.Timeout(c.h.sim.now)
+		c.kick()
+	})
+}
+
+// connsSorted returns the host's live connections in a stable order.
+func (h *Host) connsSorted() []*Conn {
+	out := make([]*Conn, 0, len(h.conns))
+	for _, c := range h.conns {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Conn) int {
+		return a.Tuple.Local.Compare(b.Tuple.Local)*2 + a.Tuple.Remote.Compare(b.Tuple.Remote)
+	})
+	return out
+}

@@ -1,0 +1,274 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ustack/ustack/tcp"
+)
+
+// Env is the standard two-host topology of the built-in scenarios: client A
+// (10.0.0.1) and server B (10.0.0.2, listening on port 80) on one link.
+type Env struct {
+	Sim    *Sim
+	A, B   *Host
+	Link   *Link
+	Server netip.AddrPort
+	// Client is the connection the scenario's client opened, once it has.
+	Client *Conn
+	// Fetch is set by scenarios that run an HTTP-like fetch.
+	Fetch *Fetch
+}
+
+// Scenario is a built-in simulation.
+type Scenario struct {
+	Name        string
+	Description string
+	// Limit is how much virtual time the scenario runs at most.
+	Limit time.Duration
+	// AB and BA are the link's impairments in each direction.
+	AB, BA Impairment
+	// Tune adjusts the hosts' TCP configuration before sysctls from the
+	// command line are applied.
+	Tune func(e *Env)
+	// Start installs rules, servers and scripted clients.
+	Start func(e *Env)
+}
+
+// Options control a scenario run.
+type Options struct {
+	Seed    uint64
+	Sysctls []string // "name=value", applied to both hosts
+	Pcap    io.Writer
+}
+
+// Result is a finished scenario run.
+type Result struct {
+	Scenario *Scenario
+	Env      *Env
+	Sim      *Sim
+}
+
+// Scenarios returns the built-in scenarios sorted by name.
+func Scenarios() []*Scenario {
+	out := slices.Clone(builtins)
+	slices.SortFunc(out, func(a, b *Scenario) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Lookup returns the built-in scenario with the given name.
+func Lookup(name string) (*Scenario, bool) {
+	for _, sc := range builtins {
+		if sc.Name == name {
+			return sc, true
+		}
+	}
+	return nil, false
+}
+
+// ErrUnknownScenario is returned by RunScenario for a name that is not built in.
+var ErrUnknownScenario = errors.New("unknown scenario")
+
+// RunScenario runs the named built-in scenario.
+func RunScenario(name string, opt Options) (*Result, error) {
+	sc, ok := Lookup(name)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownScenario, name)
+	}
+	return sc.Run(opt)
+}
+
+// ApplySysctls applies "name=value" settings to cfg.
+func ApplySysctls(cfg *tcp.Config, sysctls []string) error {
+	for _, kv := range sysctls {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("sysctl %q: want name=value", kv)
+		}
+		if err := cfg.Set(strings.TrimSpace(k), strings.TrimSpace(v)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NewEnv builds the standard two-host topology.
+func NewEnv(seed uint64, ab, ba Impairment) *Env {
+	s := New(seed)
+	e := &Env{Sim: s}
+	e.A = s.AddHost("A", netip.MustParseAddr("10.0.0.1"))
+	e.B = s.AddHost("B", netip.MustParseAddr("10.0.0.2"))
+	e.Link = s.Connect(e.A, e.B, ab, ba)
+	e.Server = netip.AddrPortFrom(e.B.Addr, 80)
+	return e
+}
+
+// Run runs the scenario.
+func (sc *Scenario) Run(opt Options) (*Result, error) {
+	e := NewEnv(opt.Seed, sc.AB, sc.BA)
+	if sc.Tune != nil {
+		sc.Tune(e)
+	}
+	for _, h := range []*Host{e.A, e.B} {
+		if err := ApplySysctls(&h.Config, opt.Sysctls); err != nil {
+			return nil, err
+		}
+	}
+	if opt.Pcap != nil {
+		if err := e.Sim.CapturePcap(opt.Pcap); err != nil {
+			return nil, err
+		}
+	}
+	sc.Start(e)
+	if err := e.Sim.Run(sc.Limit); err != nil {
+		return nil, err
+	}
+	if e.Sim.pcap != nil && e.Sim.pcap.err != nil {
+		return nil, e.Sim.pcap.err
+	}
+	return &Result{Scenario: sc, Env: e, Sim: e.Sim}, nil
+}
+
+// dial makes A connect to B's port 80 at virtual time at.
+func (e *Env) dial(at time.Duration, h Handler) {
+	e.Sim.At(at, func() { e.Client = e.A.Dial(e.Server, h) })
+}
+
+const ms = time.Millisecond
+
+var lan = Impairment{Delay: 10 * ms}
+
+var builtins = []*Scenario{
+	{
+		Name:        "syn-timeout",
+		Description: "every SYN from A is lost: retransmitted at +1, +3, +7, +15, +31, +63 s; connect fails with ETIMEDOUT at +127 s",
+		Limit:       200 * time.Second,
+		AB:          lan, BA: lan,
+		Start: func(e *Env) {
+			e.Sim.AddDropRule(DropSYNs("A"))
+			e.B.Listen(80, Discard())
+			e.dial(0, Handler{})
+		},
+	},
+	{
+		Name:        "synack-loss",
+		Description: "every SYN-ACK from B is lost: B retransmits it 5 times (1, 2, 4, 8, 16 s apart) and drops the half-open connection at +63 s",
+		Limit:       200 * time.Second,
+		AB:          lan, BA: lan,
+		Start: func(e *Env) {
+			e.Sim.AddDropRule(DropSYNACKs("B"))
+			e.B.Listen(80, Discard())
+			e.dial(0, Handler{})
+		},
+	},
+	{
+		Name:        "ack-loss-keepalive",
+		Description: "the handshake's final ACK and everything after it from A are lost; B gives up after its SYN-ACK retries; idle A (SO_KEEPALIVE) probes after 7200 s every 75 s and dies after 9 probes (ETIMEDOUT)",
+		Limit:       9000 * time.Second,
+		AB:          lan, BA: lan,
+		Start: func(e *Env) {
+			e.Sim.AddDropRule(DropAfterHandshake("A"))
+			e.B.Listen(80, Discard())
+			e.dial(0, Handler{OnOpen: func(c *Conn) { c.SetKeepAlive(true) }})
+		},
+	},
+	{
+		Name:        "ack-loss-retries2",
+		Description: "the handshake's final ACK and everything after it from A are lost; A sends data and retransmits it with backoff until tcp_retries2 (about 924.6 s) is spent, then fails with ETIMEDOUT",
+		Limit:       1200 * time.Second,
+		AB:          lan, BA: lan,
+		Start: func(e *Env) {
+			e.Sim.AddDropRule(DropAfterHandshake("A"))
+			e.B.Listen(80, Discard())
+			e.dial(0, Handler{OnOpen: func(c *Conn) { c.Write([]byte("GET / HTTP/1.0\r\n\r\n")) }})
+		},
+	},
+	{
+		Name:        "fast-retransmit",
+		Description: "A sends 30 kB to a discard server; its 3rd data segment is lost; B's duplicate ACKs make A retransmit it without waiting for the RTO",
+		Limit:       120 * time.Second,
+		AB:          lan, BA: lan,
+		Start: func(e *Env) {
+			e.Sim.AddDropRule(DropNthData("A", 3))
+			e.B.Listen(80, Discard())
+			e.dial(0, Handler{OnOpen: func(c *Conn) {
+				c.Write(filler(30000))
+				c.CloseWrite()
+			}, OnEOF: func(c *Conn) { c.Close() }})
+		},
+	},
+	{
+		Name:        "zero-window",
+		Description: "B's application stops reading; A's 200 kB fill B's receive buffer, the window closes and A probes it with backoff until B reads again at +30 s",
+		Limit:       300 * time.Second,
+		AB:          lan, BA: lan,
+		Tune: func(e *Env) {
+			e.B.Config.RMem = [3]int{4096, 16384, 16384}
+			e.B.Config.ModerateRcvbuf = false
+		},
+		Start: func(e *Env) {
+			h := Discard()
+			h.OnOpen = func(c *Conn) {
+				c.PauseReading(true)
+				e.Sim.At(30*time.Second, func() { c.PauseReading(false) })
+			}
+			e.B.Listen(80, h)
+			e.dial(0, Handler{OnOpen: func(c *Conn) {
+				c.Write(filler(200000))
+				c.CloseWrite()
+			}, OnEOF: func(c *Conn) { c.Close() }})
+		},
+	},
+	{
+		Name:        "close",
+		Description: "A sends a line to an echo server, reads it back and closes: FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT (60 s), CLOSED on A; CLOSE-WAIT, LAST-ACK, CLOSED on B",
+		Limit:       120 * time.Second,
+		AB:          lan, BA: lan,
+		Start: func(e *Env) {
+			e.B.Listen(80, Echo())
+			got := 0
+			e.dial(0, Handler{
+				OnOpen: func(c *Conn) { c.Write([]byte("hello, ustack\n")) },
+				OnData: func(c *Conn, p []byte) {
+					got += len(p)
+					if got == len("hello, ustack\n") {
+						c.Close()
+					}
+				},
+			})
+		},
+	},
+	{
+		Name:        "simultaneous-close",
+		Description: "A and B close at the same moment: both go FIN-WAIT-1, CLOSING, TIME-WAIT, CLOSED",
+		Limit:       120 * time.Second,
+		AB:          lan, BA: lan,
+		Start: func(e *Env) {
+			var server *Conn
+			e.B.Listen(80, Handler{OnOpen: func(c *Conn) { server = c }})
+			e.dial(0, Handler{})
+			e.Sim.At(time.Second, func() {
+				if e.Client != nil {
+					e.Client.Close()
+				}
+				if server != nil {
+					server.Close()
+				}
+			})
+		},
+	},
+}
+
+// filler returns n bytes of deterministic data.
+func filler(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = 'a' + byte(i%26)
+	}
+	return b
+}

@@ -1,0 +1,180 @@
+// Package sim is a deterministic network simulator for ustack's sans-IO TCP
+// engine.
+//
+// A Sim holds hosts joined by links. Everything runs on a virtual clock
+// driven by a single event queue ordered by (time, sequence number): there
+// are no goroutines, no real clock and no randomness except the Sim's seeded
+// generators, so the same seed and the same setup give the same trace, byte
+// for byte. Hours of virtual time (keepalive timeouts) run in milliseconds.
+//
+// Hosts run tcp.Conn engines behind a tiny demultiplexer (4-tuple to
+// connection, listeners by port, RST when nothing listens). Packets are real
+// IPv4+TCP packets built with package wire, so they can be written to a pcap
+// file and read by Wireshark.
+package sim
+
+import (
+	"container/heap"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+)
+
+// Epoch is the wall-clock time the virtual clock starts at. It only shows in
+// pcap timestamps; traces count from zero.
+var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Sim is a simulated network on virtual time.
+type Sim struct {
+	seed   uint64
+	now    time.Time
+	seq    uint64
+	q      eventHeap
+	rng    *rand.Rand
+	hosts  []*Host
+	links  []*Link
+	rules  []*DropRule
+	trace  *Trace
+	pcap   *pcapWriter
+	events int
+
+	// MaxEvents bounds a run (a safety net against livelock); 0 = 10 million.
+	MaxEvents int
+}
+
+// New returns an empty simulation whose randomness derives from seed.
+func New(seed uint64) *Sim {
+	return &Sim{
+		seed:  seed,
+		now:   Epoch,
+		rng:   rand.New(rand.NewPCG(seed, 0x75737461636b)),
+		trace: &Trace{},
+	}
+}
+
+// Seed returns the seed the simulation was created with.
+func (s *Sim) Seed() uint64 { return s.seed }
+
+// Now returns the current virtual time.
+func (s *Sim) Now() time.Time { return s.now }
+
+// Elapsed returns the virtual time since the start of the simulation.
+func (s *Sim) Elapsed() time.Duration { return s.now.Sub(Epoch) }
+
+// Trace returns the simulation's trace.
+func (s *Sim) Trace() *Trace { return s.trace }
+
+// Hosts returns the hosts in creation order.
+func (s *Sim) Hosts() []*Host { return s.hosts }
+
+// Host returns the host with the given name, or nil.
+func (s *Sim) Host(name string) *Host {
+	for _, h := range s.hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// CapturePcap makes the simulation write every packet a host transmits to w
+// as pcap (LINKTYPE_RAW) with virtual timestamps. Call before Run.
+func (s *Sim) CapturePcap(w io.Writer) error {
+	p, err := newPcapWriter(w)
+	if err != nil {
+		return err
+	}
+	s.pcap = p
+	return nil
+}
+
+// subRand derives an independent deterministic generator.
+func (s *Sim) subRand() *rand.Rand {
+	return rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
+}
+
+// At schedules fn at virtual offset d from the start of the simulation
+// (or now, if that is already past).
+func (s *Sim) At(d time.Duration, fn func()) {
+	s.schedule(Epoch.Add(d), fn)
+}
+
+// After schedules fn d after the current virtual time.
+func (s *Sim) After(d time.Duration, fn func()) {
+	s.schedule(s.now.Add(d), fn)
+}
+
+func (s *Sim) schedule(at time.Time, fn func()) {
+	if at.Before(s.now) {
+		at = s.now
+	}
+	s.seq++
+	heap.Push(&s.q, &event{at: at, seq: s.seq, fn: fn})
+}
+
+// Run processes events until the queue is empty or the next event lies more
+// than limit after the start of the simulation. It returns an error only when
+// the event budget is exhausted.
+func (s *Sim) Run(limit time.Duration) error {
+	end := Epoch.Add(limit)
+	max := s.MaxEvents
+	if max == 0 {
+		max = 10_000_000
+	}
+	for s.q.Len() > 0 {
+		ev := s.q[0]
+		if ev.at.After(end) {
+			break
+		}
+		heap.Pop(&s.q)
+		s.now = ev.at
+		ev.fn()
+		s.events++
+		if s.events > max {
+			return fmt.Errorf("sim: event budget of %d exhausted at %v", max, s.Elapsed())
+		}
+	}
+	if s.now.Before(end) && s.q.Len() == 0 {
+		// Nothing left to do: the clock stays at the last event.
+		return nil
+	}
+	return nil
+}
+
+// Pending reports the number of queued events.
+func (s *Sim) Pending() int { return s.q.Len() }
+
+// AddHost adds a host with the given name and IPv4 address.
+func (s *Sim) AddHost(name string, addr netip.Addr) *Host {
+	h := newHost(s, name, addr)
+	s.hosts = append(s.hosts, h)
+	return h
+}
+
+type event struct {
+	at  time.Time
+	seq uint64
+	fn  func()
+}
+
+type eventHeap []*event
+
+func (h eventHeap) Len() int { return len(h) }
+func (h eventHeap) Less(i, j int) bool {
+	if !h[i].at.Equal(h[j].at) {
+		return h[i].at.Before(h[j].at)
+	}
+	return h[i].seq < h[j].seq
+}
+func (h eventHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *eventHeap) Push(x any)   { *h = append(*h, x.(*event)) }
+func (h *eventHeap) Pop() any {
+	old := *h
+	n := len(old)
+	e := old[n-1]
+	old[n-1] = nil
+	*h = old[:n-1]
+	return e
+}
