@@ -1,7 +1,94 @@
-// Package cc implements TCP congestion control for the ustack engine:
-// Reno (RFC 5681) and CUBIC (RFC 9438, the default). Windows are counted in
-// packets like Linux. Controllers are plain values driven by the engine with
-// per-ACK RateSamples and explicit times; they never read a clock.
+// Package cc implements TCP congestion control for the ustack engine.
 //
-// Work in progress: the CUBIC growth function and HyStart++ follow.
+// Controllers are plain values driven by the engine: one RateSample per ACK
+// that delivers data, explicit events (congestion, RTO, undo, idle restart,
+// ECE) and explicit times. They never read a clock, start goroutines or
+// allocate per ACK. Windows are counted in packets (segments), like Linux.
+//
+// Available controllers (New, Names):
+//
+//   - "cubic" (the default, New("")): CUBIC, RFC 9438, with Linux defaults:
+//     beta = 717/1024, C = 0.4, fast convergence and the Reno-friendly
+//     region on, HyStart++ (RFC 9406) in the initial slow start.
+//   - "reno": Reno/NewReno congestion control, RFC 5681.
+//   - "bbr" is reserved for BBRv3; RateSample already carries what it needs
+//     (delivered, interval, app-limited, losses, in flight, tx_in_flight).
+//
+// # Common behaviour (Reno and CUBIC)
+//
+// Initial window 10 packets (RFC 6928), ssthresh "infinite". Slow start adds
+// AckedSacked packets per ACK up to ssthresh (RFC 3465 byte counting with no
+// L limit, as Linux); the leftover goes to congestion avoidance, which adds
+// one packet per cwnd packets acked, carrying the remainder between ACKs
+// (Linux snd_cwnd_cnt). The window grows only when the flow is
+// cwnd-limited, using the RFC 7661 test 2*PriorInFlight >= cwnd (Linux uses
+// its own is_cwnd_limited tracking), and not during fast recovery
+// (RateSample.InRecovery).
+//
+// OnCongestionEvent (fast retransmit, SACK/RACK loss) cuts ssthresh and sets
+// cwnd = ssthresh at once. Linux instead lowers cwnd gradually with PRR
+// (RFC 6937); the PRR type is a helper the engine can use for that, and
+// OnRecoveryEnd then sets cwnd = ssthresh as Linux tcp_end_cwnd_reduction.
+// OnRTO sets cwnd = 1 (the loss window); a repeated RTO with no delivery in
+// between keeps ssthresh (RFC 5681 section 3.1). Undo restores
+// cwnd = max(cwnd, prior) and ssthresh = max(ssthresh, prior) from before the
+// last reduction (as Linux tcp_undo_cwnd_reduction; RFC 5682/RFC 4015 style
+// response). OnECE reduces like a congestion event (RFC 3168).
+//
+// OnIdleRestart(now, idle, rto) implements RFC 5681 section 4.1 / RFC 7661
+// the way Linux tcp_cwnd_restart does: ssthresh = max(ssthresh, 3/4 cwnd),
+// then cwnd halves once per RTO of idle time but not below the restart
+// window min(IW, cwnd). Nothing happens when idle <= rto.
+//
+// # Reno
+//
+// ssthresh = max(FlightSize/2, 2) on fast retransmit and RTO, FlightSize
+// being the inFlight argument (RFC 5681 eq. 4). There is no "+3" window
+// inflation: the engine's pipe accounting (SACK) covers it.
+//
+// # CUBIC
+//
+// On a congestion event W_max = cwnd (or cwnd*(1+beta)/2 with fast
+// convergence when cwnd < W_max), ssthresh = cwnd = max(cwnd*beta, 2).
+// Deviation from RFC 9438: the cut is computed from cwnd like Linux, not
+// from flight size (the RFC allows both). The epoch starts at the first ACK
+// in congestion avoidance; K = cbrt((W_max - cwnd_epoch)/C) (0 when
+// cwnd_epoch >= W_max, as Linux). Each ACK moves cwnd by
+// (target - cwnd)/cwnd per packet acked, target = W_cubic(t + minRTT)
+// clamped to [cwnd, 1.5 cwnd] (RFC 9438 4.2 uses RTT; Linux uses min RTT).
+// The Reno-friendly estimate W_est grows by alpha = 3(1-beta)/(1+beta) per
+// window, and by 1 once W_est >= cwnd_prior (RFC 9438 4.3; Linux keeps
+// alpha); when W_cubic(t) < W_est cwnd = W_est. When an ACK arrives while
+// the flow is not cwnd-limited the epoch is shifted forward by the time
+// since the last ACK so the curve does not run ahead (RFC 9438 5.8; Linux
+// does this on CA_EVENT_TX_START). Undo also restores W_max and cwnd_prior
+// (RFC 9438 4.9). After OnIdleRestart a new epoch starts.
+//
+// HyStart++ (RFC 9406, constants MIN_RTT_THRESH 4 ms, MAX_RTT_THRESH 16 ms,
+// MIN_RTT_DIVISOR 8, N_RTT_SAMPLE 8, CSS_GROWTH_DIVISOR 4, CSS_ROUNDS 5,
+// L = 8 when not paced) replaces Linux's classic HyStart (ACK train + delay).
+// It runs only in the initial slow start. Rounds are counted with delivery
+// counts: a round ends when an ACK delivers a packet sent after the round
+// began (RateSample.PriorDelivered >= TotalDelivered at round start). CSS
+// rounds are counted from the first round end after entering CSS; after
+// CSS_ROUNDS of them ssthresh = cwnd and CUBIC's congestion avoidance starts
+// (K = 0 since no W_max is known).
+//
+// # Pacing
+//
+// LinuxPacingRate computes Linux's sk_pacing_rate for non-BBR controllers:
+// mss * max(cwnd, inFlight) / srtt * ratio, ratio 200 %
+// (tcp_pacing_ss_ratio) while cwnd < ssthresh/2 and 120 %
+// (tcp_pacing_ca_ratio) otherwise. Reno and CUBIC return it from PacingRate
+// only after SetPacing(true) (the Pacer interface); by default they return 0
+// (no pacing), as Linux paces them only under fq or SO_MAX_PACING_RATE. srtt
+// is RateSample.SRTT, or an RFC 6298 EWMA of RateSample.RTT when the engine
+// leaves SRTT zero.
+//
+// # Contract notes
+//
+// OnRTO(now, inFlight) and OnIdleRestart(now, idle, rto) take more
+// arguments than the first team contract (OnRTO(now), OnIdleRestart(now)):
+// the controller cannot know the flight size or the idle time otherwise.
+// RateSample has extra optional fields (SRTT, TxInFlight, LostSinceTx).
 package cc

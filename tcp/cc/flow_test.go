@@ -18,6 +18,7 @@ type flow struct {
 	minRTT    time.Duration
 	inRec     bool
 	appLimit  int // 0 = always cwnd-limited; else max packets in flight
+	onAck     func(rs *RateSample)
 }
 
 type pkt struct {
@@ -77,6 +78,9 @@ func (f *flow) ackOne() {
 		TxInFlight:     prior,
 	}
 	f.c.OnAck(f.now, &rs)
+	if f.onAck != nil {
+		f.onAck(&rs)
+	}
 	f.fill()
 }
 
