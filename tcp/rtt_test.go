@@ -23,7 +23,7 @@ func TestRTTFirstSampleAndEWMA(t *testing.T) {
 		t.Fatalf("second: srtt %v rttvar %v rto %v", e.SRTT(), e.RTTVar(), e.RTO())
 	}
 	// R=112.5 exactly: RTTVAR decays by 1/4, SRTT unchanged; 4*RTTVAR is
-	// 187.5 rttMs, below G = 200 rttMs, so RTO = 112.5 + 200.
+	// 187.5 ms, below G = 200 ms, so RTO = 112.5 + 200.
 	e.Sample(112500 * time.Microsecond)
 	if e.SRTT() != 112500*time.Microsecond || e.RTTVar() != 46875*time.Microsecond || e.RTO() != 312500*time.Microsecond {
 		t.Fatalf("third: srtt %v rttvar %v rto %v", e.SRTT(), e.RTTVar(), e.RTO())
@@ -32,18 +32,18 @@ func TestRTTFirstSampleAndEWMA(t *testing.T) {
 
 func TestRTTGranularityAndClamp(t *testing.T) {
 	cfg := DefaultConfig()
-	// Linux-like: the 200 rttMs minimum is added to SRTT.
+	// Linux-like: the 200 ms minimum is added to SRTT.
 	e := NewRTTEstimator(&cfg)
 	e.Sample(10 * rttMs)
 	if e.RTO() != 210*rttMs {
-		t.Errorf("linux-style RTO for 10 rttMs = %v, want 210ms", e.RTO())
+		t.Errorf("linux-style RTO for 10 ms = %v, want 210ms", e.RTO())
 	}
-	// Plain RFC 6298 with 1 rttMs clock: 10 + 20 = 30 rttMs, clamped up to 200 rttMs.
+	// Plain RFC 6298 with 1 ms clock: 10 + 20 = 30 ms, clamped up to 200 ms.
 	e = NewRTTEstimator(&cfg)
 	e.Granularity = rttMs
 	e.Sample(10 * rttMs)
 	if e.RTO() != 200*rttMs {
-		t.Errorf("RFC RTO for 10 rttMs = %v, want 200ms", e.RTO())
+		t.Errorf("RFC RTO for 10 ms = %v, want 200ms", e.RTO())
 	}
 	// Upper clamp.
 	e.Sample(100 * time.Second)
