@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ustack/ustack/sim"
+)
+
+func runCmd(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestDemo(t *testing.T) {
+	code, out, errOut := runCmd("demo")
+	if code != 0 {
+		t.Fatalf("ustack demo exited %d: %s", code, errOut)
+	}
+	for _, want := range []string{"timeline", "A:49152  state  CLOSED -> SYN-SENT", "transfer summary", "retransmissions:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	// Same seed, same output.
+	_, again, _ := runCmd("demo")
+	if again != out {
+		t.Error("two demo runs with the default seed printed different output")
+	}
+}
+
+func TestDemoPcapAndJSON(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "demo.pcap")
+	code, out, errOut := runCmd("demo", "--json", "--pcap", f, "--seed", "3")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.HasPrefix(out, `{"t":0.000000,`) {
+		t.Errorf("--json output does not start with a JSON event: %.100q", out)
+	}
+	st, err := os.Stat(f)
+	if err != nil || st.Size() < 24 {
+		t.Errorf("pcap not written: %v", err)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	if code, _, errOut := runCmd(); code != 2 || !strings.Contains(errOut, "usage: ustack") {
+		t.Errorf("no arguments: exit %d, stderr %q; want 2 and usage", code, errOut)
+	}
+	if code, _, errOut := runCmd("frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, stderr %q; want 2", code, errOut)
+	}
+	if code, out, _ := runCmd("help"); code != 0 || !strings.Contains(out, "demo") || !strings.Contains(out, "sim") {
+		t.Errorf("help: exit %d, %q", code, out)
+	}
+	for _, c := range []string{"demo", "sim"} {
+		code, _, errOut := runCmd(c, "--help")
+		if code != 0 || !strings.Contains(errOut, "usage: ustack "+c) {
+			t.Errorf("%s --help: exit %d, %q", c, code, errOut)
+		}
+	}
+	if code, _, _ := runCmd("demo", "--bogus"); code != 2 {
+		t.Errorf("demo --bogus: exit %d, want 2", code)
+	}
+	if code, _, errOut := runCmd("sim", "no-such-scenario"); code != 2 || !strings.Contains(errOut, "unknown scenario") {
+		t.Errorf("sim no-such-scenario: exit %d, %q", code, errOut)
+	}
+	if code, _, _ := runCmd("sim"); code != 2 {
+		t.Errorf("sim without scenario: exit %d, want 2", code)
+	}
+	if code, _, errOut := runCmd("sim", "syn-timeout", "--sysctl", "net.ipv4.tcp_no_such=1"); code != 1 || errOut == "" {
+		t.Errorf("bad sysctl: exit %d, %q; want 1 and an error", code, errOut)
+	}
+}
+
+func TestSimList(t *testing.T) {
+	code, out, _ := runCmd("sim", "--list")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, sc := range sim.Scenarios() {
+		if !strings.Contains(out, sc.Name) {
+			t.Errorf("--list lacks %s", sc.Name)
+		}
+	}
+	for _, name := range []string{"syn-timeout", "synack-loss", "ack-loss-keepalive", "ack-loss-retries2", "fast-retransmit", "zero-window", "close", "simultaneous-close"} {
+		if _, ok := sim.Lookup(name); !ok {
+			t.Errorf("scenario %s missing", name)
+		}
+	}
+}
