@@ -12,7 +12,7 @@ func TestCubicAppLimitedFreezesEpoch(t *testing.T) {
 	const rtt = 100 * time.Millisecond
 	c, f := cubicAfterLoss(t, 1000, rtt)
 	f.runUntil(f.now.Add(time.Second))
-	f.appLimit = 100 // far below cwnd/2
+	f.appLimit = 100           // far below cwnd/2
 	f.runUntil(f.now.Add(rtt)) // in-flight drains to 100
 	before := c.Cwnd()
 	epoch := c.epoch
