@@ -91,11 +91,16 @@ func (m ICMPv4) ValidChecksum() bool { return Checksum(m, 0) == 0 }
 // Quoted parses the packet quoted in an error message: the IPv4 header
 // (validated; its payload may be truncated) and the first bytes of its
 // transport header (at least 8 when the sender followed RFC 792; check
-// len(transport) before reading ports or a sequence number).
+// len(transport) before reading ports or a sequence number). A quoted
+// fragment with a non-zero offset carries no transport header and gives
+// ErrFragment.
 func (m ICMPv4) Quoted() (ip IPv4, transport []byte, err error) {
 	ip, err = parseIPv4Quoted(m.Body())
 	if err != nil {
 		return nil, nil, err
+	}
+	if ip.FragmentOffset() != 0 {
+		return nil, nil, ErrFragment
 	}
 	return ip, ip.Payload(), nil
 }
@@ -200,13 +205,15 @@ func (m ICMPv6) ValidChecksum(pseudoSum uint32) bool { return Checksum(m, pseudo
 
 // Quoted parses the packet quoted in an error message: the fixed IPv6
 // header (payload may be truncated), the upper-layer protocol found by
-// walking its extension headers, and the first bytes of that header.
+// walking its extension headers, and the first bytes of that header. A
+// quoted first fragment is walked over; a later fragment (no transport
+// header) gives ErrFragment.
 func (m ICMPv6) Quoted() (ip IPv6, proto uint8, transport []byte, err error) {
 	ip, err = parseIPv6Quoted(m.Body())
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	proto, transport, err = ip.UpperLayer()
+	proto, transport, err = ip.upperLayer(true)
 	if err != nil {
 		return nil, 0, nil, err
 	}

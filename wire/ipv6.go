@@ -183,13 +183,19 @@ func (it *IPv6ExtIter) Upper() (uint8, []byte) { return it.next, it.rest }
 // on, and ErrFragment: ustack does not reassemble. Protocol ProtoNoNext
 // returns an empty payload and no error.
 func (ip IPv6) UpperLayer() (proto uint8, payload []byte, err error) {
+	return ip.upperLayer(false)
+}
+
+// upperLayer is UpperLayer; with firstFragOK a first fragment (offset 0,
+// M set) is walked over like an atomic one, as ICMP error quotes need.
+func (ip IPv6) upperLayer(firstFragOK bool) (proto uint8, payload []byte, err error) {
 	it := ip.ExtHeaders()
 	for {
 		before := it.rest
 		if !it.Next() {
 			break
 		}
-		if h := it.Header(); h.Proto == ProtoIPv6Frag && (h.FragOffset() != 0 || h.FragMore()) {
+		if h := it.Header(); h.Proto == ProtoIPv6Frag && (h.FragOffset() != 0 || (h.FragMore() && !firstFragOK)) {
 			return ProtoIPv6Frag, before, ErrFragment
 		}
 	}

@@ -142,6 +142,7 @@ func (o *TCPOptions) setCookie(c []byte, exp bool) {
 	o.HasFastOpen = true
 	o.FastOpenExp = exp
 	o.CookieLen = n
+	o.Cookie = [16]byte{}
 	copy(o.Cookie[:], c)
 }
 
