@@ -33,7 +33,6 @@ type Host struct {
 	routes    map[netip.Addr]*direction
 	nextPort  uint16
 	ipID      uint16
-	rxBuf     []byte
 }
 
 func newHost(s *Sim, name string, addr netip.Addr) *Host {
@@ -48,7 +47,6 @@ func newHost(s *Sim, name string, addr netip.Addr) *Host {
 		listeners: make(map[uint16]Handler),
 		routes:    make(map[netip.Addr]*direction),
 		nextPort:  49152,
-		rxBuf:     make([]byte, 256<<10),
 	}
 }
 
@@ -418,8 +416,6 @@ func (c *Conn) emit(seg *tcp.Segment) {
 
 func seqLT(a, b uint32) bool { return int32(a-b) < 0 }
 
-var readBuf = make([]byte, 64<<10)
-
 // kick runs everything that may follow a change: pushes pending data,
 // collects output, reports state changes and errors, delivers data to the
 // application and re-arms the timer.
@@ -461,6 +457,7 @@ func (c *Conn) kick() {
 		c.tc.Output(now, c.emit)
 		c.observe()
 		if !c.paused && !c.eof && !c.closing {
+			readBuf := c.h.sim.readBuf
 			for c.tc.Readable() > 0 {
 				n, err := c.tc.Recv(readBuf)
 				if n > 0 {

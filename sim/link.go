@@ -99,6 +99,20 @@ func DropSYNACKs(from string) *DropRule {
 	return &DropRule{Name: "drop SYN-ACKs from " + from, From: from, Match: (*Packet).IsSYNACK}
 }
 
+// DropSYNRetransmissions lets the first SYN host from sends through and
+// drops the SYNs after it.
+func DropSYNRetransmissions(from string) *DropRule {
+	seen := 0
+	return &DropRule{Name: "drop SYN retransmissions from " + from, From: from,
+		Match: func(p *Packet) bool {
+			if !p.IsSYN() {
+				return false
+			}
+			seen++
+			return seen > 1
+		}}
+}
+
 // DropNth drops the n-th packet (1-based) host from sends.
 func DropNth(from string, n int) *DropRule {
 	return &DropRule{Name: fmt.Sprintf("drop packet #%d from %s", n, from), From: from,

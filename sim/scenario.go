@@ -157,11 +157,12 @@ var builtins = []*Scenario{
 	},
 	{
 		Name:        "synack-loss",
-		Description: "every SYN-ACK from B is lost: B retransmits it 5 times (1, 2, 4, 8, 16 s apart) and drops the half-open connection at +63 s",
+		Description: "every SYN-ACK from B is lost (and A's SYN retransmissions too, so B sees one SYN): B retransmits the SYN-ACK 5 times (1, 2, 4, 8, 16 s apart) and drops the half-open connection at +63 s",
 		Limit:       200 * time.Second,
 		AB:          lan, BA: lan,
 		Start: func(e *Env) {
 			e.Sim.AddDropRule(DropSYNACKs("B"))
+			e.Sim.AddDropRule(DropSYNRetransmissions("A"))
 			e.B.Listen(80, Discard())
 			e.dial(0, Handler{})
 		},

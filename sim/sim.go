@@ -28,17 +28,18 @@ var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Sim is a simulated network on virtual time.
 type Sim struct {
-	seed   uint64
-	now    time.Time
-	seq    uint64
-	q      eventHeap
-	rng    *rand.Rand
-	hosts  []*Host
-	links  []*Link
-	rules  []*DropRule
-	trace  *Trace
-	pcap   *pcapWriter
-	events int
+	seed    uint64
+	now     time.Time
+	seq     uint64
+	q       eventHeap
+	rng     *rand.Rand
+	hosts   []*Host
+	links   []*Link
+	rules   []*DropRule
+	trace   *Trace
+	pcap    *pcapWriter
+	events  int
+	readBuf []byte
 
 	// MaxEvents bounds a run (a safety net against livelock); 0 = 10 million.
 	MaxEvents int
@@ -47,10 +48,11 @@ type Sim struct {
 // New returns an empty simulation whose randomness derives from seed.
 func New(seed uint64) *Sim {
 	return &Sim{
-		seed:  seed,
-		now:   Epoch,
-		rng:   rand.New(rand.NewPCG(seed, 0x75737461636b)),
-		trace: &Trace{},
+		seed:    seed,
+		now:     Epoch,
+		rng:     rand.New(rand.NewPCG(seed, 0x75737461636b)),
+		trace:   &Trace{},
+		readBuf: make([]byte, 64<<10),
 	}
 }
 
