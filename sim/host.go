@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ustack/ustack/tcp"
@@ -559,8 +560,9 @@ func (c *Conn) armTimer() {
 			return
 		}
 		c.timerAt = time.Time{}
-		c.trace(Event{Kind: KindTimer, Note: "timer"})
+		before := c.h.Counters
 		c.tc.Timeout(c.h.sim.now)
+		c.trace(Event{Kind: KindTimer, Note: timerNote(&before, &c.h.Counters)})
 		c.kick()
 	})
 }
@@ -575,4 +577,31 @@ func (h *Host) connsSorted() []*Conn {
 		return a.Tuple.Local.Compare(b.Tuple.Local)*2 + a.Tuple.Remote.Compare(b.Tuple.Remote)
 	})
 	return out
+}
+
+// timerNote says what a timer did, from the counters it moved.
+func timerNote(b, a *tcp.Counters) string {
+	var what []string
+	if a.TCPTimeouts > b.TCPTimeouts {
+		what = append(what, "retransmission timeout")
+	}
+	if a.TCPLossProbes > b.TCPLossProbes {
+		what = append(what, "tail loss probe")
+	}
+	if a.TCPKeepAlive > b.TCPKeepAlive {
+		what = append(what, "keepalive probe")
+	}
+	if a.TCPWinProbe > b.TCPWinProbe {
+		what = append(what, "zero-window probe")
+	}
+	if a.DelayedACKs > b.DelayedACKs {
+		what = append(what, "delayed ACK")
+	}
+	if a.TCPAbortOnTimeout > b.TCPAbortOnTimeout {
+		what = append(what, "gave up")
+	}
+	if len(what) == 0 {
+		return "timer"
+	}
+	return "timer: " + strings.Join(what, ", ")
 }

@@ -18,6 +18,8 @@ var (
 		switch e.Kind {
 		case KindApp, KindState, KindError, KindDrop, KindNote:
 			return true
+		case KindTimer:
+			return e.Note != "timer" && e.Note != "timer: delayed ACK"
 		case KindSend:
 			return e.Rtx || e.Dup || strings.Contains(e.Flags, "S") || strings.Contains(e.Flags, "F") || strings.Contains(e.Flags, "R")
 		}
