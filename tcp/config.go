@@ -69,8 +69,9 @@ type Config struct {
 	// (default 4096 16384 4194304; each value >= 1).
 	WMem [3]int
 	// Mem is net.ipv4.tcp_mem: low, pressure and high thresholds in pages
-	// (4096 bytes) for all TCP memory. Linux derives it from RAM at boot;
-	// the default here is what Linux computes for a machine with 8 GiB:
+	// (4096 bytes) for all TCP memory. Linux derives it from RAM at boot
+	// (high = free buffer pages / 16, low = 3/4 of that, max = 2 * low);
+	// the default here is what that gives on a 16 GiB machine:
 	// 190407 253878 380814.
 	Mem [3]int
 	// RMemMax is net.core.rmem_max (default 212992): the largest buffer
@@ -117,9 +118,11 @@ type Config struct {
 	// Syncookies is net.ipv4.tcp_syncookies (default 1): 0 off, 1 send
 	// cookies when the SYN queue overflows, 2 always send cookies.
 	Syncookies int
-	// MaxSynBacklog is net.ipv4.tcp_max_syn_backlog. Linux sets it to
-	// max(128, established-hash-size/128); 4096 is what it computes on a
-	// machine with a few GiB of RAM and is the default here.
+	// MaxSynBacklog is net.ipv4.tcp_max_syn_backlog: half-open requests
+	// kept per listener before SYN cookies (or drops) start. Linux sets it
+	// to max(128, established-hash-size/128), which is 4096 with a
+	// 524288-entry hash (a machine with tens of GiB); 4096 is the default
+	// here.
 	MaxSynBacklog int
 	// Somaxconn is net.core.somaxconn (default 4096 since Linux 5.4): the
 	// cap on listen backlogs.
@@ -137,11 +140,13 @@ type Config struct {
 	// to out-of-window segments.
 	InvalidRatelimit time.Duration
 	// MaxOrphans is net.ipv4.tcp_max_orphans: orphaned sockets allowed
-	// before they are reset. Linux derives it from RAM (ehash size / 2);
-	// default here 262144.
+	// before they are reset. Linux derives it from RAM (established-hash
+	// size / 2); default here 262144, matching MaxSynBacklog's 524288-entry
+	// hash.
 	MaxOrphans int
 	// MaxTwBuckets is net.ipv4.tcp_max_tw_buckets: TIME-WAIT sockets
-	// allowed. Linux derives it from RAM (ehash size / 2); default 262144.
+	// allowed. Linux derives it from RAM (established-hash size / 2);
+	// default 262144.
 	MaxTwBuckets int
 
 	// RTOMin is the minimum RTO, net.ipv4.tcp_rto_min_us (Linux 6.11+,
@@ -179,8 +184,8 @@ type Config struct {
 	// MaxReordering is net.ipv4.tcp_max_reordering (default 300).
 	MaxReordering int
 	// Recovery is net.ipv4.tcp_recovery (default 1), a bit mask: 0x1 RACK
-	// loss detection (RFC 8985), 0x2 static RACK reordering window, 0x4 no
-	// RACK-based loss marking (use dupthresh).
+	// loss detection (RFC 8985), 0x2 static RACK reordering window
+	// (min_rtt/4), 0x4 disable RACK's duplicate-ACK threshold heuristic.
 	Recovery int
 	// EarlyRetrans is net.ipv4.tcp_early_retrans (default 3, range 0..4):
 	// 3 enables Tail Loss Probe (TLP).
@@ -205,8 +210,8 @@ type Config struct {
 	// NotsentLowat is net.ipv4.tcp_notsent_lowat (default UINT_MAX =
 	// 4294967295, i.e. off): writable only while unsent data is below it.
 	NotsentLowat int64
-	// LimitOutputBytes is net.ipv4.tcp_limit_output_bytes (default 1048576,
-	// TCP small queues).
+	// LimitOutputBytes is net.ipv4.tcp_limit_output_bytes (TCP small
+	// queues; default 4194304 = 4 MB as in Linux 6.16+, 1 MB before).
 	LimitOutputBytes int
 	// PacingSSRatio is net.ipv4.tcp_pacing_ss_ratio (default 200 percent
 	// of cwnd/srtt in slow start).
@@ -319,7 +324,7 @@ func DefaultConfig() Config {
 		NoMetricsSave:      false,
 		Autocorking:        true,
 		NotsentLowat:       uintMax,
-		LimitOutputBytes:   1048576,
+		LimitOutputBytes:   4194304,
 		PacingSSRatio:      200,
 		PacingCARatio:      120,
 		MinRTTWlen:         300 * time.Second,
