@@ -542,3 +542,5 @@ func TestICMPv6(t *testing.T) {
 		}
 	}
 }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
