@@ -255,8 +255,8 @@ func (k *FastOpenKeys) IsZero() bool { return *k == FastOpenKeys{} }
 // Linux constants used by DefaultConfig.
 const (
 	maxTCPSyncnt    = 127        // MAX_TCP_SYNCNT
-	intMax          = 2147483647 // INT_MAX
-	uintMax         = 4294967295 // UINT_MAX
+	sysctlIntMax    = 2147483647 // INT_MAX
+	sysctlUintMax   = 4294967295 // UINT_MAX
 	minSndMSSLimit  = 48         // TCP_MIN_SND_MSS
 	maxSndMSSLimit  = 65535 - 20 - 20
 	rtoMaxMinLinux  = 1000 * time.Millisecond
@@ -298,7 +298,7 @@ func DefaultConfig() Config {
 		MaxSynBacklog:            4096,
 		Somaxconn:                4096,
 		RFC1337:                  false,
-		ChallengeAckLimit:        intMax,
+		ChallengeAckLimit:        sysctlIntMax,
 		InvalidRatelimit:         500 * time.Millisecond,
 		MaxOrphans:               262144,
 		MaxTwBuckets:             262144,
@@ -323,7 +323,7 @@ func DefaultConfig() Config {
 		ModerateRcvbuf:     true,
 		NoMetricsSave:      false,
 		Autocorking:        true,
-		NotsentLowat:       uintMax,
+		NotsentLowat:       sysctlUintMax,
 		LimitOutputBytes:   4194304,
 		PacingSSRatio:      200,
 		PacingCARatio:      120,
@@ -386,7 +386,7 @@ type sysctlVar struct {
 	check func(c *Config) (reason string)
 }
 
-func parseInt(v string) (int64, string) {
+func sysctlParseInt(v string) (int64, string) {
 	f := strings.Fields(v)
 	if len(f) != 1 {
 		return 0, "want one integer"
@@ -398,50 +398,50 @@ func parseInt(v string) (int64, string) {
 	return n, ""
 }
 
-func rangeReason(n, lo, hi int64) string {
+func sysctlRangeReason(n, lo, hi int64) string {
 	if n < lo || n > hi {
 		return fmt.Sprintf("%d out of range %d..%d", n, lo, hi)
 	}
 	return ""
 }
 
-func intVar(name string, p func(*Config) *int, lo, hi int64) sysctlVar {
+func sysctlInt(name string, p func(*Config) *int, lo, hi int64) sysctlVar {
 	return sysctlVar{
 		name: name,
 		get:  func(c *Config) string { return strconv.Itoa(*p(c)) },
 		set: func(c *Config, v string) string {
-			n, r := parseInt(v)
+			n, r := sysctlParseInt(v)
 			if r == "" {
-				r = rangeReason(n, lo, hi)
+				r = sysctlRangeReason(n, lo, hi)
 			}
 			if r == "" {
 				*p(c) = int(n)
 			}
 			return r
 		},
-		check: func(c *Config) string { return rangeReason(int64(*p(c)), lo, hi) },
+		check: func(c *Config) string { return sysctlRangeReason(int64(*p(c)), lo, hi) },
 	}
 }
 
-func int64Var(name string, p func(*Config) *int64, lo, hi int64) sysctlVar {
+func sysctlInt64(name string, p func(*Config) *int64, lo, hi int64) sysctlVar {
 	return sysctlVar{
 		name: name,
 		get:  func(c *Config) string { return strconv.FormatInt(*p(c), 10) },
 		set: func(c *Config, v string) string {
-			n, r := parseInt(v)
+			n, r := sysctlParseInt(v)
 			if r == "" {
-				r = rangeReason(n, lo, hi)
+				r = sysctlRangeReason(n, lo, hi)
 			}
 			if r == "" {
 				*p(c) = n
 			}
 			return r
 		},
-		check: func(c *Config) string { return rangeReason(*p(c), lo, hi) },
+		check: func(c *Config) string { return sysctlRangeReason(*p(c), lo, hi) },
 	}
 }
 
-func boolVar(name string, p func(*Config) *bool) sysctlVar {
+func sysctlBool(name string, p func(*Config) *bool) sysctlVar {
 	return sysctlVar{
 		name: name,
 		get: func(c *Config) string {
@@ -451,9 +451,9 @@ func boolVar(name string, p func(*Config) *bool) sysctlVar {
 			return "0"
 		},
 		set: func(c *Config, v string) string {
-			n, r := parseInt(v)
+			n, r := sysctlParseInt(v)
 			if r == "" {
-				r = rangeReason(n, 0, 1)
+				r = sysctlRangeReason(n, 0, 1)
 			}
 			if r == "" {
 				*p(c) = n == 1
@@ -464,23 +464,23 @@ func boolVar(name string, p func(*Config) *bool) sysctlVar {
 	}
 }
 
-// durVar is a duration sysctl expressed in whole units (time.Second for the
+// sysctlDur is a duration sysctl expressed in whole units (time.Second for the
 // jiffies-in-seconds sysctls, time.Millisecond, time.Microsecond).
-func durVar(name string, p func(*Config) *time.Duration, unit time.Duration, lo, hi int64) sysctlVar {
+func sysctlDur(name string, p func(*Config) *time.Duration, unit time.Duration, lo, hi int64) sysctlVar {
 	unitName := map[time.Duration]string{time.Second: "s", time.Millisecond: "ms", time.Microsecond: "µs"}[unit]
 	check := func(d time.Duration) string {
 		if d%unit != 0 {
 			return fmt.Sprintf("%v is not a whole number of %s", d, unitName)
 		}
-		return rangeReason(int64(d/unit), lo, hi)
+		return sysctlRangeReason(int64(d/unit), lo, hi)
 	}
 	return sysctlVar{
 		name: name,
 		get:  func(c *Config) string { return strconv.FormatInt(int64(*p(c)/unit), 10) },
 		set: func(c *Config, v string) string {
-			n, r := parseInt(v)
+			n, r := sysctlParseInt(v)
 			if r == "" {
-				r = rangeReason(n, lo, hi)
+				r = sysctlRangeReason(n, lo, hi)
 			}
 			if r == "" {
 				*p(c) = time.Duration(n) * unit
@@ -491,10 +491,10 @@ func durVar(name string, p func(*Config) *time.Duration, unit time.Duration, lo,
 	}
 }
 
-func vec3Var(name string, p func(*Config) *[3]int, lo int64) sysctlVar {
+func sysctlVec3(name string, p func(*Config) *[3]int, lo int64) sysctlVar {
 	check := func(a [3]int) string {
 		for _, n := range a {
-			if r := rangeReason(int64(n), lo, intMax); r != "" {
+			if r := sysctlRangeReason(int64(n), lo, sysctlIntMax); r != "" {
 				return r
 			}
 		}
@@ -517,7 +517,7 @@ func vec3Var(name string, p func(*Config) *[3]int, lo int64) sysctlVar {
 				if err != nil {
 					return fmt.Sprintf("field %d %q is not an integer", i+1, s)
 				}
-				if r := rangeReason(n, lo, intMax); r != "" {
+				if r := sysctlRangeReason(n, lo, sysctlIntMax); r != "" {
 					return fmt.Sprintf("field %d: %s", i+1, r)
 				}
 				a[i] = int(n)
@@ -530,34 +530,34 @@ func vec3Var(name string, p func(*Config) *[3]int, lo int64) sysctlVar {
 }
 
 var sysctlVars = []sysctlVar{
-	intVar("net.ipv4.tcp_syn_retries", func(c *Config) *int { return &c.SynRetries }, 1, maxTCPSyncnt),
-	intVar("net.ipv4.tcp_synack_retries", func(c *Config) *int { return &c.SynackRetries }, 0, 255),
-	intVar("net.ipv4.tcp_syn_linear_timeouts", func(c *Config) *int { return &c.SynLinearTimeouts }, 0, maxTCPSyncnt),
-	intVar("net.ipv4.tcp_retries1", func(c *Config) *int { return &c.Retries1 }, 0, 255),
-	intVar("net.ipv4.tcp_retries2", func(c *Config) *int { return &c.Retries2 }, 0, 255),
-	intVar("net.ipv4.tcp_orphan_retries", func(c *Config) *int { return &c.OrphanRetries }, 0, 255),
-	durVar("net.ipv4.tcp_keepalive_time", func(c *Config) *time.Duration { return &c.KeepaliveTime }, time.Second, 1, intMax/1000),
-	durVar("net.ipv4.tcp_keepalive_intvl", func(c *Config) *time.Duration { return &c.KeepaliveIntvl }, time.Second, 1, intMax/1000),
-	intVar("net.ipv4.tcp_keepalive_probes", func(c *Config) *int { return &c.KeepaliveProbes }, 0, 255),
-	durVar("net.ipv4.tcp_fin_timeout", func(c *Config) *time.Duration { return &c.FinTimeout }, time.Second, 0, intMax/1000),
-	vec3Var("net.ipv4.tcp_rmem", func(c *Config) *[3]int { return &c.RMem }, 1),
-	vec3Var("net.ipv4.tcp_wmem", func(c *Config) *[3]int { return &c.WMem }, 1),
-	vec3Var("net.ipv4.tcp_mem", func(c *Config) *[3]int { return &c.Mem }, 0),
-	intVar("net.core.rmem_max", func(c *Config) *int { return &c.RMemMax }, 0, intMax),
-	intVar("net.core.wmem_max", func(c *Config) *int { return &c.WMemMax }, 0, intMax),
-	boolVar("net.ipv4.tcp_window_scaling", func(c *Config) *bool { return &c.WindowScaling }),
-	boolVar("net.ipv4.tcp_sack", func(c *Config) *bool { return &c.SACK }),
-	boolVar("net.ipv4.tcp_dsack", func(c *Config) *bool { return &c.DSACK }),
-	intVar("net.ipv4.tcp_timestamps", func(c *Config) *int { return &c.Timestamps }, 0, 2),
-	intVar("net.ipv4.tcp_ecn", func(c *Config) *int { return &c.ECN }, 0, 2),
-	intVar("net.ipv4.tcp_fastopen", func(c *Config) *int { return &c.FastOpen }, 0, intMax),
+	sysctlInt("net.ipv4.tcp_syn_retries", func(c *Config) *int { return &c.SynRetries }, 1, maxTCPSyncnt),
+	sysctlInt("net.ipv4.tcp_synack_retries", func(c *Config) *int { return &c.SynackRetries }, 0, 255),
+	sysctlInt("net.ipv4.tcp_syn_linear_timeouts", func(c *Config) *int { return &c.SynLinearTimeouts }, 0, maxTCPSyncnt),
+	sysctlInt("net.ipv4.tcp_retries1", func(c *Config) *int { return &c.Retries1 }, 0, 255),
+	sysctlInt("net.ipv4.tcp_retries2", func(c *Config) *int { return &c.Retries2 }, 0, 255),
+	sysctlInt("net.ipv4.tcp_orphan_retries", func(c *Config) *int { return &c.OrphanRetries }, 0, 255),
+	sysctlDur("net.ipv4.tcp_keepalive_time", func(c *Config) *time.Duration { return &c.KeepaliveTime }, time.Second, 1, sysctlIntMax/1000),
+	sysctlDur("net.ipv4.tcp_keepalive_intvl", func(c *Config) *time.Duration { return &c.KeepaliveIntvl }, time.Second, 1, sysctlIntMax/1000),
+	sysctlInt("net.ipv4.tcp_keepalive_probes", func(c *Config) *int { return &c.KeepaliveProbes }, 0, 255),
+	sysctlDur("net.ipv4.tcp_fin_timeout", func(c *Config) *time.Duration { return &c.FinTimeout }, time.Second, 0, sysctlIntMax/1000),
+	sysctlVec3("net.ipv4.tcp_rmem", func(c *Config) *[3]int { return &c.RMem }, 1),
+	sysctlVec3("net.ipv4.tcp_wmem", func(c *Config) *[3]int { return &c.WMem }, 1),
+	sysctlVec3("net.ipv4.tcp_mem", func(c *Config) *[3]int { return &c.Mem }, 0),
+	sysctlInt("net.core.rmem_max", func(c *Config) *int { return &c.RMemMax }, 0, sysctlIntMax),
+	sysctlInt("net.core.wmem_max", func(c *Config) *int { return &c.WMemMax }, 0, sysctlIntMax),
+	sysctlBool("net.ipv4.tcp_window_scaling", func(c *Config) *bool { return &c.WindowScaling }),
+	sysctlBool("net.ipv4.tcp_sack", func(c *Config) *bool { return &c.SACK }),
+	sysctlBool("net.ipv4.tcp_dsack", func(c *Config) *bool { return &c.DSACK }),
+	sysctlInt("net.ipv4.tcp_timestamps", func(c *Config) *int { return &c.Timestamps }, 0, 2),
+	sysctlInt("net.ipv4.tcp_ecn", func(c *Config) *int { return &c.ECN }, 0, 2),
+	sysctlInt("net.ipv4.tcp_fastopen", func(c *Config) *int { return &c.FastOpen }, 0, sysctlIntMax),
 	{
 		name:  "net.ipv4.tcp_fastopen_key",
 		get:   func(c *Config) string { return formatFastOpenKeys(&c.FastOpenKey) },
 		set:   setFastOpenKeys,
 		check: func(*Config) string { return "" },
 	},
-	durVar("net.ipv4.tcp_fastopen_blackhole_timeout_sec", func(c *Config) *time.Duration { return &c.FastOpenBlackholeTimeout }, time.Second, 0, intMax/1000),
+	sysctlDur("net.ipv4.tcp_fastopen_blackhole_timeout_sec", func(c *Config) *time.Duration { return &c.FastOpenBlackholeTimeout }, time.Second, 0, sysctlIntMax/1000),
 	{
 		name: "net.ipv4.tcp_congestion_control",
 		get:  func(c *Config) string { return c.CongestionControl },
@@ -571,37 +571,37 @@ var sysctlVars = []sysctlVar{
 		},
 		check: func(c *Config) string { return checkCCName(c.CongestionControl) },
 	},
-	boolVar("net.ipv4.tcp_slow_start_after_idle", func(c *Config) *bool { return &c.SlowStartAfterIdle }),
-	intVar("net.ipv4.tcp_syncookies", func(c *Config) *int { return &c.Syncookies }, 0, 2),
-	intVar("net.ipv4.tcp_max_syn_backlog", func(c *Config) *int { return &c.MaxSynBacklog }, 0, intMax),
-	intVar("net.core.somaxconn", func(c *Config) *int { return &c.Somaxconn }, 0, intMax),
-	boolVar("net.ipv4.tcp_rfc1337", func(c *Config) *bool { return &c.RFC1337 }),
-	intVar("net.ipv4.tcp_challenge_ack_limit", func(c *Config) *int { return &c.ChallengeAckLimit }, 0, intMax),
-	durVar("net.ipv4.tcp_invalid_ratelimit", func(c *Config) *time.Duration { return &c.InvalidRatelimit }, time.Millisecond, 0, intMax),
-	intVar("net.ipv4.tcp_max_orphans", func(c *Config) *int { return &c.MaxOrphans }, 0, intMax),
-	intVar("net.ipv4.tcp_max_tw_buckets", func(c *Config) *int { return &c.MaxTwBuckets }, 0, intMax),
-	durVar("net.ipv4.tcp_rto_min_us", func(c *Config) *time.Duration { return &c.RTOMin }, time.Microsecond, 1, intMax),
-	durVar("net.ipv4.tcp_rto_max_ms", func(c *Config) *time.Duration { return &c.RTOMax }, time.Millisecond, int64(rtoMaxMinLinux/time.Millisecond), int64(rtoMaxMaxLinux/time.Millisecond)),
-	intVar("net.ipv4.tcp_base_mss", func(c *Config) *int { return &c.BaseMSS }, 1, maxSndMSSLimit),
-	intVar("net.ipv4.tcp_min_snd_mss", func(c *Config) *int { return &c.MinSndMSS }, minSndMSSLimit, maxSndMSSLimit),
-	intVar("net.ipv4.tcp_mtu_probing", func(c *Config) *int { return &c.MTUProbing }, 0, 2),
-	intVar("net.ipv4.tcp_reordering", func(c *Config) *int { return &c.Reordering }, 1, intMax),
-	intVar("net.ipv4.tcp_max_reordering", func(c *Config) *int { return &c.MaxReordering }, 1, intMax),
-	intVar("net.ipv4.tcp_recovery", func(c *Config) *int { return &c.Recovery }, 0, 7),
-	intVar("net.ipv4.tcp_early_retrans", func(c *Config) *int { return &c.EarlyRetrans }, 0, 4),
-	intVar("net.ipv4.tcp_frto", func(c *Config) *int { return &c.FRTO }, 0, 2),
-	boolVar("net.ipv4.tcp_thin_linear_timeouts", func(c *Config) *bool { return &c.ThinLinearTimeouts }),
-	intVar("net.ipv4.tcp_adv_win_scale", func(c *Config) *int { return &c.AdvWinScale }, -31, 31),
-	boolVar("net.ipv4.tcp_moderate_rcvbuf", func(c *Config) *bool { return &c.ModerateRcvbuf }),
-	boolVar("net.ipv4.tcp_no_metrics_save", func(c *Config) *bool { return &c.NoMetricsSave }),
-	boolVar("net.ipv4.tcp_autocorking", func(c *Config) *bool { return &c.Autocorking }),
-	int64Var("net.ipv4.tcp_notsent_lowat", func(c *Config) *int64 { return &c.NotsentLowat }, 0, uintMax),
-	intVar("net.ipv4.tcp_limit_output_bytes", func(c *Config) *int { return &c.LimitOutputBytes }, 0, intMax),
-	intVar("net.ipv4.tcp_pacing_ss_ratio", func(c *Config) *int { return &c.PacingSSRatio }, 0, 1000),
-	intVar("net.ipv4.tcp_pacing_ca_ratio", func(c *Config) *int { return &c.PacingCARatio }, 0, 1000),
-	durVar("net.ipv4.tcp_min_rtt_wlen", func(c *Config) *time.Duration { return &c.MinRTTWlen }, time.Second, 0, minRTTWlenLimit),
-	boolVar("net.ipv4.tcp_abort_on_overflow", func(c *Config) *bool { return &c.AbortOnOverflow }),
-	intVar("net.ipv4.tcp_tw_reuse", func(c *Config) *int { return &c.TwReuse }, 0, 2),
+	sysctlBool("net.ipv4.tcp_slow_start_after_idle", func(c *Config) *bool { return &c.SlowStartAfterIdle }),
+	sysctlInt("net.ipv4.tcp_syncookies", func(c *Config) *int { return &c.Syncookies }, 0, 2),
+	sysctlInt("net.ipv4.tcp_max_syn_backlog", func(c *Config) *int { return &c.MaxSynBacklog }, 0, sysctlIntMax),
+	sysctlInt("net.core.somaxconn", func(c *Config) *int { return &c.Somaxconn }, 0, sysctlIntMax),
+	sysctlBool("net.ipv4.tcp_rfc1337", func(c *Config) *bool { return &c.RFC1337 }),
+	sysctlInt("net.ipv4.tcp_challenge_ack_limit", func(c *Config) *int { return &c.ChallengeAckLimit }, 0, sysctlIntMax),
+	sysctlDur("net.ipv4.tcp_invalid_ratelimit", func(c *Config) *time.Duration { return &c.InvalidRatelimit }, time.Millisecond, 0, sysctlIntMax),
+	sysctlInt("net.ipv4.tcp_max_orphans", func(c *Config) *int { return &c.MaxOrphans }, 0, sysctlIntMax),
+	sysctlInt("net.ipv4.tcp_max_tw_buckets", func(c *Config) *int { return &c.MaxTwBuckets }, 0, sysctlIntMax),
+	sysctlDur("net.ipv4.tcp_rto_min_us", func(c *Config) *time.Duration { return &c.RTOMin }, time.Microsecond, 1, sysctlIntMax),
+	sysctlDur("net.ipv4.tcp_rto_max_ms", func(c *Config) *time.Duration { return &c.RTOMax }, time.Millisecond, int64(rtoMaxMinLinux/time.Millisecond), int64(rtoMaxMaxLinux/time.Millisecond)),
+	sysctlInt("net.ipv4.tcp_base_mss", func(c *Config) *int { return &c.BaseMSS }, 1, maxSndMSSLimit),
+	sysctlInt("net.ipv4.tcp_min_snd_mss", func(c *Config) *int { return &c.MinSndMSS }, minSndMSSLimit, maxSndMSSLimit),
+	sysctlInt("net.ipv4.tcp_mtu_probing", func(c *Config) *int { return &c.MTUProbing }, 0, 2),
+	sysctlInt("net.ipv4.tcp_reordering", func(c *Config) *int { return &c.Reordering }, 1, sysctlIntMax),
+	sysctlInt("net.ipv4.tcp_max_reordering", func(c *Config) *int { return &c.MaxReordering }, 1, sysctlIntMax),
+	sysctlInt("net.ipv4.tcp_recovery", func(c *Config) *int { return &c.Recovery }, 0, 7),
+	sysctlInt("net.ipv4.tcp_early_retrans", func(c *Config) *int { return &c.EarlyRetrans }, 0, 4),
+	sysctlInt("net.ipv4.tcp_frto", func(c *Config) *int { return &c.FRTO }, 0, 2),
+	sysctlBool("net.ipv4.tcp_thin_linear_timeouts", func(c *Config) *bool { return &c.ThinLinearTimeouts }),
+	sysctlInt("net.ipv4.tcp_adv_win_scale", func(c *Config) *int { return &c.AdvWinScale }, -31, 31),
+	sysctlBool("net.ipv4.tcp_moderate_rcvbuf", func(c *Config) *bool { return &c.ModerateRcvbuf }),
+	sysctlBool("net.ipv4.tcp_no_metrics_save", func(c *Config) *bool { return &c.NoMetricsSave }),
+	sysctlBool("net.ipv4.tcp_autocorking", func(c *Config) *bool { return &c.Autocorking }),
+	sysctlInt64("net.ipv4.tcp_notsent_lowat", func(c *Config) *int64 { return &c.NotsentLowat }, 0, sysctlUintMax),
+	sysctlInt("net.ipv4.tcp_limit_output_bytes", func(c *Config) *int { return &c.LimitOutputBytes }, 0, sysctlIntMax),
+	sysctlInt("net.ipv4.tcp_pacing_ss_ratio", func(c *Config) *int { return &c.PacingSSRatio }, 0, 1000),
+	sysctlInt("net.ipv4.tcp_pacing_ca_ratio", func(c *Config) *int { return &c.PacingCARatio }, 0, 1000),
+	sysctlDur("net.ipv4.tcp_min_rtt_wlen", func(c *Config) *time.Duration { return &c.MinRTTWlen }, time.Second, 0, minRTTWlenLimit),
+	sysctlBool("net.ipv4.tcp_abort_on_overflow", func(c *Config) *bool { return &c.AbortOnOverflow }),
+	sysctlInt("net.ipv4.tcp_tw_reuse", func(c *Config) *int { return &c.TwReuse }, 0, 2),
 	{
 		name: "net.ipv4.ip_local_port_range",
 		get: func(c *Config) string {

@@ -144,8 +144,8 @@ func SynCookieTSVal(tsval uint32, o SynCookieOptions) uint32 {
 	return ts
 }
 
-// maxWScale is the largest window scale shift (RFC 7323).
-const maxWScale = 14
+// synCookieMaxWScale is the largest window scale shift (RFC 7323).
+const synCookieMaxWScale = 14
 
 // DecodeSynCookieTS recovers the options from the TSecr of the ACK that
 // completes a SYN-cookie handshake. Like Linux, ok is false when the cookie
@@ -167,7 +167,7 @@ func DecodeSynCookieTS(tsecr uint32, cfg *Config) (o SynCookieOptions, ok bool) 
 	if w == synCookieTSWScale {
 		return o, true
 	}
-	if w > maxWScale || !cfg.WindowScaling {
+	if w > synCookieMaxWScale || !cfg.WindowScaling {
 		return SynCookieOptions{}, false
 	}
 	o.WScale, o.WScaleOK = uint8(w), true
