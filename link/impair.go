@@ -261,6 +261,9 @@ func (e *ImpairEndpoint) Close() error {
 	started := e.started
 	close(e.done)
 	e.mu.Unlock()
+	// Close ep first: it releases a delivery blocked in a full
+	// backpressure queue.
+	err := e.ep.Close()
 	if started {
 		<-e.exit
 	}
@@ -268,7 +271,7 @@ func (e *ImpairEndpoint) Close() error {
 	e.pending = nil
 	e.free = nil
 	e.mu.Unlock()
-	return e.ep.Close()
+	return err
 }
 
 type pending struct {

@@ -396,3 +396,109 @@ func TestImpairCloseDiscardsPending(t *testing.T) {
 		}
 	})
 }
+
+func TestImpairCloseReleasesBlockedDelivery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, _ := NewPipe(PipeConfig{MTU: 1500, QueueLen: 1, Backpressure: true})
+		ep := Impair(a, Impairment{Delay: time.Millisecond})
+		for i := range 5 {
+			ep.WritePacket(pkt(i, 20))
+		}
+		time.Sleep(time.Second) // delivery now blocks on the full queue
+		synctest.Wait()
+		if err := ep.Close(); err != nil {
+			t.Fatal(err)
+		}
+		st := ep.(*ImpairEndpoint).Stats()
+		if st.Delivered != 1 || st.WriteErrors != 4 {
+			t.Fatalf("stats %+v, want 1 delivered and the 4 others failed", st)
+		}
+	})
+}
+
+// FuzzImpairer checks the core's invariants for arbitrary settings and
+// write patterns: no panics, copies 0..2, never delivered before written,
+// in-order delivery of packets not picked for reordering, consistent
+// counters.
+func FuzzImpairer(f *testing.F) {
+	f.Add(int64(10e6), int64(3e6), 0.1, 0.1, 0.1, 0.1, int64(1e6), 5, int64(1), []byte{1, 2, 3, 200, 0, 0, 7})
+	f.Add(int64(0), int64(0), 0.0, 0.0, 0.0, 0.0, int64(0), 0, int64(0), []byte{})
+	f.Add(int64(-5), int64(-5), -1.0, 2.0, math.NaN(), 1.0, int64(-3), -1, int64(-9), []byte{255, 255})
+	f.Fuzz(func(t *testing.T, delay, jitter int64, loss, reorder, dup, corrupt float64, rate int64, qlen int, seed int64, ops []byte) {
+		im := NewImpairer(Impairment{
+			Delay: time.Duration(delay % int64(time.Hour)), Jitter: time.Duration(jitter % int64(time.Hour)),
+			Loss: loss, Reorder: reorder, Duplicate: dup, Corrupt: corrupt,
+			RateBps: rate, QueueLen: qlen, Seed: seed,
+		})
+		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		var last time.Time
+		var copies, first uint64
+		for i, op := range ops {
+			now = now.Add(time.Duration(op) * 37 * time.Microsecond)
+			size := int(op)*7 + i
+			d := im.Decide(now, size)
+			if d.Copies < 0 || d.Copies > 2 {
+				t.Fatalf("copies %d", d.Copies)
+			}
+			for _, at := range d.Deliveries() {
+				if at.Before(now) {
+					t.Fatalf("delivery %v before write %v", at, now)
+				}
+			}
+			if d.Copies > 0 {
+				first++
+				copies += uint64(d.Copies)
+				if !d.Reordered {
+					if d.At[0].Before(last) {
+						t.Fatal("in-order packet delivered before its predecessor")
+					}
+					last = d.At[0]
+				}
+			}
+			if d.Corrupt {
+				if d.CorruptOffset < 0 || d.CorruptOffset >= size || d.CorruptBit > 7 {
+					t.Fatalf("corrupt offset %d bit %d for size %d", d.CorruptOffset, d.CorruptBit, size)
+				}
+				b := make([]byte, size)
+				d.Apply(b)
+			}
+		}
+		st := im.Stats()
+		if st.Sent != uint64(len(ops)) || st.Sent != st.Dropped+st.QueueDropped+first || copies != first+st.Duplicated {
+			t.Fatalf("stats %+v, %d delivered first copies, %d copies", st, first, copies)
+		}
+	})
+}
+
+func BenchmarkImpairerDecide(b *testing.B) {
+	im := NewImpairer(Impairment{Delay: 10 * time.Millisecond, Jitter: time.Millisecond, Loss: 0.01, Reorder: 0.01, Duplicate: 0.01, Corrupt: 0.01, RateBps: 1e9, QueueLen: 100, Seed: 1})
+	now := time.Now()
+	b.ReportAllocs()
+	for range b.N {
+		now = now.Add(12 * time.Microsecond)
+		im.Decide(now, 1500)
+	}
+}
+
+func BenchmarkImpairPipe(b *testing.B) {
+	a, c := NewPipe(PipeConfig{MTU: 65535, Backpressure: true})
+	ep := Impair(a, Impairment{Loss: 0.001, Seed: 1})
+	p := make([]byte, 1500)
+	b.SetBytes(1500)
+	b.ReportAllocs()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65535)
+		for {
+			if _, err := c.ReadPacket(buf); err != nil {
+				return
+			}
+		}
+	}()
+	for range b.N {
+		ep.WritePacket(p)
+	}
+	ep.Close()
+	<-done
+}

@@ -117,6 +117,7 @@ func (im *Impairer) Decide(now time.Time, size int) Decision {
 	uLoss, uReorder, uDup, uCorrupt, uJitter := r.Float64(), r.Float64(), r.Float64(), r.Float64(), r.Float64()
 	pos := r.Uint64()
 
+	size = max(0, min(size, 1<<30)) // keeps size*8e9 in int64
 	var d Decision
 	im.stats.Sent++
 	if uLoss < c.Loss {
