@@ -1,6 +1,7 @@
 package ustack
 
 import (
+	"github.com/ustack/ustack/tcp"
 	"reflect"
 	"sync/atomic"
 )
@@ -40,33 +41,22 @@ type ICMPStats struct {
 	OutErrors       uint64
 }
 
-// TCPStats are the TCP MIB counters with Linux names ("Tcp:" and "TcpExt:").
+// TCPStats are the TCP MIB counters with Linux names: the engine's
+// tcp.Counters ("Tcp:" and "TcpExt:" rows, summed over connections; their
+// fields are promoted, e.g. st.TCP.RetransSegs) plus what the stack itself
+// counts. InSegs counts every segment the stack received; InErrs, OutSegs
+// and OutRsts include the stack's own checks and RSTs.
 type TCPStats struct {
-	ActiveOpens  uint64
-	PassiveOpens uint64
-	AttemptFails uint64
-	EstabResets  uint64
-	CurrEstab    uint64 // gauge: connections in ESTABLISHED or CLOSE-WAIT
-	InSegs       uint64
-	OutSegs      uint64
-	RetransSegs  uint64
-	InErrs       uint64 // malformed or bad checksum
-	InCsumErrors uint64
-	OutRsts      uint64
-	NoPort       uint64 // segments to a port with no connection or listener (answered with RST)
+	tcp.Counters
 
-	// TcpExt
-	ListenOverflows    uint64
-	ListenDrops        uint64
-	SyncookiesSent     uint64
-	SyncookiesRecv     uint64
-	SyncookiesFailed   uint64
-	TCPSynRetrans      uint64
-	TCPFastRetrans     uint64
-	TCPTimeouts        uint64
-	TCPFastOpenActive  uint64
-	TCPFastOpenPassive uint64
-	TCPTimeWaitReuse   uint64 // TIME-WAIT tuples reused (outgoing, or by a new SYN)
+	InCsumErrors     uint64 // bad TCP checksum (also in InErrs)
+	NoPort           uint64 // segments to no connection and no listener (answered with RST)
+	ListenOverflows  uint64 // accept queue full
+	ListenDrops      uint64 // SYNs or handshake ACKs dropped by a listener
+	SyncookiesSent   uint64
+	SyncookiesRecv   uint64
+	SyncookiesFailed uint64
+	TCPTimeWaitReuse uint64 // TIME-WAIT tuples reused (outgoing, or by a new SYN)
 }
 
 // Stats is a snapshot of all counters of a Stack.
@@ -89,11 +79,11 @@ type icmpCounters struct {
 	InTimeExcds, InOtherTypes, OutMsgs, OutEchoReps, OutDestUnreachs, OutErrors atomic.Uint64
 }
 
+// tcpCounters are what the stack counts itself (engine counters live in
+// the shards).
 type tcpCounters struct {
-	ActiveOpens, PassiveOpens, AttemptFails, EstabResets, CurrEstab, InSegs, OutSegs,
-	RetransSegs, InErrs, InCsumErrors, OutRsts, NoPort,
+	InSegs, InErrs, InCsumErrors, OutSegs, OutRsts, NoPort,
 	ListenOverflows, ListenDrops, SyncookiesSent, SyncookiesRecv, SyncookiesFailed,
-	TCPSynRetrans, TCPFastRetrans, TCPTimeouts, TCPFastOpenActive, TCPFastOpenPassive,
 	TCPTimeWaitReuse atomic.Uint64
 }
 
@@ -111,7 +101,11 @@ func snapshot(dst any, src any) {
 	sv := reflect.ValueOf(src).Elem()
 	st := sv.Type()
 	for i := 0; i < st.NumField(); i++ {
-		f := dv.FieldByName(st.Field(i).Name)
+		sf, ok := dv.Type().FieldByName(st.Field(i).Name)
+		if !ok || len(sf.Index) != 1 {
+			continue // promoted fields are summed separately
+		}
+		f := dv.Field(sf.Index[0])
 		if !f.IsValid() {
 			continue
 		}
@@ -127,5 +121,27 @@ func (s *Stack) Stats() Stats {
 	snapshot(&st.ICMP, &s.ctr.icmp)
 	snapshot(&st.ICMP6, &s.ctr.icmp6)
 	snapshot(&st.TCP, &s.ctr.tcp)
+	// Engine counters, summed over the shards.
+	sum := reflect.ValueOf(&st.TCP.Counters).Elem()
+	for i := range s.tcp.shards {
+		sh := &s.tcp.shards[i]
+		sh.mu.Lock()
+		c := sh.ctr
+		sh.mu.Unlock()
+		v := reflect.ValueOf(&c).Elem()
+		for j := 0; j < v.NumField(); j++ {
+			switch f := v.Field(j); f.Kind() {
+			case reflect.Uint64:
+				sum.Field(j).SetUint(sum.Field(j).Uint() + f.Uint())
+			case reflect.Int64:
+				sum.Field(j).SetInt(sum.Field(j).Int() + f.Int())
+			}
+		}
+	}
+	tc := &s.ctr.tcp
+	st.TCP.InSegs = tc.InSegs.Load()
+	st.TCP.InErrs += tc.InErrs.Load()
+	st.TCP.OutSegs += tc.OutSegs.Load()
+	st.TCP.OutRsts += tc.OutRsts.Load()
 	return st
 }

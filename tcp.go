@@ -1,0 +1,472 @@
+package ustack
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ustack/ustack/tcp"
+	"github.com/ustack/ustack/wire"
+)
+
+// nShards is the number of connection shards. All engine calls of one
+// connection happen under its shard's mutex, which also guards the shard's
+// tcp.Counters (the engine increments them without synchronisation).
+const nShards = 64
+
+type shard struct {
+	mu  sync.Mutex
+	ctr tcp.Counters
+	out [][]byte // packets built by the current Output, written by flush
+	ifc *iface   // where out goes
+}
+
+// tcpState is the TCP half of a Stack: demux tables, shards, timers.
+type tcpState struct {
+	s      *Stack
+	cfg    *tcp.Config
+	shards [nShards]shard
+	timers *timerQueue
+	key    [16]byte // ISN and port-selection secret
+
+	mu        sync.RWMutex // guards conns, listeners, ports
+	conns     map[tcp.Tuple]*endpoint
+	listeners map[listenKey]*listener
+	ports     *tcp.PortAllocator
+	closed    bool
+}
+
+func newTCPState(s *Stack) *tcpState {
+	t := &tcpState{
+		s:         s,
+		cfg:       s.tcfg,
+		timers:    newTimerQueue(),
+		conns:     make(map[tcp.Tuple]*endpoint),
+		listeners: make(map[listenKey]*listener),
+	}
+	rand.Read(t.key[:])
+	lo, hi := t.portRange()
+	t.ports, _ = tcp.NewPortAllocator(&t.key, [2]int{lo, hi})
+	s.wg.Add(1)
+	go t.runTimers()
+	return t
+}
+
+// endpoint is the runtime side of one tcp.Conn.
+type endpoint struct {
+	t      *tcpState
+	sh     *shard
+	tc     *tcp.Conn
+	tuple  tcp.Tuple
+	ifc    *iface
+	emitFn func(*tcp.Segment)
+
+	removed atomic.Bool // out of the demux table (set under t.mu)
+	tw      atomic.Bool // in TIME-WAIT (for port reuse decisions)
+
+	// guarded by sh.mu
+	ln       *listener // passive open, until queued for Accept
+	queued   bool      // handed to ln's accept queue
+	synq     bool      // counted in ln's SYN queue
+	dirty    bool      // has input waiting for Output (reader batch)
+	estab    bool      // reached ESTABLISHED once
+	rq, wq   waitq     // readers / writers (and dialers) waiting for progress
+	rdClosed bool      // CloseRead was called
+	closed   bool      // the user closed the TCPConn
+
+	// guarded by timers.mu
+	hidx int
+	when time.Time
+}
+
+// waitq wakes every goroutine waiting on it. It allocates a channel only
+// when somebody waits. Guarded by the owner's lock.
+type waitq struct{ ch chan struct{} }
+
+func (q *waitq) wait() <-chan struct{} {
+	if q.ch == nil {
+		q.ch = make(chan struct{})
+	}
+	return q.ch
+}
+
+func (q *waitq) wake() {
+	if q.ch != nil {
+		close(q.ch)
+		q.ch = nil
+	}
+}
+
+func (t *tcpState) shardFor(tu tcp.Tuple) *shard {
+	l, r := tu.Local.Addr().As16(), tu.Remote.Addr().As16()
+	h := uint32(tu.Local.Port())*31 + uint32(tu.Remote.Port())
+	h = h*16777619 ^ binary.BigEndian.Uint32(l[12:]) ^ binary.BigEndian.Uint32(r[12:])
+	h ^= h >> 16
+	h *= 0x45d9f3b
+	h ^= h >> 16
+	return &t.shards[h%nShards]
+}
+
+func (t *tcpState) newEndpoint(tu tcp.Tuple, tc *tcp.Conn, ifc *iface) *endpoint {
+	e := &endpoint{t: t, tc: tc, tuple: tu, ifc: ifc, hidx: -1}
+	e.sh = t.shardFor(tu)
+	e.emitFn = e.emit
+	tc.SetCounters(&e.sh.ctr)
+	tc.SetMTU(ifc.mtu)
+	return e
+}
+
+// isn returns an RFC 6528 initial sequence number.
+func (t *tcpState) isn(tu tcp.Tuple, now time.Time) uint32 {
+	return tcp.ISN(&t.key, tu, now)
+}
+
+// input handles one TCP segment from src to dst (one of our addresses).
+func (t *tcpState) input(in *inputCtx, src, dst netip.Addr, b []byte) {
+	c := &t.s.ctr.tcp
+	c.InSegs.Add(1)
+	if len(b) < wire.TCPMinHeaderLen {
+		c.InErrs.Add(1)
+		return
+	}
+	hl := int(b[12]>>4) * 4
+	if hl < wire.TCPMinHeaderLen || hl > len(b) {
+		c.InErrs.Add(1)
+		return
+	}
+	if wire.Checksum(b, wire.PseudoHeaderSum(src, dst, wire.ProtoTCP, len(b))) != 0 {
+		c.InCsumErrors.Add(1)
+		c.InErrs.Add(1)
+		return
+	}
+	h := wire.TCP(b)
+	seg := &in.seg
+	if err := seg.Options.Parse(b[wire.TCPMinHeaderLen:hl]); err != nil {
+		c.InErrs.Add(1)
+		return
+	}
+	seg.Seq, seg.Ack, seg.Flags = h.Seq(), h.Ack(), h.Flags()
+	seg.Window, seg.Urgent = h.Window(), h.Urgent()
+	seg.Payload = b[hl:]
+	sport, dport := h.SrcPort(), h.DstPort()
+	if sport == 0 || dport == 0 {
+		c.InErrs.Add(1)
+		return
+	}
+	tu := tcp.Tuple{Local: netip.AddrPortFrom(dst, dport), Remote: netip.AddrPortFrom(src, sport)}
+	t.mu.RLock()
+	e := t.conns[tu]
+	t.mu.RUnlock()
+	if e != nil && e.deliver(in, seg) {
+		return
+	}
+	t.noConn(in, tu, seg)
+}
+
+// deliver hands seg to e. It returns false if the segment must be treated
+// as if there were no connection (e went away, or a new SYN ends e's
+// TIME-WAIT).
+func (e *endpoint) deliver(in *inputCtx, seg *tcp.Segment) bool {
+	sh := e.sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e.removed.Load() {
+		return false
+	}
+	now := time.Now()
+	st := e.tc.State()
+	if st == tcp.TimeWait && seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagACK|wire.TCPFlagRST) == wire.TCPFlagSYN &&
+		int32(seg.Seq-e.tc.Info().RcvNxt) > 0 && e.t.listenerFor(e.tuple.Local) != nil {
+		// A new incarnation's SYN beyond the old sequence space ends
+		// TIME-WAIT (RFC 9293 3.10.7.4 note, as Linux does).
+		e.t.s.ctr.tcp.TCPTimeWaitReuse.Add(1)
+		e.removeLocked()
+		return false
+	}
+	if st == tcp.SynReceived && e.ln != nil && !e.queued && seg.Flags&wire.TCPFlagACK != 0 &&
+		seg.Flags&(wire.TCPFlagRST|wire.TCPFlagSYN) == 0 && e.ln.acceptFull() {
+		// Accept queue full: drop the ACK that would complete the
+		// handshake; the peer retransmits (tcp_abort_on_overflow=0).
+		e.t.s.ctr.tcp.ListenOverflows.Add(1)
+		e.t.s.ctr.tcp.ListenDrops.Add(1)
+		if e.t.cfg.AbortOnOverflow {
+			e.tc.Abort()
+			e.updateLocked(now)
+		}
+		return true
+	}
+	e.tc.Input(seg, now)
+	if !e.dirty {
+		e.dirty = true
+		in.dirty = append(in.dirty, e)
+	}
+	return true
+}
+
+// afterInput runs Output once after a batch of input segments.
+func (e *endpoint) afterInput() {
+	e.sh.mu.Lock()
+	e.dirty = false
+	e.updateLocked(time.Now())
+	e.sh.mu.Unlock()
+}
+
+// onTimer is called by the timer goroutine when e's deadline passed.
+func (e *endpoint) onTimer() {
+	e.sh.mu.Lock()
+	if e.removed.Load() && e.tw.Load() {
+		e.sh.mu.Unlock() // an evicted TIME-WAIT endpoint
+		return
+	}
+	now := time.Now()
+	if d := e.tc.Deadline(); !d.IsZero() && !d.After(now) {
+		e.tc.Timeout(now)
+	}
+	e.updateLocked(now)
+	e.sh.mu.Unlock()
+}
+
+// updateLocked collects the engine's output, reschedules its timer, follows
+// state changes and wakes waiters. Called with e.sh.mu held after every
+// engine call.
+func (e *endpoint) updateLocked(now time.Time) {
+	e.tc.Output(now, e.emitFn)
+	e.sh.flush(e.t.s)
+	st := e.tc.State()
+	e.tw.Store(st == tcp.TimeWait)
+	if !e.estab && st >= tcp.Established {
+		e.estab = true
+	}
+	if e.ln != nil && !e.queued {
+		switch {
+		case st == tcp.Closed:
+			e.leaveSynQueue()
+		case st >= tcp.Established || (st == tcp.SynReceived && e.tc.Readable() > 0):
+			// Established (or Fast Open data arrived with the SYN).
+			e.leaveSynQueue()
+			if e.ln.enqueue(e) {
+				e.queued = true
+			} else {
+				e.tc.Abort()
+				e.tc.Output(now, e.emitFn)
+				e.sh.flush(e.t.s)
+				st = e.tc.State()
+			}
+		}
+	}
+	if st == tcp.Closed {
+		e.removeLocked()
+	} else if !e.removed.Load() {
+		e.t.timers.schedule(e, e.tc.Deadline())
+	}
+	e.rq.wake()
+	e.wq.wake()
+}
+
+func (e *endpoint) leaveSynQueue() {
+	if e.synq {
+		e.synq = false
+		e.ln.synq.Add(-1)
+	}
+}
+
+// removeLocked takes e out of the demux table and the timer heap.
+func (e *endpoint) removeLocked() {
+	if e.ln != nil && !e.queued {
+		e.leaveSynQueue()
+	}
+	e.t.timers.schedule(e, time.Time{})
+	if e.removed.Load() {
+		return
+	}
+	t := e.t
+	t.mu.Lock()
+	if t.conns[e.tuple] == e {
+		delete(t.conns, e.tuple)
+	}
+	e.removed.Store(true)
+	t.mu.Unlock()
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+func getBuf(n int) []byte {
+	bp := bufPool.Get().(*[]byte)
+	if cap(*bp) < n {
+		b := make([]byte, n)
+		return b
+	}
+	return (*bp)[:n]
+}
+
+func putBuf(b []byte) {
+	if cap(b) > 65536+128 {
+		return
+	}
+	b = b[:0]
+	bufPool.Put(&b)
+}
+
+// emit builds one IP+TCP packet for seg and queues it on the shard.
+func (e *endpoint) emit(seg *tcp.Segment) {
+	sh := e.sh
+	local, remote := e.tuple.Local, e.tuple.Remote
+	src, dst := local.Addr(), remote.Addr()
+	h := wire.TCPHeader{
+		SrcPort: local.Port(), DstPort: remote.Port(),
+		Seq: seg.Seq, Ack: seg.Ack, Flags: seg.Flags, Window: seg.Window, Urgent: seg.Urgent,
+		Options: &seg.Options,
+	}
+	tl := h.Len() + len(seg.Payload)
+	hl := ipHeaderLen(src)
+	buf := getBuf(hl + tl)
+	if _, err := e.t.s.buildIP(buf, src, dst, wire.ProtoTCP, tl); err != nil {
+		putBuf(buf)
+		e.t.s.ctr.ip.OutDiscards.Add(1)
+		return
+	}
+	if _, err := wire.BuildTCP(buf[hl:], &h, seg.Payload, wire.PseudoHeaderSum(src, dst, wire.ProtoTCP, tl)); err != nil {
+		putBuf(buf)
+		e.t.s.ctr.ip.OutDiscards.Add(1)
+		return
+	}
+	if sh.ifc != e.ifc && len(sh.out) > 0 {
+		sh.flush(e.t.s)
+	}
+	sh.ifc = e.ifc
+	sh.out = append(sh.out, buf)
+	if len(sh.out) >= 64 {
+		sh.flush(e.t.s)
+	}
+}
+
+// flush writes the queued packets to the link, in one batch if it can.
+func (sh *shard) flush(s *Stack) {
+	if len(sh.out) == 0 {
+		return
+	}
+	ifc := sh.ifc
+	sent := 0
+	if ifc.bw != nil && len(sh.out) > 1 {
+		n, _ := ifc.bw.WritePackets(sh.out)
+		sent = n
+	} else {
+		for _, p := range sh.out {
+			if ifc.ep.WritePacket(p) == nil {
+				sent++
+			}
+		}
+	}
+	s.ctr.ip.OutRequests.Add(uint64(sent))
+	if d := len(sh.out) - sent; d > 0 {
+		s.ctr.ip.OutDiscards.Add(uint64(d))
+	}
+	for i, p := range sh.out {
+		putBuf(p)
+		sh.out[i] = nil
+	}
+	sh.out = sh.out[:0]
+}
+
+// noConn handles a segment that matches no connection: a listener's SYN,
+// or a RST in reply (RFC 9293 3.10.7.1 and 3.10.7.2).
+func (t *tcpState) noConn(in *inputCtx, tu tcp.Tuple, seg *tcp.Segment) {
+	if seg.Flags&wire.TCPFlagRST != 0 {
+		return
+	}
+	ln := t.listenerFor(tu.Local)
+	if ln == nil {
+		t.s.ctr.tcp.NoPort.Add(1)
+		t.sendReset(in, tu, seg)
+		return
+	}
+	if seg.Flags&wire.TCPFlagACK != 0 {
+		if seg.Flags&wire.TCPFlagSYN == 0 && t.synCookieACK(in, ln, tu, seg) {
+			return
+		}
+		t.sendReset(in, tu, seg)
+		return
+	}
+	if seg.Flags&wire.TCPFlagSYN == 0 {
+		return
+	}
+	ln.handleSYN(in, tu, seg)
+}
+
+// sendReset answers seg, which matches no connection, with a RST.
+func (t *tcpState) sendReset(in *inputCtx, tu tcp.Tuple, seg *tcp.Segment) {
+	h := wire.TCPHeader{SrcPort: tu.Local.Port(), DstPort: tu.Remote.Port()}
+	if seg.Flags&wire.TCPFlagACK != 0 {
+		h.Seq = seg.Ack
+		h.Flags = wire.TCPFlagRST
+	} else {
+		h.Ack = seg.Seq + seg.Len()
+		h.Flags = wire.TCPFlagRST | wire.TCPFlagACK
+	}
+	t.sendBare(in, tu, &h)
+	t.s.ctr.tcp.OutRsts.Add(1)
+}
+
+// sendBare sends a TCP segment without payload built by the stack itself.
+func (t *tcpState) sendBare(in *inputCtx, tu tcp.Tuple, h *wire.TCPHeader) {
+	src, dst := tu.Local.Addr(), tu.Remote.Addr()
+	ifc, _, ok := t.s.route(dst, src)
+	if !ok {
+		t.s.ctr.ip.OutNoRoutes.Add(1)
+		return
+	}
+	tl := h.Len()
+	hl := ipHeaderLen(src)
+	buf := in.out[:hl+tl]
+	if _, err := t.s.buildIP(buf, src, dst, wire.ProtoTCP, tl); err != nil {
+		return
+	}
+	if _, err := wire.BuildTCP(buf[hl:], h, nil, wire.PseudoHeaderSum(src, dst, wire.ProtoTCP, tl)); err != nil {
+		return
+	}
+	t.s.ctr.tcp.OutSegs.Add(1)
+	t.s.writeRaw(ifc, buf)
+}
+
+// icmpError handles an ICMP error quoting one of our packets.
+func (t *tcpState) icmpError(quoted []byte, tooBig bool, mtu int) {
+	// Path MTU changes and soft errors need an engine hook that the tcp
+	// package does not offer yet; the errors are counted by ICMP stats.
+}
+
+// shutdown aborts every connection and closes every listener.
+func (t *tcpState) shutdown() {
+	t.mu.Lock()
+	t.closed = true
+	lns := make([]*listener, 0, len(t.listeners))
+	seen := map[*listener]bool{}
+	for _, l := range t.listeners {
+		if !seen[l] {
+			seen[l] = true
+			lns = append(lns, l)
+		}
+	}
+	es := make([]*endpoint, 0, len(t.conns))
+	for _, e := range t.conns {
+		es = append(es, e)
+	}
+	t.mu.Unlock()
+	for _, l := range lns {
+		l.Close()
+	}
+	now := time.Now()
+	for _, e := range es {
+		e.sh.mu.Lock()
+		if e.tc.State() != tcp.Closed {
+			e.tc.Abort()
+		}
+		e.updateLocked(now)
+		e.removeLocked()
+		e.rq.wake()
+		e.wq.wake()
+		e.sh.mu.Unlock()
+	}
+}
