@@ -199,3 +199,20 @@ func TestPortAllocatorUnpredictable(t *testing.T) {
 		t.Fatalf("%d of 100 ports equal under different keys", same)
 	}
 }
+
+func BenchmarkISN(b *testing.B) {
+	k := isnTestKey(1)
+	tu := isnTuple(40000, 80)
+	now := time.Unix(1_700_000_000, 0)
+	for b.Loop() {
+		_ = ISN(k, tu, now)
+	}
+}
+
+func BenchmarkPortAllocatorNext(b *testing.B) {
+	pa, _ := NewPortAllocator(isnTestKey(1), [2]int{32768, 60999})
+	tu := isnTuple(0, 80)
+	for b.Loop() {
+		_, _ = pa.Next(tu, nil)
+	}
+}

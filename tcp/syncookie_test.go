@@ -151,3 +151,13 @@ func TestSynCookieTS(t *testing.T) {
 		t.Errorf("ECN with tcp_ecn=0: %+v %v", o, ok)
 	}
 }
+
+func BenchmarkSynCookieCheck(b *testing.B) {
+	keys := synCookieTestKeys()
+	tu := isnTuple(80, 1)
+	now := time.Unix(1e9, 0)
+	iss, _ := SynCookieISN(keys, tu, 5, 1460, now)
+	for b.Loop() {
+		CheckSynCookie(keys, tu, iss+1, 5, now)
+	}
+}

@@ -69,3 +69,18 @@ func ParseSysctl(r io.Reader, c *Config) error {
 	*c = work
 	return nil
 }
+
+// WriteSysctl writes every sysctl of c in sysctl.conf format, one
+// "name = value" line each, sorted by name (like `sysctl -a`). The output
+// parses back with ParseSysctl to the same sysctl values.
+func WriteSysctl(w io.Writer, c *Config) error {
+	bw := bufio.NewWriter(w)
+	for _, name := range SysctlNames() {
+		v, err := c.Get(name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(bw, "%s = %s\n", name, v)
+	}
+	return bw.Flush()
+}

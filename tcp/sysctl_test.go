@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -63,6 +64,61 @@ func FuzzParseSysctl(f *testing.F) {
 			}
 		} else if c != DefaultConfig() {
 			t.Fatal("failed parse changed config")
+		}
+	})
+}
+
+func TestWriteSysctlRoundTrip(t *testing.T) {
+	c := DefaultConfig()
+	c.SynRetries = 2
+	c.RMem = [3]int{1, 2, 3}
+	c.FastOpenKey.Primary[0] = 0xab
+	c.FastOpenKey.HasBackup = true
+	var buf bytes.Buffer
+	if err := WriteSysctl(&buf, &c); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "net.ipv4.tcp_syn_retries = 2\n") ||
+		!strings.Contains(buf.String(), "net.ipv4.tcp_rmem = 1\t2\t3\n") {
+		t.Fatalf("output:\n%s", buf.String())
+	}
+	if n := strings.Count(buf.String(), "\n"); n != len(SysctlNames()) {
+		t.Fatalf("%d lines for %d names", n, len(SysctlNames()))
+	}
+	got := DefaultConfig()
+	if err := ParseSysctl(&buf, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got != c {
+		t.Fatalf("round trip differs:\n%+v\n%+v", got, c)
+	}
+}
+
+func FuzzConfigSet(f *testing.F) {
+	for _, n := range SysctlNames() {
+		v, _ := (&Config{}).Get(n)
+		f.Add(n, v)
+	}
+	f.Add("net.ipv4.tcp_fastopen_key", "1-2-3-4,ffffffff-0-0-0")
+	f.Add("net/ipv4/ip_local_port_range", "1 65535")
+	f.Fuzz(func(t *testing.T, name, value string) {
+		c := DefaultConfig()
+		if err := c.Set(name, value); err != nil {
+			if c != DefaultConfig() {
+				t.Fatal("failed Set changed the config")
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Set(%q, %q) accepted but Validate: %v", name, value, err)
+		}
+		v, err := c.Get(name)
+		if err != nil {
+			t.Fatalf("Get after Set: %v", err)
+		}
+		d := c
+		if err := d.Set(name, v); err != nil || d != c {
+			t.Fatalf("Get/Set not stable for %q: %q: %v", name, v, err)
 		}
 	})
 }
