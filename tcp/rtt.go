@@ -35,6 +35,13 @@ type RTTEstimator struct {
 	rto          time.Duration // base RTO, before backoff
 	backoff      int
 	hasSample    bool
+
+	// SampleLinux state, in microseconds, scaled as Linux keeps it.
+	lxSRTT8   int64  // 8 * SRTT
+	lxMdev    int64  // 4 * mean deviation
+	lxMdevMax int64  // largest lxMdev in the current window, at least MinRTO
+	lxRTTVar  int64  // variance term added to SRTT, at least MinRTO
+	lxRTTSeq  uint32 // window ends when SND.UNA passes this
 }
 
 // NewRTTEstimator returns an estimator with no sample yet, whose RTO is
@@ -71,6 +78,68 @@ func (e *RTTEstimator) Sample(r time.Duration) {
 		v = e.Granularity
 	}
 	e.rto = e.clamp(e.srtt + v)
+}
+
+// SampleLinux feeds one RTT measurement using Linux's estimator
+// (tcp_rtt_estimator) instead of the RFC 6298 one, for RTOs that match
+// Linux to the millisecond. sndUna is SND.UNA after this ACK was processed
+// and sndNxt SND.NXT. Differences from Sample: a falling RTT shrinks the
+// deviation 8 times slower; the variance term is the largest deviation seen
+// in the last window of data (one RTT, ending when SND.UNA passes the
+// SND.NXT recorded at its start), decaying by 1/4 per window toward it, and
+// never below MinRTO; RTO = SRTT + that term, capped at MaxRTO and rounded
+// up to whole milliseconds (jiffies with HZ=1000). Use either Sample or
+// SampleLinux on one estimator, not both.
+func (e *RTTEstimator) SampleLinux(r time.Duration, sndUna, sndNxt uint32) {
+	m := r.Microseconds()
+	if m < 0 {
+		m = 0
+	}
+	rtoMin := e.MinRTO.Microseconds()
+	srtt8 := e.lxSRTT8
+	if e.hasSample && srtt8 != 0 {
+		m -= srtt8 >> 3 // error of the estimate
+		srtt8 += m      // SRTT += error/8
+		if m < 0 {
+			m = -m
+			m -= e.lxMdev >> 2
+			if m > 0 {
+				m >>= 3 // RTT fell: grow the deviation only slowly
+			}
+		} else {
+			m -= e.lxMdev >> 2
+		}
+		e.lxMdev += m // mdev += (|err| - mdev)/4
+		if e.lxMdev > e.lxMdevMax {
+			e.lxMdevMax = e.lxMdev
+			if e.lxMdevMax > e.lxRTTVar {
+				e.lxRTTVar = e.lxMdevMax
+			}
+		}
+		if int32(sndUna-e.lxRTTSeq) > 0 {
+			if e.lxMdevMax < e.lxRTTVar {
+				e.lxRTTVar -= (e.lxRTTVar - e.lxMdevMax) >> 2
+			}
+			e.lxRTTSeq = sndNxt
+			e.lxMdevMax = rtoMin
+		}
+	} else {
+		srtt8 = m << 3
+		e.lxMdev = m << 1 // 4 * RTTVAR with RTTVAR = R/2
+		e.lxRTTVar = max(e.lxMdev, rtoMin)
+		e.lxMdevMax = e.lxRTTVar
+		e.lxRTTSeq = sndNxt
+		e.hasSample = true
+	}
+	e.lxSRTT8 = max(1, srtt8)
+	e.srtt = time.Duration(e.lxSRTT8>>3) * time.Microsecond
+	e.rttvar = time.Duration(e.lxMdev>>2) * time.Microsecond
+	rtoUs := e.lxSRTT8>>3 + e.lxRTTVar
+	rto := time.Duration((rtoUs+999)/1000) * time.Millisecond
+	if rto > e.MaxRTO {
+		rto = e.MaxRTO
+	}
+	e.rto = rto
 }
 
 func (e *RTTEstimator) clamp(d time.Duration) time.Duration {

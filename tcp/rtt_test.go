@@ -170,3 +170,47 @@ func TestRetransmitsTimedOut(t *testing.T) {
 		t.Error("user timeout early")
 	}
 }
+
+func TestRTTSampleLinux(t *testing.T) {
+	cfg := DefaultConfig()
+	e := NewRTTEstimator(&cfg)
+	us := time.Microsecond
+	steps := []struct {
+		r            time.Duration
+		una, nxt     uint32
+		srtt, rttvar time.Duration
+		rto          time.Duration
+	}{
+		// First sample: srtt 100, mdev 200 (4*50), variance term max(200, 200).
+		{100 * rttMs, 0, 1000, 100 * rttMs, 50 * rttMs, 300 * rttMs},
+		// RTT falls inside the window: srtt 93.75 ms, mdev unchanged
+		// (|err| 50 - mdev/4 50 = 0), RTO 293.75 rounded up to 294 ms.
+		{50 * rttMs, 500, 1000, 93750 * us, 50 * rttMs, 294 * rttMs},
+		// RTT rises, window ends: err 206.25, mdev 200+156.25 = 356.25 (new
+		// max, becomes the variance term); srtt 119.531 ms; RTO 475.781 -> 476.
+		{300 * rttMs, 1500, 3000, 119531 * us, 89062 * us, 476 * rttMs},
+		// RTT falls, window ends: mdev 356.25 - 69.531 = 286.719; variance
+		// term decays by 1/4 toward it: 356.25 - 17.382 = 338.868; srtt
+		// 117.089; RTO 455.957 -> 456 ms.
+		{100 * rttMs, 3500, 4000, 117089 * us, 71679 * us, 456 * rttMs},
+	}
+	for i, s := range steps {
+		e.SampleLinux(s.r, s.una, s.nxt)
+		if e.SRTT() != s.srtt || e.RTTVar() != s.rttvar || e.BaseRTO() != s.rto {
+			t.Fatalf("step %d: srtt %v rttvar %v rto %v; want %v %v %v", i, e.SRTT(), e.RTTVar(), e.BaseRTO(), s.srtt, s.rttvar, s.rto)
+		}
+	}
+	// Short path: RTO = SRTT + 200 ms.
+	e = NewRTTEstimator(&cfg)
+	for i := range 20 {
+		e.SampleLinux(10*rttMs, uint32(i*100), uint32(i*100+100))
+	}
+	if e.BaseRTO() != 210*rttMs {
+		t.Fatalf("10 ms path: RTO %v", e.BaseRTO())
+	}
+	// Capped at MaxRTO.
+	e.SampleLinux(300*time.Second, 5000, 6000)
+	if e.BaseRTO() != 120*time.Second {
+		t.Fatalf("cap: %v", e.BaseRTO())
+	}
+}
