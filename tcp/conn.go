@@ -9,9 +9,14 @@
 package tcp
 
 import (
+	"errors"
+	"io"
+	"net"
 	"net/netip"
+	"syscall"
 	"time"
 
+	"github.com/ustack/ustack/tcp/cc"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -82,63 +87,494 @@ func (s State) String() string {
 	return "UNKNOWN"
 }
 
+// txSeg is one entry of the retransmission queue: a range of sequence
+// space that was sent, with its loss-recovery and rate-sampling state.
+type txSeg struct {
+	seq, end uint32 // [seq, end), FIN included when fin
+	fin      bool
+	sentAt   time.Time // last (re)transmission
+	retrans  bool      // ever retransmitted (Karn)
+	rtxOut   bool      // retransmitted and not yet acked/sacked
+	sacked   bool
+	lost     bool
+
+	// delivery-rate snapshot at (re)transmission
+	delivered     int64
+	deliveredTime time.Time
+	firstTxTime   time.Time
+	appLimited    bool
+}
+
+// oooSeg is a block of out-of-order data.
+type oooSeg struct {
+	seq  uint32
+	data []byte
+}
+
+func (o *oooSeg) end() uint32 { return o.seq + uint32(len(o.data)) }
+
+// pendingRST is a reset queued for Output.
+type pendingRST struct {
+	seq, ack uint32
+	flags    uint8
+}
+
 // Conn is one TCP connection: a sans-IO state machine.
 type Conn struct {
-	cfg   *Config
-	tuple Tuple
-	state State
-	err   error
-	ctr   *Counters
+	cfg            *Config
+	tuple          Tuple
+	state          State
+	err            error
+	ctr            *Counters
+	cc             cc.Controller
+	challengeAllow func(now time.Time) bool
+	passive        bool
+	orphan         bool // Close was called: nobody reads any more
+
+	// send sequence space
+	iss, sndUna, sndNxt uint32
+	sndWnd, maxSndWnd   uint32 // bytes (scaled)
+	sndWl1, sndWl2      uint32
+	sndWScale           uint8 // shift applied to the peer's window field
+	rcvWScale           uint8 // shift applied to our window field
+	wsOK, sackOK, tsOK  bool
+	peerMSS, advMSS     int
+	sndMSS              int
+	mtuSet              bool
+
+	// send buffer: byte with sequence number s is sbuf[sbufOff+int(s-sbufSeq)]
+	sbuf         []byte
+	sbufOff      int
+	sbufSeq      uint32
+	sndBufLimit  int
+	sndBufLocked bool
+	finQueued    bool // user shut down writing: FIN goes after the data
+	finSent      bool
+	finAcked     bool
+	finSeq       uint32
+
+	// retransmission queue
+	rtx                                        []txSeg
+	rtxHead                                    int
+	packetsOut, sackedOut, lostOut, retransOut int
+
+	// receive
+	irs, rcvNxt, rcvAdv, rcvWup uint32
+	rbuf                        []byte
+	rbufOff                     int
+	rcvBufCap                   int
+	rcvBufLocked                bool
+	ooo                         []oooSeg
+	oooBytes                    int
+	rcvFin                      bool
+	oooFin                      bool
+	oooFinSeq                   uint32
+	sackBlk                     [4]wire.SACKBlock
+	nSack                       int
+	dsack                       wire.SACKBlock
+	dsackPending                bool
+	rcvMSS                      int
+	quick                       int
+	ackNow                      bool
+	lastRecv                    time.Time // any acceptable segment
+	lastDataRecv                time.Time
+	lastAckSentAt               time.Time
+	zeroWndAdv                  bool
+
+	// timestamps (RFC 7323)
+	tsOffset   uint32
+	tsRecent   uint32
+	tsRecentAt time.Time
+	tsRecentOK bool
+
+	// RTT / RTO
+	rtt         RTTEstimator
+	minRTT      time.Duration
+	minRTTAt    time.Time
+	lastRTT     time.Duration
+	retransmits int       // consecutive timeouts (icsk_retransmits)
+	rtxStamp    time.Time // Linux retrans_stamp
+	synSentAt   time.Time
+	synRetrans  int
+
+	// timers (zero = off)
+	rtoAt, persistAt, keepAt, delackAt, twAt, fw2At, paceAt time.Time
+
+	// Output work
+	sendSyn      bool
+	rst          pendingRST
+	rstPending   bool
+	probeData    bool // persist timer: send the data that fits a small window
+	sendProbe    bool // zero-window / keepalive probe: SEQ=SND.UNA-1
+	forceRetrans bool // retransmit the first lost segment regardless of cwnd
+	probesOut    int
+	lastOOWAck   time.Time
+
+	keepOn      bool
+	keepIdle    time.Duration
+	keepIntvl   time.Duration
+	keepCnt     int
+	userTimeout time.Duration
+	noDelay     bool
+
+	// loss recovery
+	caState    CAState
+	dupacks    int
+	recoverSeq uint32
+	reordering int
+	highRxt    uint32
+
+	// delivery-rate estimation
+	delivered     int64
+	deliveredTime time.Time
+	firstTxTime   time.Time
+	appLimited    int64
+	deliveryRate  int64
+	rs            cc.RateSample
+	rsPriorTime   time.Time
+	rsSendElapsed time.Duration
+	rsAckElapsed  time.Duration
+	rsValid       bool
+	rsAppLimited  bool
+	rsRTTSeq      time.Duration
+	lastSendTime  time.Time
+	ccInit        bool
+	ackedRetrans  bool
+
+	// statistics
+	bytesAcked, bytesReceived, bytesSent, bytesRetrans uint64
+	segsOut, segsIn, dataSegsOut, dataSegsIn           uint64
+	totalRetrans                                       int
+	dsackDups                                          uint64
+	lastDataSent, lastAckRecv                          time.Time
+
+	out Segment   // reused for every emitted segment
+	now time.Time // time of the latest call that passed one
+}
+
+// Errors returned by user calls.
+var (
+	// ErrNotConnected is returned by Send before the connection can carry
+	// data or after it closed without error.
+	ErrNotConnected = syscall.ENOTCONN
+)
+
+func newConn(cfg *Config, t Tuple, iss uint32, now time.Time) *Conn {
+	if cfg == nil {
+		d := DefaultConfig()
+		cfg = &d
+	}
+	c := &Conn{cfg: cfg, tuple: t, iss: iss}
+	c.sndUna, c.sndNxt = iss, iss
+	c.sbufSeq = iss + 1
+	c.rtt = NewRTTEstimator(cfg)
+	ctl, err := cc.New(cfg.CongestionControl)
+	if err != nil {
+		ctl, _ = cc.New("")
+	}
+	c.cc = ctl
+	c.noDelay = cfg.NoDelay
+	c.userTimeout = cfg.UserTimeout
+	c.keepIdle, c.keepIntvl, c.keepCnt = cfg.KeepaliveTime, cfg.KeepaliveIntvl, cfg.KeepaliveProbes
+	c.reordering = cfg.Reordering
+	if c.reordering <= 0 {
+		c.reordering = 3
+	}
+	c.advMSS = 1460
+	if t.Remote.Addr().Is6() && !t.Remote.Addr().Is4In6() {
+		c.advMSS = 1440
+	}
+	c.rcvBufCap = cfg.RMem[1]
+	if c.rcvBufCap <= 0 {
+		c.rcvBufCap = 131072
+	}
+	c.sndBufLimit = cfg.WMem[1]
+	if c.sndBufLimit <= 0 {
+		c.sndBufLimit = 16384
+	}
+	if cfg.WindowScaling {
+		maxBuf := max(cfg.RMem[2], cfg.RMemMax, c.rcvBufCap)
+		for c.rcvWScale < 14 && maxBuf>>c.rcvWScale > 65535 {
+			c.rcvWScale++
+		}
+	}
+	if cfg.Timestamps == 1 {
+		c.tsOffset = mix32(iss, uint32(t.Local.Port())<<16|uint32(t.Remote.Port()))
+	}
+	c.rcvMSS = min(536, c.advMSS)
+	return c
+}
+
+// mix32 is a small deterministic hash (used for the per-connection
+// timestamp offset: random-looking, but a function of the inputs).
+func mix32(a, b uint32) uint32 {
+	x := uint64(a)<<32 | uint64(b)
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return uint32(x)
 }
 
 // NewActive returns a connection in SYN-SENT that will emit its SYN from
 // the next Output call. iss is the initial send sequence number (see ISN).
+// cfg is kept by reference and must not change while the Conn lives.
 func NewActive(cfg *Config, t Tuple, iss uint32, now time.Time) *Conn {
-	return &Conn{cfg: cfg, tuple: t, state: SynSent}
+	c := newConn(cfg, t, iss, now)
+	c.state = SynSent
+	c.sendSyn = true
+	c.sndNxt = iss + 1
+	c.synSentAt = now
+	c.rtoAt = now.Add(c.cfg.RTOInitial)
+	c.wsOK = c.cfg.WindowScaling
+	c.sackOK = c.cfg.SACK
+	c.tsOK = c.cfg.Timestamps != 0
+	if !c.wsOK {
+		c.rcvWScale = 0
+	}
+	c.count(func(k *Counters) { k.ActiveOpens++ })
+	return c
 }
+
+// ErrBadSYN is returned by NewPassive for a segment that is not a plain SYN.
+var ErrBadSYN = errors.New("tcp: not an acceptable SYN")
 
 // NewPassive returns a connection in SYN-RECEIVED created from the SYN a
 // listener received; the SYN-ACK comes out of the next Output call. It
-// returns an error if syn is not an acceptable SYN.
+// returns ErrBadSYN if syn is not an acceptable SYN (SYN set; ACK, RST and
+// FIN clear). Data carried by the SYN is ignored (reserved for Fast Open):
+// the peer retransmits it.
 func NewPassive(cfg *Config, t Tuple, iss uint32, syn *Segment, now time.Time) (*Conn, error) {
-	return &Conn{cfg: cfg, tuple: t, state: SynReceived}, nil
+	if syn == nil || syn.Flags&(wire.TCPFlagSYN|wire.TCPFlagACK|wire.TCPFlagRST|wire.TCPFlagFIN) != wire.TCPFlagSYN {
+		return nil, ErrBadSYN
+	}
+	c := newConn(cfg, t, iss, now)
+	c.passive = true
+	c.state = SynReceived
+	c.sendSyn = true
+	c.sndNxt = iss + 1
+	c.synSentAt = now
+	c.rtoAt = now.Add(c.cfg.RTOInitial)
+	c.acceptSYN(syn, now)
+	c.count(func(k *Counters) { k.PassiveOpens++ })
+	return c, nil
 }
 
-// Input processes one received segment.
-func (c *Conn) Input(seg *Segment, now time.Time) {}
+// acceptSYN records the peer's initial sequence number and options from a
+// SYN or SYN-ACK.
+func (c *Conn) acceptSYN(syn *Segment, now time.Time) {
+	o := &syn.Options
+	c.irs = syn.Seq
+	c.rcvNxt = syn.Seq + 1
+	c.rcvWup = c.rcvNxt
+	c.rcvAdv = c.rcvNxt + c.synWindow()
+	c.sndWnd = uint32(syn.Window) // SYN windows are never scaled
+	c.maxSndWnd = c.sndWnd
+	c.sndWl1, c.sndWl2 = syn.Seq, syn.Ack
+	c.wsOK = c.cfg.WindowScaling && o.HasWScale
+	if c.wsOK {
+		c.sndWScale = min(o.WScale, 14)
+	} else {
+		c.sndWScale, c.rcvWScale = 0, 0
+	}
+	c.sackOK = c.cfg.SACK && o.SACKPermitted
+	c.tsOK = c.cfg.Timestamps != 0 && o.HasTS
+	if c.tsOK {
+		c.tsRecent = o.TSVal
+		c.tsRecentAt = now
+		c.tsRecentOK = true
+	}
+	if o.HasMSS && o.MSS > 0 {
+		c.peerMSS = int(o.MSS)
+	} else if c.tuple.Remote.Addr().Is6() && !c.tuple.Remote.Addr().Is4In6() {
+		c.peerMSS = 1220
+	} else {
+		c.peerMSS = 536
+	}
+	c.updateMSS()
+	c.lastRecv = now
+}
 
-// Timeout runs the timers that are due at now. Call it at or after Deadline.
-func (c *Conn) Timeout(now time.Time) {}
+func (c *Conn) updateMSS() {
+	m := c.advMSS
+	if c.peerMSS > 0 && c.peerMSS < m {
+		m = c.peerMSS
+	}
+	if c.tsOK {
+		m -= 12
+	}
+	if lo := max(c.cfg.MinSndMSS, 48) - 12; m < lo {
+		m = lo
+	}
+	c.sndMSS = m
+	c.rcvMSS = min(c.rcvMSS, c.advMSS)
+}
 
-// Deadline returns when Timeout must next be called; zero means no timer
-// is pending.
-func (c *Conn) Deadline() time.Time { return time.Time{} }
+func (c *Conn) count(f func(*Counters)) {
+	if c.ctr != nil {
+		f(c.ctr)
+	}
+}
 
-// Output emits every segment ready to go now. The *Segment passed to emit
-// and its Payload are valid only until emit returns... see Segment.
-func (c *Conn) Output(now time.Time, emit func(*Segment)) {}
+// synWindow is the window advertised in SYN and SYN-ACK (never scaled).
+func (c *Conn) synWindow() uint32 {
+	return uint32(min(c.rcvBufCap, 65535))
+}
 
-// Send copies p into the send buffer and returns how much fit.
-func (c *Conn) Send(p []byte) (int, error) { return 0, nil }
+// Send copies p into the send buffer and returns how much fit (0 when the
+// buffer is full; see Writable). Data can be queued in SYN-SENT and
+// SYN-RECEIVED; it goes out once the connection is established.
+func (c *Conn) Send(p []byte) (int, error) {
+	switch c.state {
+	case SynSent, SynReceived, Established, CloseWait:
+	default:
+		if c.err != nil {
+			return 0, c.err
+		}
+		return 0, syscall.EPIPE
+	}
+	if c.finQueued {
+		return 0, syscall.EPIPE
+	}
+	n := min(len(p), c.Writable())
+	if n == 0 {
+		return 0, nil
+	}
+	if c.sbufOff > 0 && len(c.sbuf)+n > cap(c.sbuf) {
+		m := copy(c.sbuf, c.sbuf[c.sbufOff:])
+		c.sbuf = c.sbuf[:m]
+		c.sbufOff = 0
+	}
+	c.sbuf = append(c.sbuf, p[:n]...)
+	return n, nil
+}
 
-// Recv reads in-order received data; io.EOF after the peer's FIN.
-func (c *Conn) Recv(p []byte) (int, error) { return 0, nil }
+// sndQueued is the number of data bytes in the send buffer (unacked+unsent).
+func (c *Conn) sndQueued() int { return len(c.sbuf) - c.sbufOff }
 
-// Readable returns the number of bytes Recv can return now.
-func (c *Conn) Readable() int { return 0 }
+// dataEnd is the sequence number after the last queued data byte.
+func (c *Conn) dataEnd() uint32 { return c.sbufSeq + uint32(c.sndQueued()) }
 
 // Writable returns the number of bytes Send can accept now.
-func (c *Conn) Writable() int { return 0 }
+func (c *Conn) Writable() int {
+	switch c.state {
+	case SynSent, SynReceived, Established, CloseWait:
+	default:
+		return 0
+	}
+	if c.finQueued {
+		return 0
+	}
+	return max(0, c.sndBufLimit-c.sndQueued())
+}
+
+// Recv reads in-order received data. It returns (0, nil) when nothing is
+// available yet (see Readable), io.EOF after the peer's FIN once all data
+// has been read, and the connection error after a reset or timeout.
+func (c *Conn) Recv(p []byte) (int, error) {
+	avail := len(c.rbuf) - c.rbufOff
+	if avail == 0 {
+		if c.rcvFin {
+			return 0, io.EOF
+		}
+		if c.err != nil {
+			return 0, c.err
+		}
+		if c.state == Closed {
+			return 0, io.EOF
+		}
+		return 0, nil
+	}
+	n := copy(p, c.rbuf[c.rbufOff:])
+	c.rbufOff += n
+	if c.rbufOff == len(c.rbuf) {
+		c.rbuf = c.rbuf[:0]
+		c.rbufOff = 0
+	}
+	c.afterRead()
+	return n, nil
+}
+
+// afterRead sends a window update when reading opened the window a lot
+// (Linux tcp_cleanup_rbuf).
+func (c *Conn) afterRead() {
+	switch c.state {
+	case Established, FinWait1, FinWait2:
+	default:
+		return
+	}
+	cur := c.curRcvWnd()
+	if 2*int(cur) <= c.rcvBufCap {
+		if nw := c.selectWindow(false); nw > 0 && nw >= 2*cur && nw-cur >= uint32(c.rcvMSS) {
+			c.ackNow = true
+		}
+	}
+}
+
+// Readable returns the number of bytes Recv can return now.
+func (c *Conn) Readable() int { return len(c.rbuf) - c.rbufOff }
 
 // CloseWrite queues a FIN after the data already queued (shutdown(SHUT_WR)).
-func (c *Conn) CloseWrite() error { return nil }
+// In SYN-SENT it closes the connection like Linux; in SYN-RECEIVED the FIN
+// waits until the handshake completes.
+func (c *Conn) CloseWrite() error {
+	switch c.state {
+	case SynSent:
+		c.setClosed(nil)
+		return nil
+	case SynReceived:
+		c.finQueued = true
+	case Established:
+		c.finQueued = true
+		c.setState(FinWait1)
+	case CloseWait:
+		c.finQueued = true
+		c.setState(LastAck)
+	case Closed:
+		if c.err != nil {
+			return c.err
+		}
+		return net.ErrClosed
+	}
+	return nil
+}
 
-// Close closes the connection fully. Like Linux, if received data is still
-// unread it resets the connection instead of sending a FIN.
-func (c *Conn) Close() error { return nil }
+// Close closes the connection fully: the application will neither send nor
+// read any more. Like Linux, if received data is still unread it resets the
+// connection (RST) instead of sending a FIN; an orphaned connection in
+// FIN-WAIT-2 lives at most tcp_fin_timeout.
+func (c *Conn) Close() error {
+	if c.state == Closed || c.state == TimeWait {
+		c.orphan = true
+		return nil
+	}
+	c.orphan = true
+	if c.Readable() > 0 || c.oooBytes > 0 {
+		c.count(func(k *Counters) { k.TCPAbortOnClose++ })
+		c.Abort()
+		return nil
+	}
+	if c.state == FinWait2 && c.fw2At.IsZero() {
+		c.fw2At = c.nowHint().Add(c.cfg.FinTimeout)
+	}
+	return c.CloseWrite()
+}
 
-// Abort resets the connection: a RST comes out of the next Output.
-func (c *Conn) Abort() {}
+// Abort resets the connection: a RST comes out of the next Output (none in
+// SYN-SENT, where the peer knows nothing about us yet).
+func (c *Conn) Abort() {
+	switch c.state {
+	case Closed, TimeWait:
+		c.setClosed(c.err)
+		return
+	case SynSent:
+		c.setClosed(nil)
+		return
+	}
+	c.queueRST(c.sndNxt, c.rcvNxt, wire.TCPFlagRST|wire.TCPFlagACK)
+	c.setClosed(nil)
+}
 
 // State returns the connection state.
 func (c *Conn) State() State { return c.state }
@@ -147,38 +583,94 @@ func (c *Conn) State() State { return c.state }
 // ECONNRESET or ECONNREFUSED), nil otherwise.
 func (c *Conn) Err() error { return c.err }
 
-// Info returns a tcp_info-like snapshot.
-func (c *Conn) Info() Info { return Info{State: c.state} }
-
 // SetCounters makes the connection count into ctr (nil: no counting).
 func (c *Conn) SetCounters(ctr *Counters) { c.ctr = ctr }
 
-// SetMTU sets the MSS advertised (and the largest we send) from the
-// path MTU of the route: MTU minus IP and TCP headers (40 for IPv4, 60 for
-// IPv6). Call it right after NewActive/NewPassive, before the first Output.
-func (c *Conn) SetMTU(mtu int) {}
+// SetMTU sets the MSS we advertise (and the largest we send) from the path
+// MTU: MTU minus 40 (IPv4) or 60 (IPv6) bytes of headers. Call it right
+// after NewActive or NewPassive, before the first Output.
+func (c *Conn) SetMTU(mtu int) {
+	hdr := 40
+	if c.tuple.Remote.Addr().Is6() && !c.tuple.Remote.Addr().Is4In6() {
+		hdr = 60
+	}
+	if mtu-hdr < 88 {
+		return
+	}
+	c.advMSS = mtu - hdr
+	c.mtuSet = true
+	if c.peerMSS > 0 {
+		c.updateMSS()
+	}
+}
 
 // SetNoDelay turns Nagle's algorithm off (true) or on (TCP_NODELAY).
-func (c *Conn) SetNoDelay(noDelay bool) {}
+func (c *Conn) SetNoDelay(noDelay bool) { c.noDelay = noDelay }
 
 // SetKeepAlive turns keepalive probes on or off (SO_KEEPALIVE).
-func (c *Conn) SetKeepAlive(on bool) {}
+func (c *Conn) SetKeepAlive(on bool) {
+	c.keepOn = on
+	c.keepAt = time.Time{}
+	if on {
+		c.armKeepalive(c.nowHint())
+	}
+}
 
-// SetKeepAliveParams sets idle time (TCP_KEEPIDLE), probe interval
-// (TCP_KEEPINTVL) and probe count (TCP_KEEPCNT); zero or negative values
-// keep the current setting (initially the Config's sysctls).
-func (c *Conn) SetKeepAliveParams(idle, interval time.Duration, count int) {}
+// SetKeepAliveParams sets the idle time before the first probe
+// (TCP_KEEPIDLE), the probe interval (TCP_KEEPINTVL) and the number of
+// unanswered probes before the connection dies (TCP_KEEPCNT). Zero or
+// negative values keep the current setting (initially the Config's).
+func (c *Conn) SetKeepAliveParams(idle, interval time.Duration, count int) {
+	if idle > 0 {
+		c.keepIdle = idle
+	}
+	if interval > 0 {
+		c.keepIntvl = interval
+	}
+	if count > 0 {
+		c.keepCnt = count
+	}
+	if c.keepOn {
+		c.keepAt = time.Time{}
+		c.armKeepalive(c.nowHint())
+	}
+}
 
-// SetUserTimeout sets TCP_USER_TIMEOUT (0 = off).
-func (c *Conn) SetUserTimeout(d time.Duration) {}
+// SetUserTimeout sets TCP_USER_TIMEOUT (0 = off): the longest time
+// transmitted data may stay unacknowledged (or keepalive probes unanswered)
+// before the connection is dropped with ETIMEDOUT.
+func (c *Conn) SetUserTimeout(d time.Duration) {
+	if d >= 0 {
+		c.userTimeout = d
+	}
+}
 
-// SetReadBuffer sets the receive buffer size (SO_RCVBUF, bytes).
-func (c *Conn) SetReadBuffer(n int) {}
+// SetReadBuffer sets the receive buffer size (SO_RCVBUF, bytes; Linux
+// doubles the value and caps it at net.core.rmem_max*2). It turns receive
+// buffer auto-tuning off.
+func (c *Conn) SetReadBuffer(n int) {
+	n = min(n, c.cfg.RMemMax) * 2
+	c.rcvBufCap = max(n, 2304)
+	c.rcvBufLocked = true
+}
 
-// SetWriteBuffer sets the send buffer size (SO_SNDBUF, bytes).
-func (c *Conn) SetWriteBuffer(n int) {}
+// SetWriteBuffer sets the send buffer size (SO_SNDBUF, bytes; doubled and
+// capped at net.core.wmem_max*2 like Linux). It turns send buffer
+// auto-tuning off.
+func (c *Conn) SetWriteBuffer(n int) {
+	n = min(n, c.cfg.WMemMax) * 2
+	c.sndBufLimit = max(n, 4608)
+	c.sndBufLocked = true
+}
 
 // SetChallengeACKLimiter installs the stack-wide challenge-ACK limiter
 // (net.ipv4.tcp_challenge_ack_limit). allow is called before each challenge
-// ACK and returns false to suppress it. nil means no global limit.
-func (c *Conn) SetChallengeACKLimiter(allow func(now time.Time) bool) {}
+// ACK (after the per-connection tcp_invalid_ratelimit) and returns false to
+// suppress it. nil means no global limit.
+func (c *Conn) SetChallengeACKLimiter(allow func(now time.Time) bool) { c.challengeAllow = allow }
+
+// Tuple returns the connection's addresses.
+func (c *Conn) Tuple() Tuple { return c.tuple }
+
+// ISS returns the initial send sequence number.
+func (c *Conn) ISS() uint32 { return c.iss }

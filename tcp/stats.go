@@ -172,3 +172,78 @@ func (s CAState) String() string {
 	}
 	return "Unknown"
 }
+
+// Info returns a tcp_info-like snapshot. Durations since last events are
+// measured from the time of the latest call that passed a time.
+func (c *Conn) Info() Info {
+	now := c.now
+	since := func(t time.Time) time.Duration {
+		if t.IsZero() {
+			return 0
+		}
+		return now.Sub(t)
+	}
+	in := Info{
+		State:         c.state,
+		CAState:       c.caState,
+		Retransmits:   c.retransmits,
+		Probes:        c.probesOut,
+		Backoff:       c.rtt.Backoffs(),
+		SndWScale:     c.sndWScale,
+		RcvWScale:     c.rcvWScale,
+		RTO:           c.rtt.RTO(),
+		ATO:           c.cfg.DelAckMin,
+		SndMSS:        c.sndMSS,
+		RcvMSS:        c.rcvMSS,
+		Unacked:       c.packetsOut,
+		Sacked:        c.sackedOut,
+		Lost:          c.lostOut,
+		Retrans:       c.retransOut,
+		LastDataSent:  since(c.lastDataSent),
+		LastAckSent:   since(c.lastAckSentAt),
+		LastDataRecv:  since(c.lastDataRecv),
+		LastAckRecv:   since(c.lastAckRecv),
+		PMTU:          c.advMSS + 40,
+		RcvSsthresh:   c.rcvBufCap,
+		RTT:           c.rtt.SRTT(),
+		RTTVar:        c.rtt.RTTVar(),
+		SndSsthresh:   c.cc.Ssthresh(),
+		SndCwnd:       c.cc.Cwnd(),
+		AdvMSS:        c.advMSS,
+		Reordering:    c.reordering,
+		RcvSpace:      c.rcvBufCap,
+		TotalRetrans:  c.totalRetrans,
+		PacingRate:    c.cc.PacingRate(),
+		BytesAcked:    c.bytesAcked,
+		BytesReceived: c.bytesReceived,
+		BytesSent:     c.bytesSent,
+		BytesRetrans:  c.bytesRetrans,
+		SegsOut:       c.segsOut,
+		SegsIn:        c.segsIn,
+		DataSegsOut:   c.dataSegsOut,
+		DataSegsIn:    c.dataSegsIn,
+		NotsentBytes:  int(c.dataEnd() - seqMax(c.sndNxt, c.sbufSeq)),
+		MinRTT:        c.minRTT,
+		DeliveryRate:  c.deliveryRate,
+		Delivered:     uint64(c.delivered),
+		DSACKDups:     c.dsackDups,
+		SndWnd:        int(c.sndWnd),
+		RcvWnd:        int(c.curRcvWnd()),
+		ISS:           c.iss,
+		IRS:           c.irs,
+		SndUna:        c.sndUna,
+		SndNxt:        c.sndNxt,
+		RcvNxt:        c.rcvNxt,
+	}
+	if in.NotsentBytes < 0 {
+		in.NotsentBytes = 0
+	}
+	if c.tuple.Remote.Addr().Is6() && !c.tuple.Remote.Addr().Is4In6() {
+		in.PMTU = c.advMSS + 60
+	}
+	if c.state == SynSent {
+		in.Retransmits = c.synRetrans
+	}
+	in.Options = InfoOptions{Timestamps: c.tsOK, SACK: c.sackOK, WScale: c.wsOK}
+	return in
+}

@@ -1,0 +1,403 @@
+package tcp
+
+import (
+	"github.com/ustack/ustack/tcp/cc"
+	"time"
+)
+
+// rtxQ returns the retransmission queue (oldest first).
+func (c *Conn) rtxQ() []txSeg { return c.rtx[c.rtxHead:] }
+
+func (c *Conn) pushRtx(s txSeg) {
+	if len(c.rtx) == cap(c.rtx) && c.rtxHead > 0 {
+		n := copy(c.rtx, c.rtx[c.rtxHead:])
+		c.rtx = c.rtx[:n]
+		c.rtxHead = 0
+	}
+	c.rtx = append(c.rtx, s)
+}
+
+// inFlight is the RFC 6675 pipe in packets (Linux tcp_packets_in_flight).
+func (c *Conn) inFlight() int {
+	n := c.packetsOut - c.sackedOut - c.lostOut + c.retransOut
+	if !c.sackOK && c.caState == CARecovery {
+		// NewReno: each duplicate ACK means a segment left the network.
+		n -= min(c.dupacks, max(c.packetsOut-1, 0))
+	}
+	return max(n, 0)
+}
+
+// processAck handles the ACK field of an acceptable segment in a
+// synchronized state (RFC 9293 3.10.7.4 fifth check).
+func (c *Conn) processAck(seg *Segment, now time.Time) {
+	ack := seg.Ack
+	prevUna := c.sndUna
+	priorInFlight := c.inFlight()
+	c.lastAckRecv = now
+	c.probesOut = 0
+
+	// Window update (RFC 9293: SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
+	// SND.WL2 =< SEG.ACK)).
+	nw := uint32(seg.Window) << c.sndWScale
+	wndChanged := false
+	if seqLT(c.sndWl1, seg.Seq) || (c.sndWl1 == seg.Seq && seqLEQ(c.sndWl2, ack)) {
+		wndChanged = nw != c.sndWnd
+		c.sndWnd = nw
+		c.sndWl1, c.sndWl2 = seg.Seq, ack
+		if nw > c.maxSndWnd {
+			c.maxSndWnd = nw
+		}
+	}
+
+	c.rs = cc.RateSample{}
+	c.rsValid = false
+	losses := 0
+	deliveredBefore := c.delivered
+
+	// SACK scoreboard.
+	newSACK := false
+	if c.sackOK && seg.Options.NumSACK > 0 {
+		newSACK = c.processSACK(seg, prevUna, now)
+	}
+
+	advanced := seqGT(ack, prevUna)
+	rttSampled := false
+	if advanced {
+		rttSampled = c.cleanRtx(ack, now, seg)
+		c.sndUna = ack
+		c.retransmits = 0
+		c.rtxStamp = time.Time{}
+		if c.caState != CARecovery {
+			c.dupacks = 0
+		}
+		if !rttSampled && c.tsOK && seg.Options.HasTS && seg.Options.TSEcr != 0 && !c.ackedRetrans {
+			c.tsRTTSample(seg.Options.TSEcr, now)
+			rttSampled = true
+		} else if !rttSampled && c.tsOK && seg.Options.HasTS && seg.Options.TSEcr != 0 {
+			c.tsRTTSample(seg.Options.TSEcr, now)
+			rttSampled = true
+		}
+		c.persistAt = time.Time{}
+		if c.packetsOut > 0 {
+			c.rtoAt = now.Add(c.rtt.RTO())
+		} else {
+			c.rtoAt = time.Time{}
+		}
+		if c.finSent && !c.finAcked && seqGEQ(ack, c.finSeq+1) {
+			c.finAcked = true
+		}
+		c.autotuneSndBuf()
+	} else if c.packetsOut > 0 && len(seg.Payload) == 0 && seg.Flags&(flagSYN|flagFIN) == 0 &&
+		ack == prevUna && (!wndChanged || newSACK) {
+		c.dupacks++
+	}
+
+	// Zero-window probing: window opened → stop the persist timer.
+	if !c.persistAt.IsZero() && c.sndWnd > 0 && seqLT(c.sndNxt, c.sndUna+c.sndWnd) {
+		c.persistAt = time.Time{}
+		c.rtt.ResetBackoff()
+	} else if !c.persistAt.IsZero() && !advanced {
+		// Still closed: re-arm from now with the current backoff.
+		c.persistAt = now.Add(c.probeTimeout())
+	}
+
+	// Loss detection and recovery state machine.
+	losses += c.updateRecovery(advanced, priorInFlight, now)
+
+	// Congestion control.
+	if c.delivered > deliveredBefore {
+		c.rs.Delivered = 0
+		c.rs.AckedSacked = int(c.delivered - deliveredBefore)
+		c.rs.TotalDelivered = c.delivered
+		c.rs.Losses = losses
+		c.rs.PriorInFlight = priorInFlight
+		c.rs.InFlight = c.inFlight()
+		c.rs.MinRTT = c.minRTT
+		c.rs.SRTT = c.rtt.SRTT()
+		c.rs.InRecovery = c.caState == CARecovery
+		if rttSampled {
+			c.rs.RTT = c.lastRTT
+		}
+		if c.rsValid {
+			c.rs.Delivered = c.delivered - c.rs.PriorDelivered
+			c.rs.Interval = max(c.rsSendElapsed, c.rsAckElapsed)
+			c.rs.IsAppLimited = c.rsAppLimited
+			if c.rs.Interval > 0 && c.rs.Interval >= c.minRTT {
+				rate := c.rs.Delivered * int64(c.sndMSS) * int64(time.Second) / int64(c.rs.Interval)
+				if !c.rs.IsAppLimited || rate > c.deliveryRate {
+					c.deliveryRate = rate
+				}
+			}
+		}
+		if c.appLimited != 0 && c.delivered > c.appLimited {
+			c.appLimited = 0
+		}
+		c.cc.OnAck(now, &c.rs)
+		c.count(func(k *Counters) { k.TCPDelivered += uint64(c.delivered - deliveredBefore) })
+	}
+
+	// State transitions driven by the ACK of our FIN.
+	if c.finAcked {
+		switch c.state {
+		case FinWait1:
+			c.setState(FinWait2)
+			c.rtoAt = time.Time{}
+			if c.orphan {
+				c.fw2At = now.Add(c.cfg.FinTimeout)
+			}
+		case Closing:
+			c.enterTimeWait(now)
+		case LastAck:
+			c.setClosed(nil)
+		}
+	}
+}
+
+// cleanRtx removes fully acknowledged segments from the retransmission
+// queue and updates the send buffer. It reports whether it took an RTT
+// sample (Karn: only from never-retransmitted segments).
+func (c *Conn) cleanRtx(ack uint32, now time.Time, seg *Segment) bool {
+	c.ackedRetrans = false
+	var first time.Time
+	q := c.rtxQ()
+	n := 0
+	for n < len(q) {
+		s := &q[n]
+		if seqGT(s.end, ack) {
+			if seqLT(s.seq, ack) {
+				// Partially acknowledged: trim its head.
+				s.seq = ack
+			}
+			break
+		}
+		c.packetsOut--
+		if s.sacked {
+			c.sackedOut--
+		} else {
+			c.deliverOne(s, now)
+		}
+		if s.lost {
+			c.lostOut--
+		}
+		if s.rtxOut {
+			c.retransOut--
+		}
+		if s.retrans {
+			c.ackedRetrans = true
+		} else if first.IsZero() {
+			first = s.sentAt
+		}
+		n++
+	}
+	for k := 0; k < n; k++ {
+		q[k] = txSeg{}
+	}
+	c.rtxHead += n
+	if c.rtxHead == len(c.rtx) {
+		c.rtx = c.rtx[:0]
+		c.rtxHead = 0
+	}
+	// Send buffer: drop acknowledged data bytes.
+	dataAcked := 0
+	if seqGT(ack, c.sbufSeq) {
+		dataAcked = int(seqMin(ack, c.dataEnd()) - c.sbufSeq)
+	}
+	if dataAcked > 0 {
+		c.sbufOff += dataAcked
+		c.sbufSeq += uint32(dataAcked)
+		if c.sbufOff == len(c.sbuf) {
+			c.sbuf = c.sbuf[:0]
+			c.sbufOff = 0
+		}
+	}
+	c.bytesAcked += uint64(ack - c.sndUna)
+	if !first.IsZero() && !c.ackedRetrans {
+		c.rttSample(now.Sub(first), now)
+		return true
+	}
+	return false
+}
+
+// deliverOne accounts one newly delivered (acked or SACKed) segment for the
+// delivery-rate estimator (draft-cheng-iccrg-delivery-rate-estimation).
+func (c *Conn) deliverOne(s *txSeg, now time.Time) {
+	c.delivered++
+	c.deliveredTime = now
+	if !c.rsValid || s.delivered > c.rs.PriorDelivered {
+		c.rsValid = true
+		c.rs.PriorDelivered = s.delivered
+		c.rsPriorTime = s.deliveredTime
+		c.rsSendElapsed = s.sentAt.Sub(s.firstTxTime)
+		c.rsAckElapsed = now.Sub(s.deliveredTime)
+		c.rsAppLimited = s.appLimited
+		c.firstTxTime = s.sentAt
+	}
+}
+
+// processSACK marks SACKed segments. It reports whether new data was
+// SACKed. The first block is a D-SACK (RFC 2883) when it lies below the
+// cumulative ACK or inside the second block.
+func (c *Conn) processSACK(seg *Segment, prevUna uint32, now time.Time) bool {
+	o := &seg.Options
+	newly := false
+	for i := 0; i < o.NumSACK && i < len(o.SACK); i++ {
+		b := o.SACK[i]
+		if !seqLT(b.Left, b.Right) {
+			c.count(func(k *Counters) { k.TCPSACKDiscard++ })
+			continue
+		}
+		if i == 0 {
+			dsack := seqLT(b.Left, seg.Ack)
+			if !dsack && o.NumSACK > 1 {
+				b2 := o.SACK[1]
+				dsack = seqGEQ(b.Left, b2.Left) && seqLEQ(b.Right, b2.Right)
+			}
+			if dsack {
+				c.dsackDups++
+				c.count(func(k *Counters) {
+					k.TCPDSACKRecv++
+					if !seqLT(b.Left, seg.Ack) {
+						k.TCPDSACKOfoRecv++
+					}
+				})
+				continue
+			}
+		}
+		if seqLEQ(b.Right, seg.Ack) || seqGT(b.Right, c.sndNxt) || seqLT(b.Left, prevUna-c.maxSndWnd) {
+			c.count(func(k *Counters) { k.TCPSACKDiscard++ })
+			continue
+		}
+		q := c.rtxQ()
+		for k := range q {
+			s := &q[k]
+			if seqGEQ(s.seq, b.Right) {
+				break
+			}
+			if s.sacked || seqLT(s.seq, b.Left) || seqGT(s.end, b.Right) {
+				continue
+			}
+			s.sacked = true
+			c.sackedOut++
+			if s.lost {
+				s.lost = false
+				c.lostOut--
+			}
+			if s.rtxOut {
+				s.rtxOut = false
+				c.retransOut--
+			}
+			c.deliverOne(s, now)
+			newly = true
+		}
+	}
+	return newly
+}
+
+// markLost marks q[k] lost.
+func (c *Conn) markLost(s *txSeg) bool {
+	if s.lost || s.sacked || s.rtxOut {
+		return false
+	}
+	s.lost = true
+	c.lostOut++
+	return true
+}
+
+// detectLosses applies the RFC 6675 IsLost rule with DupThresh =
+// tcp_reordering: a segment is lost when at least that many SACKed
+// segments lie above it.
+func (c *Conn) detectLosses() int {
+	if c.sackedOut == 0 {
+		return 0
+	}
+	n := 0
+	above := 0
+	q := c.rtxQ()
+	for k := len(q) - 1; k >= 0; k-- {
+		s := &q[k]
+		if s.sacked {
+			above++
+			continue
+		}
+		if above >= c.reordering && c.markLost(s) {
+			n++
+		}
+	}
+	return n
+}
+
+// updateRecovery runs the loss-recovery state machine after an ACK.
+// It returns the number of segments newly marked lost.
+func (c *Conn) updateRecovery(advanced bool, priorInFlight int, now time.Time) int {
+	losses := 0
+	if c.sackOK {
+		losses = c.detectLosses()
+	}
+	q := c.rtxQ()
+	switch c.caState {
+	case CAOpen, CADisorder:
+		enter := false
+		if c.sackOK && c.lostOut > 0 {
+			enter = true
+		} else if !c.sackOK && c.dupacks >= c.reordering && len(q) > 0 {
+			if c.markLost(&q[0]) {
+				losses++
+			}
+			enter = true
+		}
+		if enter {
+			c.caState = CARecovery
+			c.recoverSeq = c.sndNxt
+			c.forceRetrans = true
+			c.cc.OnCongestionEvent(now, priorInFlight)
+			c.count(func(k *Counters) {
+				if c.sackOK {
+					k.TCPSACKRecovery++
+				} else {
+					k.TCPRenoRecovery++
+				}
+			})
+		} else if c.dupacks > 0 || c.sackedOut > 0 {
+			c.caState = CADisorder
+		} else {
+			c.caState = CAOpen
+		}
+	case CARecovery:
+		if seqGEQ(c.sndUna, c.recoverSeq) {
+			c.caState = CAOpen
+			c.dupacks = 0
+			c.cc.OnRecoveryEnd(now)
+			if c.sackedOut > 0 {
+				c.caState = CADisorder
+			}
+		} else if advanced && len(q) > 0 {
+			// Partial ACK (RFC 6582): the new head is lost too.
+			if c.markLost(&q[0]) {
+				losses++
+			}
+			if !c.sackOK {
+				c.dupacks = 0
+			}
+		}
+	case CALoss:
+		if seqGEQ(c.sndUna, c.recoverSeq) {
+			c.caState = CAOpen
+			if c.sackedOut > 0 {
+				c.caState = CADisorder
+			}
+		}
+	}
+	return losses
+}
+
+// autotuneSndBuf grows the send buffer with the congestion window like
+// Linux tcp_sndbuf_expand (unless SO_SNDBUF locked it).
+func (c *Conn) autotuneSndBuf() {
+	if c.sndBufLocked {
+		return
+	}
+	want := 2 * max(c.cc.Cwnd(), c.reordering+1) * c.sndMSS * 2
+	if want > c.sndBufLimit {
+		c.sndBufLimit = min(want, max(c.cfg.WMem[2], c.cfg.WMem[1]))
+	}
+}

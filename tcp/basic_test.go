@@ -1,0 +1,60 @@
+package tcp
+
+import (
+	"bytes"
+	"io"
+	"testing"
+	"time"
+)
+
+func cfgDefault() *Config { c := DefaultConfig(); return &c }
+
+func TestHandshakeDataClose(t *testing.T) {
+	v := newPair(t, cfgDefault(), cfgDefault(), 10*time.Millisecond)
+	if !v.run(time.Second, func() bool { return v.c[1] != nil && v.c[1].State() == Established && v.c[0].State() == Established }) {
+		t.Fatalf("no handshake:\n%s", v.traceStr())
+	}
+	a, b := v.c[0], v.c[1]
+	msg := bytes.Repeat([]byte("hello world "), 10000)
+	sent := 0
+	var got []byte
+	buf := make([]byte, 65536)
+	ok := v.run(10*time.Second, func() bool {
+		if sent < len(msg) {
+			n, err := a.Send(msg[sent:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent += n
+			if sent == len(msg) {
+				a.CloseWrite()
+			}
+			v.flush(0)
+		}
+		for {
+			n, err := b.Recv(buf)
+			got = append(got, buf[:n]...)
+			if err == io.EOF {
+				return true
+			}
+			if n == 0 {
+				break
+			}
+		}
+		v.flush(1)
+		return false
+	})
+	if !ok || !bytes.Equal(got, msg) {
+		t.Fatalf("transfer failed: ok=%v got %d of %d bytes, states %v %v", ok, len(got), len(msg), a.State(), b.State())
+	}
+	if b.State() != CloseWait {
+		t.Fatalf("B state %v", b.State())
+	}
+	b.Close()
+	v.flush(1)
+	v.run(200*time.Second, func() bool { return a.State() == Closed && b.State() == Closed })
+	if a.State() != Closed || b.State() != Closed {
+		t.Fatalf("states %v %v", a.State(), b.State())
+	}
+	t.Logf("A info %+v", a.Info())
+}

@@ -1,0 +1,377 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/ustack/ustack/wire"
+)
+
+// Output emits every segment that is ready to go at now: a pending RST,
+// SYN or SYN-ACK, retransmissions of segments marked lost, new data allowed
+// by the congestion and receive windows (Nagle permitting), the FIN, probes,
+// and a pure ACK when one is owed and no other segment carried it.
+//
+// The *Segment given to emit is reused by the Conn: emit must consume (or
+// copy) it before returning. Its Payload aliases the send buffer and stays
+// valid until the next call on the Conn.
+func (c *Conn) Output(now time.Time, emit func(*Segment)) {
+	c.now = now
+	if c.rstPending {
+		c.rstPending = false
+		s := &c.out
+		*s = Segment{Seq: c.rst.seq, Ack: c.rst.ack, Flags: c.rst.flags}
+		c.segsOut++
+		c.count(func(k *Counters) { k.OutSegs++; k.OutRsts++ })
+		emit(s)
+	}
+	switch c.state {
+	case Closed, Listen:
+		return
+	case SynSent, SynReceived:
+		if c.sendSyn {
+			c.emitSyn(now, emit)
+		} else if c.state == SynReceived && c.ackNow {
+			c.emitAck(now, emit)
+		}
+		return
+	case TimeWait, FinWait2:
+		if c.ackNow || c.sendProbe {
+			c.emitProbeOrAck(now, emit)
+		}
+		return
+	}
+
+	acked := false
+	// 1. Retransmit segments marked lost.
+	if c.lostOut > c.retransOut {
+		q := c.rtxQ()
+		for k := range q {
+			s := &q[k]
+			if !s.lost || s.rtxOut {
+				continue
+			}
+			if !c.forceRetrans && c.inFlight() >= c.cc.Cwnd() {
+				break
+			}
+			if k > 0 && !seqLT(s.seq, c.sndUna+c.sndWnd) {
+				break
+			}
+			c.retransmit(s, now, emit)
+			acked = true
+			c.forceRetrans = false
+		}
+	}
+	c.forceRetrans = false
+
+	// 2. New data and FIN.
+	if c.sendNew(now, emit) {
+		acked = true
+	}
+
+	// 3. Probes and pure ACKs.
+	if c.sendProbe || (c.ackNow && !acked) || (c.dsackPending && !acked) {
+		c.emitProbeOrAck(now, emit)
+	}
+}
+
+// sendNew sends new data (and the FIN) as the windows allow. It reports
+// whether it emitted anything.
+func (c *Conn) sendNew(now time.Time, emit func(*Segment)) bool {
+	switch c.state {
+	case Established, CloseWait, FinWait1, LastAck:
+	default:
+		return false
+	}
+	sent := false
+	windowBlocked := false
+	appLimited := false
+	for {
+		avail := 0
+		if seqLT(c.sndNxt, c.dataEnd()) {
+			avail = int(c.dataEnd() - c.sndNxt)
+		}
+		wantFin := c.finQueued && !c.finSent
+		if avail == 0 && !wantFin {
+			appLimited = true
+			break
+		}
+		if c.inFlight() >= c.cc.Cwnd() {
+			break
+		}
+		if !c.paceAt.IsZero() && now.Before(c.paceAt) {
+			break
+		}
+		wndEnd := c.sndUna + c.sndWnd
+		n := min(avail, c.sndMSS)
+		if c.probeData && seqLT(c.sndNxt, wndEnd) {
+			n = min(n, int(wndEnd-c.sndNxt))
+			c.probeData = false
+			if n < avail {
+				wantFin = false
+			}
+		}
+		fin := wantFin && n == avail
+		segEnd := c.sndNxt + uint32(n)
+		if fin {
+			segEnd++
+		}
+		if seqGT(segEnd, wndEnd) {
+			if fin && n > 0 && seqLEQ(segEnd-1, wndEnd) {
+				fin = false // data fits, FIN waits
+			} else {
+				windowBlocked = true
+				break
+			}
+		}
+		if n < c.sndMSS && n == avail && !fin && !c.noDelay && c.packetsOut > 0 {
+			break // Nagle: a small segment waits for the ACK of outstanding data
+		}
+		if c.packetsOut == 0 && c.cfg.SlowStartAfterIdle && !c.lastSendTime.IsZero() {
+			if idle := now.Sub(c.lastSendTime); idle > c.rtt.RTO() {
+				c.cc.OnIdleRestart(now, idle, c.rtt.RTO())
+			}
+		}
+		c.sendSegment(n, fin, now, emit)
+		sent = true
+	}
+	if appLimited && c.inFlight() < c.cc.Cwnd() {
+		c.appLimited = max(c.delivered+int64(c.inFlight()), 1)
+	}
+	if windowBlocked && c.packetsOut == 0 && c.persistAt.IsZero() && c.rtoAt.IsZero() {
+		c.persistAt = now.Add(c.probeTimeout())
+	}
+	return sent
+}
+
+// sendSegment emits n new data bytes at SND.NXT (plus FIN).
+func (c *Conn) sendSegment(n int, fin bool, now time.Time, emit func(*Segment)) {
+	seq := c.sndNxt
+	off := c.sbufOff + int(seq-c.sbufSeq)
+	payload := c.sbuf[off : off+n : off+n]
+	flags := uint8(flagACK)
+	if n > 0 && seq+uint32(n) == c.dataEnd() {
+		flags |= flagPSH
+	}
+	end := seq + uint32(n)
+	if fin {
+		flags |= flagFIN
+		c.finSent = true
+		c.finSeq = end
+		end++
+	}
+	if c.packetsOut == 0 {
+		c.firstTxTime = now
+		c.deliveredTime = now
+	}
+	ts := txSeg{seq: seq, end: end, fin: fin, sentAt: now}
+	c.snapRate(&ts)
+	c.pushRtx(ts)
+	c.packetsOut++
+	c.sndNxt = end
+	c.persistAt = time.Time{}
+	if c.rtoAt.IsZero() {
+		c.rtoAt = now.Add(c.rtoWithUserTimeout(now))
+	}
+	c.lastSendTime = now
+	if n > 0 {
+		c.lastDataSent = now
+		c.dataSegsOut++
+		c.bytesSent += uint64(n)
+	}
+	c.segsOut++
+	c.count(func(k *Counters) {
+		k.OutSegs++
+		if n > 0 {
+			k.TCPOrigDataSent++
+		}
+	})
+	s := c.prepare(seq, flags, payload, now)
+	c.pace(n, now)
+	emit(s)
+}
+
+// retransmit re-sends a segment of the retransmission queue.
+func (c *Conn) retransmit(s *txSeg, now time.Time, emit func(*Segment)) {
+	if c.rtxStamp.IsZero() {
+		c.rtxStamp = s.sentAt
+	}
+	dataEnd := s.end
+	if s.fin {
+		dataEnd--
+	}
+	var payload []byte
+	if seqLT(s.seq, dataEnd) && seqGEQ(s.seq, c.sbufSeq) {
+		off := c.sbufOff + int(s.seq-c.sbufSeq)
+		n := int(dataEnd - s.seq)
+		payload = c.sbuf[off : off+n : off+n]
+	}
+	flags := uint8(flagACK)
+	if len(payload) > 0 && dataEnd == c.dataEnd() {
+		flags |= flagPSH
+	}
+	if s.fin {
+		flags |= flagFIN
+	}
+	s.sentAt = now
+	s.retrans = true
+	s.rtxOut = true
+	c.retransOut++
+	c.snapRate(s)
+	c.totalRetrans++
+	c.bytesRetrans += uint64(len(payload))
+	c.segsOut++
+	state := c.caState
+	c.count(func(k *Counters) {
+		k.RetransSegs++
+		switch state {
+		case CARecovery:
+			k.TCPFastRetrans++
+		case CALoss:
+			k.TCPSlowStartRetrans++
+		}
+	})
+	if c.rtoAt.IsZero() {
+		c.rtoAt = now.Add(c.rtoWithUserTimeout(now))
+	}
+	c.lastSendTime = now
+	seg := c.prepare(s.seq, flags, payload, now)
+	emit(seg)
+}
+
+// snapRate records the delivery-rate state in a segment being sent.
+func (c *Conn) snapRate(s *txSeg) {
+	s.delivered = c.delivered
+	s.deliveredTime = c.deliveredTime
+	s.firstTxTime = c.firstTxTime
+	s.appLimited = c.appLimited != 0
+}
+
+// pace schedules the release time of the next segment when the congestion
+// controller asks for pacing.
+func (c *Conn) pace(n int, now time.Time) {
+	rate := c.cc.PacingRate()
+	if rate <= 0 {
+		c.paceAt = time.Time{}
+		return
+	}
+	bytes := int64(n + 52)
+	d := time.Duration(bytes * int64(time.Second) / rate)
+	base := now
+	if c.paceAt.After(now) {
+		base = c.paceAt
+	}
+	c.paceAt = base.Add(d)
+}
+
+// emitSyn sends the SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED).
+func (c *Conn) emitSyn(now time.Time, emit func(*Segment)) {
+	c.sendSyn = false
+	s := &c.out
+	s.Seq = c.iss
+	s.Ack = 0
+	s.Flags = flagSYN
+	s.Payload = nil
+	s.Urgent = 0
+	s.Window = uint16(c.synWindow())
+	s.Options = wire.TCPOptions{MSS: uint16(c.advMSS), HasMSS: true}
+	if c.wsOK {
+		s.Options.HasWScale = true
+		s.Options.WScale = c.rcvWScale
+	}
+	s.Options.SACKPermitted = c.sackOK
+	if c.tsOK {
+		s.Options.HasTS = true
+		s.Options.TSVal = c.tsVal(now)
+	}
+	if c.state == SynReceived {
+		s.Flags |= flagACK
+		s.Ack = c.rcvNxt
+		s.Options.TSEcr = c.tsRecent
+		c.rcvWup = c.rcvNxt
+		c.rcvAdv = c.rcvNxt + c.synWindow()
+		c.ackNow = false
+	}
+	c.segsOut++
+	c.count(func(k *Counters) { k.OutSegs++ })
+	emit(s)
+}
+
+func (c *Conn) emitAck(now time.Time, emit func(*Segment)) {
+	emit(c.prepare(c.sndNxt, flagACK, nil, now))
+	c.segsOut++
+	c.count(func(k *Counters) { k.OutSegs++ })
+}
+
+// emitProbeOrAck sends a probe (SEQ = SND.UNA-1, Linux style) or a pure ACK.
+func (c *Conn) emitProbeOrAck(now time.Time, emit func(*Segment)) {
+	seq := c.sndNxt
+	if c.sendProbe {
+		seq = c.sndUna - 1
+		c.sendProbe = false
+	}
+	c.emitAckSeq(seq, now, emit)
+}
+
+func (c *Conn) emitAckSeq(seq uint32, now time.Time, emit func(*Segment)) {
+	s := c.prepare(seq, flagACK, nil, now)
+	c.segsOut++
+	c.count(func(k *Counters) { k.OutSegs++ })
+	emit(s)
+}
+
+// prepare fills the reusable output segment for a synchronized state: ACK
+// number, window, timestamps and SACK blocks. Every such segment carries an
+// ACK, so owed ACKs are settled here.
+func (c *Conn) prepare(seq uint32, flags uint8, payload []byte, now time.Time) *Segment {
+	s := &c.out
+	s.Seq = seq
+	s.Flags = flags
+	s.Payload = payload
+	s.Urgent = 0
+	s.Options = wire.TCPOptions{}
+	s.Ack = c.rcvNxt
+	if c.tsOK {
+		s.Options.HasTS = true
+		s.Options.TSVal = c.tsVal(now)
+		s.Options.TSEcr = c.tsRecent
+	}
+	w := c.selectWindow(true)
+	s.Window = uint16(w >> c.rcvWScale)
+	if w == 0 {
+		if !c.zeroWndAdv {
+			c.count(func(k *Counters) { k.TCPToZeroWindowAdv++ })
+		}
+		c.zeroWndAdv = true
+	} else if c.zeroWndAdv {
+		c.zeroWndAdv = false
+		c.count(func(k *Counters) { k.TCPFromZeroWindowAdv++ })
+	}
+	if c.sackOK {
+		maxBlk := 4
+		if c.tsOK {
+			maxBlk = 3
+		}
+		n := 0
+		if c.dsackPending {
+			s.Options.SACK[0] = c.dsack
+			n = 1
+			c.dsackPending = false
+		}
+		for i := 0; i < c.nSack && n < maxBlk; i++ {
+			if n > 0 && c.sackBlk[i] == s.Options.SACK[0] {
+				continue
+			}
+			s.Options.SACK[n] = c.sackBlk[i]
+			n++
+		}
+		s.Options.NumSACK = n
+	}
+	if c.rcvNxt != c.rcvWup && c.quick > 0 {
+		c.quick--
+	}
+	c.rcvWup = c.rcvNxt
+	c.ackNow = false
+	c.delackAt = time.Time{}
+	c.lastAckSentAt = now
+	return s
+}
