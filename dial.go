@@ -156,6 +156,7 @@ func (d *Dialer) dial(ctx context.Context, network string, raddr netip.AddrPort)
 	e := t.newEndpoint(tu, tc, ifc)
 	t.conns[tu] = e
 	t.mu.Unlock()
+	s.ctr.tcp.ActiveOpens.Add(1)
 	laddr = net.TCPAddrFromAddrPort(tu.Local)
 
 	e.sh.mu.Lock()

@@ -248,6 +248,7 @@ func (l *listener) handleSYN(in *inputCtx, tu tcp.Tuple, seg *tcp.Segment) {
 	}
 	t.conns[tu] = e
 	t.mu.Unlock()
+	c.PassiveOpens.Add(1)
 	e.sh.mu.Lock()
 	e.ln = l
 	e.synq = true

@@ -82,6 +82,7 @@ type icmpCounters struct {
 // tcpCounters are what the stack counts itself (engine counters live in
 // the shards).
 type tcpCounters struct {
+	ActiveOpens, PassiveOpens,
 	InSegs, InErrs, InCsumErrors, OutSegs, OutRsts, NoPort,
 	ListenOverflows, ListenDrops, SyncookiesSent, SyncookiesRecv, SyncookiesFailed,
 	TCPTimeWaitReuse atomic.Uint64
@@ -140,6 +141,10 @@ func (s *Stack) Stats() Stats {
 	}
 	tc := &s.ctr.tcp
 	st.TCP.InSegs = tc.InSegs.Load()
+	// Opens are counted by the stack: the engine counts them in its
+	// constructors, before SetCounters can attach the shard's counters.
+	st.TCP.ActiveOpens = tc.ActiveOpens.Load()
+	st.TCP.PassiveOpens = tc.PassiveOpens.Load()
 	st.TCP.InErrs += tc.InErrs.Load()
 	st.TCP.OutSegs += tc.OutSegs.Load()
 	st.TCP.OutRsts += tc.OutRsts.Load()

@@ -1,0 +1,339 @@
+package ustack
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/tcp"
+)
+
+// pair is two stacks joined by a pipe: A is 10.0.0.1 / fd00::1, B is
+// 10.0.0.2 / fd00::2.
+type pair struct {
+	A, B *Stack
+}
+
+func newPair(t testing.TB, mtu int) *pair {
+	t.Helper()
+	return newPairLinks(t, mtu, func(a, b link.Endpoint) (link.Endpoint, link.Endpoint) { return a, b })
+}
+
+func newPairLinks(t testing.TB, mtu int, wrap func(a, b link.Endpoint) (link.Endpoint, link.Endpoint)) *pair {
+	t.Helper()
+	a, b := link.Pipe(mtu)
+	a, b = wrap(a, b)
+	sa, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sa.AddInterface("p0", a, netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("fd00::1/64")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.AddInterface("p0", b, netip.MustParsePrefix("10.0.0.2/24"), netip.MustParsePrefix("fd00::2/64")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sa.Close()
+		sb.Close()
+	})
+	return &pair{A: sa, B: sb}
+}
+
+// dialAccept connects A to a listener on B and returns both ends.
+func (p *pair) dialAccept(t testing.TB, network, laddr, raddr string) (client, server *TCPConn) {
+	t.Helper()
+	ln, err := p.B.Listen(network, laddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := ln.Accept()
+		ch <- res{c, err}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := p.A.DialContext(ctx, network, raddr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	var r res
+	select {
+	case r = <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("accept timed out")
+	}
+	if r.err != nil {
+		t.Fatalf("accept: %v", r.err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		r.c.Close()
+	})
+	return c.(*TCPConn), r.c.(*TCPConn)
+}
+
+func TestDialAcceptEcho(t *testing.T) {
+	for _, tc := range []struct{ name, network, laddr, raddr string }{
+		{"v4", "tcp", ":7", "10.0.0.2:7"},
+		{"v6", "tcp", ":7", "[fd00::2]:7"},
+		{"tcp4", "tcp4", "10.0.0.2:7", "10.0.0.2:7"},
+		{"tcp6", "tcp6", "[fd00::2]:7", "[fd00::2]:7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair(t, 1500)
+			c, s := p.dialAccept(t, tc.network, tc.laddr, tc.raddr)
+			if c.RemoteAddr().String() != s.LocalAddr().String() || c.LocalAddr().String() != s.RemoteAddr().String() {
+				t.Errorf("addresses: client %v->%v server %v->%v", c.LocalAddr(), c.RemoteAddr(), s.LocalAddr(), s.RemoteAddr())
+			}
+			if c.State() != tcp.Established {
+				t.Errorf("client state %v", c.State())
+			}
+			go io.Copy(s, s) // echo
+			msg := []byte("hello, ustack")
+			if _, err := c.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(msg))
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, msg) {
+				t.Errorf("echo %q", got)
+			}
+			st := p.A.Stats()
+			if st.TCP.ActiveOpens != 1 || p.B.Stats().TCP.PassiveOpens != 1 {
+				t.Errorf("ActiveOpens %d PassiveOpens %d", st.TCP.ActiveOpens, p.B.Stats().TCP.PassiveOpens)
+			}
+			if conns := p.A.Connections(); len(conns) != 1 || conns[0].State != tcp.Established {
+				t.Errorf("Connections: %+v", conns)
+			}
+		})
+	}
+}
+
+// transfer sends n random bytes from w to r and checks the SHA-256.
+func transfer(t testing.TB, w, r net.Conn, n int64) time.Duration {
+	t.Helper()
+	start := time.Now()
+	h := sha256.New()
+	errc := make(chan error, 1)
+	go func() {
+		src := rand.NewChaCha8([32]byte{1, 2, 3})
+		wh := io.MultiWriter(w, h)
+		_, err := io.CopyN(wh, src, n)
+		if err == nil {
+			err = w.(*TCPConn).CloseWrite()
+		}
+		errc <- err
+	}()
+	rh := sha256.New()
+	r.SetReadDeadline(time.Now().Add(60 * time.Second))
+	got, err := io.Copy(rh, r)
+	if err != nil {
+		t.Fatalf("read after %d bytes: %v", got, err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if got != n {
+		t.Fatalf("got %d bytes, want %d", got, n)
+	}
+	if !bytes.Equal(h.Sum(nil), rh.Sum(nil)) {
+		t.Fatal("SHA-256 mismatch")
+	}
+	return time.Since(start)
+}
+
+func TestTransferAndHalfClose(t *testing.T) {
+	p := newPair(t, 1500)
+	c, s := p.dialAccept(t, "tcp", ":9", "10.0.0.2:9")
+	const n = 8 << 20
+	d := transfer(t, c, s, n)
+	t.Logf("client->server %d MiB in %v (%.0f Mbit/s)", n>>20, d, float64(n)*8/d.Seconds()/1e6)
+	// The client half-closed; the server can still send.
+	d = transfer(t, s, c, n)
+	t.Logf("server->client %d MiB in %v (%.0f Mbit/s)", n>>20, d, float64(n)*8/d.Seconds()/1e6)
+}
+
+func TestRefused(t *testing.T) {
+	p := newPair(t, 1500)
+	for _, addr := range []string{"10.0.0.2:1", "[fd00::2]:1"} {
+		_, err := p.A.Dial("tcp", addr)
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("Dial %s: %v, want ECONNREFUSED", addr, err)
+		}
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" {
+			t.Errorf("Dial %s: error %T not a dial *net.OpError", addr, err)
+		}
+	}
+	if n := len(p.A.Connections()); n != 0 {
+		t.Errorf("%d connections left after refused dials", n)
+	}
+}
+
+func TestReset(t *testing.T) {
+	p := newPair(t, 1500)
+	c, s := p.dialAccept(t, "tcp", ":10", "10.0.0.2:10")
+	if err := s.SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.Read(make([]byte, 10))
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read after peer reset: %v, want ECONNRESET", err)
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+		t.Errorf("write after reset: %v", err)
+	}
+	c.Close()
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("read after Close: %v, want net.ErrClosed", err)
+	}
+	if err := c.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestDeadlines(t *testing.T) {
+	p := newPair(t, 1500)
+	c, _ := p.dialAccept(t, "tcp", ":11", "10.0.0.2:11")
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, err := c.Read(make([]byte, 10))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read: %v, want deadline exceeded", err)
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("error %v is not a net.Error timeout", err)
+	}
+	// A past deadline fails at once; clearing it lets reads block again.
+	c.SetReadDeadline(time.Now().Add(-time.Second))
+	if _, err := c.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read with past deadline: %v", err)
+	}
+	// Writes block once the peer stops reading; the deadline ends them.
+	c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	buf := make([]byte, 1<<20)
+	var total int
+	for i := 0; i < 64; i++ {
+		n, err := c.Write(buf)
+		total += n
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("write: %v", err)
+			}
+			break
+		}
+		if i == 63 {
+			t.Fatalf("64 MiB written to a peer that does not read")
+		}
+	}
+	t.Logf("wrote %d bytes before the write deadline", total)
+}
+
+func TestDialTimeout(t *testing.T) {
+	// B's link drops everything A sends: the SYN never arrives.
+	p := newPairLinks(t, 1500, func(a, b link.Endpoint) (link.Endpoint, link.Endpoint) {
+		return link.Impair(a, link.Impairment{Loss: 1}), b
+	})
+	d := Dialer{Stack: p.A, Timeout: 300 * time.Millisecond}
+	start := time.Now()
+	_, err := d.Dial("tcp", "10.0.0.2:80")
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("dial: %v", err)
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("%v is not a timeout", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("dial took %v", el)
+	}
+	if n := len(p.A.Connections()); n != 0 {
+		t.Errorf("%d connections left", n)
+	}
+}
+
+func TestManyConnections(t *testing.T) {
+	p := newPair(t, 1500)
+	ln, err := p.B.Listen("tcp", ":12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				io.Copy(c, c)
+				c.Close()
+			}()
+		}
+	}()
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := p.A.Dial("tcp", "10.0.0.2:12")
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			msg := []byte{byte(i), byte(i >> 8), 1, 2, 3}
+			c.Write(msg)
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil {
+				errs <- err
+				return
+			}
+			if !bytes.Equal(got, msg) {
+				errs <- errors.New("echo mismatch")
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ports := map[uint16]bool{}
+	for _, ci := range p.A.Connections() {
+		if ports[ci.Local.Port()] {
+			t.Errorf("port %d used twice", ci.Local.Port())
+		}
+		ports[ci.Local.Port()] = true
+	}
+}
