@@ -240,6 +240,15 @@ type Config struct {
 	UserTimeout time.Duration
 }
 
+// Bits of Config.FastOpen (net.ipv4.tcp_fastopen).
+const (
+	FastOpenClient             = 0x1   // send data in the opening SYN
+	FastOpenServer             = 0x2   // accept data in the SYN on listeners that enable TFO
+	FastOpenClientNoCookie     = 0x4   // client: send SYN data without a cookie
+	FastOpenServerNoCookie     = 0x200 // server: accept SYN data without a cookie
+	FastOpenServerAllListeners = 0x400 // server: enable TFO on all listeners
+)
+
 // FastOpenKeys are the server-side TCP Fast Open cookie keys
 // (net.ipv4.tcp_fastopen_key). Cookies are generated with Primary and
 // accepted if they match Primary or, when HasBackup is set, Backup; this

@@ -261,3 +261,21 @@ func RetransmitsTimedOut(retransmits int, retransStart, now time.Time, boundary 
 	}
 	return now.Sub(retransStart) >= timeout
 }
+
+// SynTimeout returns the retransmission timeout that follows the n-th
+// transmission of an active-open SYN (n = 0 for the first SYN), as Linux
+// schedules it: the first SynLinearTimeouts+1 timeouts are RTOInitial,
+// then they double, capped at RTOMax. With the ustack default
+// (SynLinearTimeouts 0) this is 1, 2, 4, 8, ... s; with Linux 6.5+'s 4 it
+// is 1, 1, 1, 1, 1, 2, 4, ... s.
+func SynTimeout(cfg *Config, n int) time.Duration {
+	return BackoffRTO(cfg.RTOInitial, n-cfg.SynLinearTimeouts, cfg.RTOMax)
+}
+
+// SynMaxRetransmits returns how many times an unanswered SYN is
+// retransmitted before connect fails with ETIMEDOUT: tcp_syn_retries plus
+// tcp_syn_linear_timeouts (Linux 6.5+). The connection fails when the
+// timeout after the last retransmission expires: 127 s with the defaults.
+func SynMaxRetransmits(cfg *Config) int {
+	return cfg.SynRetries + cfg.SynLinearTimeouts
+}

@@ -214,3 +214,39 @@ func TestRTTSampleLinux(t *testing.T) {
 		t.Fatalf("cap: %v", e.BaseRTO())
 	}
 }
+
+func TestSynTimeoutSchedule(t *testing.T) {
+	total := func(cfg *Config) (sends []time.Duration, giveUp time.Duration) {
+		var at time.Duration
+		for n := 0; n <= SynMaxRetransmits(cfg); n++ {
+			at += SynTimeout(cfg, n)
+			if n < SynMaxRetransmits(cfg) {
+				sends = append(sends, at)
+			}
+		}
+		return sends, at
+	}
+	cfg := DefaultConfig()
+	sends, giveUp := total(&cfg)
+	want := []time.Duration{1, 3, 7, 15, 31, 63}
+	if len(sends) != len(want) || giveUp != 127*time.Second {
+		t.Fatalf("default: retransmits at %v, give up at %v", sends, giveUp)
+	}
+	for i := range want {
+		if sends[i] != want[i]*time.Second {
+			t.Fatalf("default: retransmits at %v", sends)
+		}
+	}
+	// Linux 6.5+ default of 4 linear timeouts: 1,1,1,1,1,2,4,... and 131 s.
+	cfg.SynLinearTimeouts = 4
+	sends, giveUp = total(&cfg)
+	if giveUp != 131*time.Second || len(sends) != 10 || sends[4] != 5*time.Second || sends[5] != 7*time.Second {
+		t.Fatalf("linear 4: retransmits at %v, give up at %v", sends, giveUp)
+	}
+	// tcp_syn_retries=3: 1, 3, 7, give up at 15 s.
+	cfg = DefaultConfig()
+	cfg.SynRetries = 3
+	if _, giveUp = total(&cfg); giveUp != 15*time.Second {
+		t.Fatalf("syn_retries 3: give up at %v", giveUp)
+	}
+}
