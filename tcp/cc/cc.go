@@ -186,7 +186,7 @@ const DefaultName = "cubic"
 var registry = map[string]func() Controller{
 	"reno":  func() Controller { return NewReno() },
 	"cubic": func() Controller { return NewCubic() },
-	// "bbr": BBRv3 plugs in here.
+	"bbr":   func() Controller { return NewBBR() },
 }
 
 // New returns a fresh controller by name; "" means DefaultName. The

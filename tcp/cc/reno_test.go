@@ -8,10 +8,10 @@ import (
 )
 
 func TestNewNames(t *testing.T) {
-	if got := strings.Join(Names(), ","); got != "cubic,reno" {
+	if got := strings.Join(Names(), ","); got != "bbr,cubic,reno" {
 		t.Fatalf("Names() = %q", got)
 	}
-	for name, want := range map[string]string{"": "cubic", "cubic": "cubic", "reno": "reno"} {
+	for name, want := range map[string]string{"": "cubic", "cubic": "cubic", "reno": "reno", "bbr": "bbr"} {
 		c, err := New(name)
 		if err != nil || c.Name() != want {
 			t.Fatalf("New(%q) = %v, %v; want %s", name, c, err, want)
@@ -22,7 +22,7 @@ func TestNewNames(t *testing.T) {
 		}
 	}
 	_, err := New("vegas")
-	if !errors.Is(err, ErrUnknown) || !strings.Contains(err.Error(), "cubic, reno") {
+	if !errors.Is(err, ErrUnknown) || !strings.Contains(err.Error(), "bbr, cubic, reno") {
 		t.Fatalf("New(vegas) error = %v", err)
 	}
 }

@@ -1,0 +1,284 @@
+package cc
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// bbrSim is a packet-level path for BBR tests: a paced, cwnd-limited bulk
+// sender, a FIFO bottleneck of a given rate (packets/s) with an optional
+// tail-drop queue, and a fixed propagation RTT. The sender keeps the
+// delivery-rate sampling state of draft-ietf-ccwg-bbr section 4.1 and hands
+// BBR one RateSample per ACK (one ACK per packet).
+type bbrSim struct {
+	t        *testing.T
+	b        *BBR
+	now      time.Time
+	rate     func(now time.Time) float64
+	prop     func(now time.Time) time.Duration
+	queueCap int
+
+	q                  []*simPkt
+	busyUntil          time.Time
+	nextSend           time.Time
+	delivered          int64
+	deliveredTime      time.Time
+	firstSendTime      time.Time
+	lost               int64
+	minRTT             time.Duration
+	appLimitedInflight int // >0: application keeps at most this many in flight
+
+	trace   []bbrObs
+	onAck   func(rs *RateSample)
+	maxCwnd int
+}
+
+type simPkt struct {
+	sent, ackAt, deliveredTime, firstSend time.Time
+	delivered, lost                       int64
+	txInFlight                            int
+	dropped, appLimited                   bool
+}
+
+type bbrObs struct {
+	state BBRState
+	at    time.Duration
+	cwnd  int
+}
+
+func newBBRSim(t *testing.T, rate float64, rtt time.Duration) *bbrSim {
+	s := &bbrSim{t: t, b: NewBBR(), now: t0}
+	s.rate = func(time.Time) float64 { return rate }
+	s.prop = func(time.Time) time.Duration { return rtt }
+	s.b.Init(1000, t0)
+	s.b.Seed(1)
+	s.trace = []bbrObs{{BBRStartup, 0, s.b.Cwnd()}}
+	s.b.onState = func(from, to BBRState) {
+		s.trace = append(s.trace, bbrObs{to, s.now.Sub(t0), s.b.Cwnd()})
+	}
+	return s
+}
+
+func (s *bbrSim) send() {
+	if len(s.q) == 0 {
+		s.firstSendTime, s.deliveredTime = s.now, s.now
+	}
+	p := &simPkt{sent: s.now, deliveredTime: s.deliveredTime, firstSend: s.firstSendTime,
+		delivered: s.delivered, lost: s.lost, txInFlight: len(s.q) + 1, appLimited: s.appLimitedInflight > 0}
+	start := s.busyUntil
+	if start.Before(s.now) {
+		start = s.now
+	}
+	svc := time.Duration(float64(time.Second) / s.rate(s.now))
+	queued := int(start.Sub(s.now) / svc)
+	if s.queueCap > 0 && queued >= s.queueCap {
+		p.dropped = true
+		p.ackAt = s.now.Add(s.prop(s.now)) // never acked; used for ordering only
+	} else {
+		s.busyUntil = start.Add(svc)
+		p.ackAt = s.busyUntil.Add(s.prop(s.now))
+	}
+	s.q = append(s.q, p)
+}
+
+func (s *bbrSim) pacingGap() time.Duration {
+	r := float64(s.b.PacingRate()) / 1000 // packets/s
+	if r <= 0 {
+		return 0
+	}
+	return time.Duration(float64(time.Second) / r)
+}
+
+// nextAck returns the index of the first packet that will be acked.
+func (s *bbrSim) nextAck() int {
+	for i, p := range s.q {
+		if !p.dropped {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *bbrSim) ack(i int) {
+	p := s.q[i]
+	priorInFlight := len(s.q)
+	// Packets sent before p and not delivered are lost (RACK-like, no reordering).
+	losses := 0
+	for _, d := range s.q[:i] {
+		if d.dropped {
+			losses++
+			s.lost++
+		}
+	}
+	s.q = s.q[i+1:]
+	s.now = p.ackAt
+	s.delivered++
+	s.deliveredTime = s.now
+	s.firstSendTime = p.sent
+	rtt := s.now.Sub(p.sent)
+	if s.minRTT == 0 || rtt < s.minRTT {
+		s.minRTT = rtt
+	}
+	rs := RateSample{
+		Delivered:      s.delivered - p.delivered,
+		Interval:       max(p.sent.Sub(p.firstSend), s.now.Sub(p.deliveredTime)),
+		PriorDelivered: p.delivered,
+		TotalDelivered: s.delivered,
+		RTT:            rtt,
+		MinRTT:         s.minRTT,
+		AckedSacked:    1,
+		Losses:         losses,
+		PriorInFlight:  priorInFlight,
+		InFlight:       len(s.q),
+		IsAppLimited:   p.appLimited,
+		TxInFlight:     p.txInFlight,
+		LostSinceTx:    s.lost - p.lost,
+	}
+	s.b.OnAck(s.now, &rs)
+	if s.onAck != nil {
+		s.onAck(&rs)
+	}
+	s.maxCwnd = max(s.maxCwnd, s.b.Cwnd())
+}
+
+// run advances the simulation to the given time.
+func (s *bbrSim) run(until time.Time) {
+	for s.now.Before(until) {
+		limit := s.b.Cwnd()
+		if s.appLimitedInflight > 0 {
+			limit = min(limit, s.appLimitedInflight)
+		}
+		if len(s.q) < limit && !s.nextSend.After(s.now) {
+			s.send()
+			s.nextSend = s.now.Add(s.pacingGap())
+			continue
+		}
+		next := until
+		if len(s.q) < limit && s.nextSend.Before(next) {
+			next = s.nextSend
+		}
+		i := s.nextAck()
+		if i >= 0 && s.q[i].ackAt.Before(next) {
+			s.ack(i)
+			continue
+		}
+		if i < 0 && len(s.q) > 0 {
+			// Everything in flight was dropped: let an RTO clean up.
+			s.now = s.now.Add(200 * time.Millisecond)
+			s.lost += int64(len(s.q))
+			s.q = s.q[:0]
+			s.b.OnRTO(s.now, 0)
+			continue
+		}
+		s.now = next
+	}
+}
+
+func (s *bbrSim) states() string {
+	var b strings.Builder
+	for i, o := range s.trace {
+		if i > 0 {
+			b.WriteString(" > ")
+		}
+		fmt.Fprintf(&b, "%v@%.2fs", o.state, o.at.Seconds())
+	}
+	return b.String()
+}
+
+// The whole BBRv3 cycle on a 1000 packet/s, 50 ms path (BDP 50 packets):
+// Startup, Drain, ProbeBW DOWN/CRUISE/REFILL/UP, and ProbeRTT once 5 s pass
+// without a lower RTT sample.
+func TestBBRStateMachine(t *testing.T) {
+	const rate = 1000.0
+	const rtt = 50 * time.Millisecond
+	s := newBBRSim(t, rate, rtt)
+	b := s.b
+	wantGain := map[BBRState]float64{BBRStartup: 2.77, BBRDrain: 0.5, BBRProbeBWDown: 0.9,
+		BBRProbeBWCruise: 1, BBRProbeBWRefill: 1, BBRProbeBWUp: 1.25, BBRProbeRTT: 1}
+	var startupCwnd []int // cwnd at each round start in Startup
+	maxProbeRTTCwnd := 0
+	var probeRTTStart time.Time
+	s.onAck = func(rs *RateSample) {
+		if g := b.PacingGain(); g != wantGain[b.State()] {
+			t.Fatalf("%v: pacing gain %v", b.State(), g)
+		}
+		if b.State() == BBRStartup && b.roundStart {
+			startupCwnd = append(startupCwnd, b.Cwnd())
+		}
+		if b.State() == BBRProbeRTT {
+			if probeRTTStart.IsZero() {
+				probeRTTStart = s.now
+			}
+			// Once in-flight has drained, cwnd is held at 0.5*BDP.
+			if s.now.Sub(probeRTTStart) > rtt {
+				maxProbeRTTCwnd = max(maxProbeRTTCwnd, b.Cwnd())
+			}
+		} else {
+			probeRTTStart = time.Time{}
+		}
+	}
+	s.run(t0.Add(12 * time.Second))
+	t.Logf("states: %s", s.states())
+	t.Logf("startup cwnd per round: %v", startupCwnd)
+
+	want := []BBRState{BBRStartup, BBRDrain, BBRProbeBWDown, BBRProbeBWCruise, BBRProbeBWRefill,
+		BBRProbeBWUp, BBRProbeBWDown, BBRProbeBWCruise, BBRProbeRTT, BBRProbeBWDown, BBRProbeBWCruise,
+		BBRProbeBWRefill, BBRProbeBWUp, BBRProbeBWDown, BBRProbeBWCruise, BBRProbeRTT}
+	if len(s.trace) < len(want) {
+		t.Fatalf("too few transitions: %s", s.states())
+	}
+	for i, st := range want {
+		if s.trace[i].state != st {
+			t.Fatalf("transition %d: %v, want %v (%s)", i, s.trace[i].state, st, s.states())
+		}
+	}
+	// Startup grows cwnd exponentially: by the data acked, about x2 per
+	// packet-timed round (less while the pacing rate still lags, since early
+	// bandwidth samples span a whole RTT).
+	if len(startupCwnd) < 5 {
+		t.Fatalf("startup rounds: %v", startupCwnd)
+	}
+	for i := 1; i < 5; i++ {
+		if g := float64(startupCwnd[i]) / float64(startupCwnd[i-1]); g < 1.5 {
+			t.Errorf("startup growth x%.2f in RTT %d (%v)", g, i, startupCwnd)
+		}
+	}
+	at := func(i int) time.Duration { return s.trace[i].at }
+	// REFILL lasts one packet-timed round.
+	if d := at(5) - at(4); d < rtt-5*time.Millisecond || d > 2*rtt {
+		t.Errorf("REFILL lasted %v", d)
+	}
+	// CRUISE until the randomized 2-3 s wait (or 50 rounds for this BDP).
+	if d := at(4) - at(2); d < 2*time.Second || d > 3*time.Second {
+		t.Errorf("DOWN/CRUISE lasted %v before REFILL", d)
+	}
+	// ProbeRTT: 5 s after the last min_rtt refresh (the first RTT sample at
+	// 50 ms, then each ProbeRTT exit); at least 200 ms plus a round.
+	if d := at(8) - rtt; d < BBRProbeRTTInterval || d > BBRProbeRTTInterval+rtt {
+		t.Errorf("first ProbeRTT %v after the first min RTT sample", d)
+	}
+	if d := at(15) - at(9); d < BBRProbeRTTInterval || d > BBRProbeRTTInterval+rtt {
+		t.Errorf("second ProbeRTT %v after the first ended", d)
+	}
+	if d := at(9) - at(8); d < BBRProbeRTTDuration || d > BBRProbeRTTDuration+3*rtt {
+		t.Errorf("ProbeRTT lasted %v", d)
+	}
+	halfBDP := int(math.Ceil(0.5 * rate * b.MinRTT().Seconds()))
+	if maxProbeRTTCwnd == 0 || maxProbeRTTCwnd > halfBDP {
+		t.Errorf("cwnd in ProbeRTT up to %d, want <= BDP/2 = %d", maxProbeRTTCwnd, halfBDP)
+	}
+	if math.Abs(b.MaxBw()-rate)/rate > 0.05 {
+		t.Errorf("max_bw %.1f packets/s, want %.0f", b.MaxBw(), rate)
+	}
+	if b.MinRTT() != rtt+time.Millisecond { // propagation + 1 ms serialization
+		t.Errorf("min_rtt %v", b.MinRTT())
+	}
+	if util := float64(s.delivered) / (rate * 12); util < 0.9 {
+		t.Errorf("utilization %.2f", util)
+	}
+	t.Logf("max_bw %.1f pkt/s, min_rtt %v, delivered %d in 12 s, ProbeRTT cwnd <= %d, max cwnd %d",
+		b.MaxBw(), b.MinRTT(), s.delivered, maxProbeRTTCwnd, s.maxCwnd)
+}
