@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,12 +16,17 @@ import (
 // no packet-information header).
 type TUN struct {
 	f      *os.File
+	rc     syscall.RawConn
 	name   string
 	mtu    int
 	closed atomic.Bool
 }
 
-var _ Endpoint = (*TUN)(nil)
+var (
+	_ Endpoint    = (*TUN)(nil)
+	_ BatchReader = (*TUN)(nil)
+	_ BatchWriter = (*TUN)(nil)
+)
 
 // OpenTUN creates (or attaches to) the TUN device name ("" or a pattern
 // like "tun%d" lets the kernel pick) and sets its MTU. The device stays
@@ -67,7 +73,12 @@ func openTUN(name string, mtu int) (*TUN, error) {
 		unix.Close(fd)
 		return nil, errors.New("link: os.NewFile failed")
 	}
-	return &TUN{f: f, name: ifname, mtu: mtu}, nil
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("link: TUN %s: %w", ifname, err)
+	}
+	return &TUN{f: f, rc: rc, name: ifname, mtu: mtu}, nil
 }
 
 func setMTU(name string, mtu int) error {
@@ -119,6 +130,54 @@ func (t *TUN) WritePacket(pkt []byte) error {
 		return fmt.Errorf("link: write %s: %w", t.name, err)
 	}
 	return nil
+}
+
+// ReadPackets implements BatchReader: it waits for one packet, then takes
+// every packet already queued, up to len(bufs), with one poller wake-up.
+func (t *TUN) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
+	max := min(len(bufs), len(sizes))
+	if max == 0 {
+		return 0, nil
+	}
+	n := 0
+	var opErr error
+	err := t.rc.Read(func(fd uintptr) bool {
+		for n < max {
+			m, err := unix.Read(int(fd), bufs[n])
+			switch err {
+			case nil:
+				sizes[n] = m
+				n++
+			case unix.EINTR:
+			case unix.EAGAIN:
+				return n > 0 // nothing yet: wait for readability
+			default:
+				opErr = err
+				return true
+			}
+		}
+		return true
+	})
+	if n > 0 {
+		return n, nil // a later error shows up on the next call
+	}
+	if t.closed.Load() || err != nil && errors.Is(err, os.ErrClosed) {
+		return 0, ErrClosed
+	}
+	if err == nil {
+		err = opErr
+	}
+	return 0, fmt.Errorf("link: read %s: %w", t.name, err)
+}
+
+// WritePackets implements BatchWriter.
+func (t *TUN) WritePackets(pkts [][]byte) (int, error) {
+	for i, p := range pkts {
+		if err := t.WritePacket(p); err != nil {
+			return i, err
+		}
+	}
+	return len(pkts), nil
 }
 
 // Close implements Endpoint. A device created by OpenTUN (not persistent)

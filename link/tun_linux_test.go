@@ -49,6 +49,11 @@ func icmpEcho(src, dst [4]byte, id, seq uint16, payload []byte) []byte {
 }
 
 func TestTUNInNamespace(t *testing.T) {
+	t.Run("ReadPacket", func(t *testing.T) { testTUNInNamespace(t, false) })
+	t.Run("ReadPackets", func(t *testing.T) { testTUNInNamespace(t, true) })
+}
+
+func testTUNInNamespace(t *testing.T, batch bool) {
 	if os.Geteuid() != 0 {
 		t.Skip("SKIPPING TUN test: needs root (creates a TUN device and a network namespace)")
 	}
@@ -84,14 +89,27 @@ func TestTUNInNamespace(t *testing.T) {
 	pkts := make(chan []byte, 64)
 	readErr := make(chan error, 1)
 	go func() {
-		buf := make([]byte, mtu)
+		bufs := make([][]byte, 8)
+		for i := range bufs {
+			bufs[i] = make([]byte, mtu)
+		}
+		sizes := make([]int, 8)
 		for {
-			n, err := tun.ReadPacket(buf)
+			var n int
+			var err error
+			if batch {
+				n, err = tun.ReadPackets(bufs, sizes)
+			} else {
+				sizes[0], err = tun.ReadPacket(bufs[0])
+				n = 1
+			}
 			if err != nil {
 				readErr <- err
 				return
 			}
-			pkts <- append([]byte(nil), buf[:n]...)
+			for i := range n {
+				pkts <- append([]byte(nil), bufs[i][:sizes[i]]...)
+			}
 		}
 	}()
 	// waitFor returns the first IPv4 packet matching f, skipping others
@@ -129,7 +147,12 @@ func TestTUNInNamespace(t *testing.T) {
 
 	// 2. TUN -> kernel: our echo request is answered by the namespace.
 	want := []byte("ustack link test " + randHex(4))
-	if err := tun.WritePacket(icmpEcho([4]byte{10, 77, 0, 2}, [4]byte{10, 77, 0, 1}, 0x4242, 7, want)); err != nil {
+	echo := icmpEcho([4]byte{10, 77, 0, 2}, [4]byte{10, 77, 0, 1}, 0x4242, 7, want)
+	if batch {
+		if n, err := tun.WritePackets([][]byte{echo}); n != 1 || err != nil {
+			t.Fatal(n, err)
+		}
+	} else if err := tun.WritePacket(echo); err != nil {
 		t.Fatal(err)
 	}
 	rep := waitFor("the namespace's echo reply", func(p []byte) bool {
