@@ -241,12 +241,15 @@ func RetriesToTimeMax(boundary int, rtoBase, rtoMax time.Duration) time.Duration
 }
 
 // RetransmitsTimedOut reports whether a connection that has retransmitted
-// (retransmits > 0) since retransStart (Linux retrans_stamp, the send time
-// of the first retransmitted segment) has used up its budget at now, as
+// (retransmits > 0) since retransStart has used up its budget at now, as
 // Linux's retransmits_timed_out: the budget is userTimeout when non-zero
 // (TCP_USER_TIMEOUT), otherwise RetriesToTime(boundary, rtoBase) where
 // rtoBase is Config.RTOMin for established connections (boundary
 // tcp_retries1 or tcp_retries2) and Config.RTOInitial in SYN states.
+//
+// retransStart is Linux's retrans_stamp: when the first retransmission of
+// the current episode happens, the time the retransmitted segment was
+// originally sent; cleared when the retransmitted data is acknowledged.
 //
 // Linux 6.x applies SYN and SYN-ACK limits as plain counts (retransmits >=
 // tcp_syn_retries [+ tcp_syn_linear_timeouts]); with the default doubling
