@@ -66,16 +66,18 @@ type vnet struct {
 	n     int
 	delay time.Duration
 	// drop decides the fate of a segment sent by endpoint from; nil keeps all.
-	drop  func(from int, s *Segment) bool
-	trace []event
-	rng   *rand.Rand
-	loss  float64
-	dup   float64
-	reord float64
+	drop    func(from int, s *Segment) bool
+	trace   []event
+	rng     *rand.Rand
+	loss    float64
+	dup     float64
+	reord   float64
 	noTrace bool
-	out   [2]int
-	lcfg  *Config
-	ctr   [2]Counters
+	out     [2]int
+	lcfg    *Config
+	last    [2]State
+	states  [2][]string
+	ctr     [2]Counters
 }
 
 func copySeg(s *Segment) Segment {
@@ -92,6 +94,8 @@ func (v *vnet) flush(i int) {
 	if v.c[i] == nil {
 		return
 	}
+	v.noteState(i)
+	defer v.noteState(i)
 	v.c[i].Output(v.now, func(s *Segment) {
 		v.out[i]++
 		if !v.noTrace {
@@ -213,4 +217,26 @@ func newPair(t testing.TB, cfgA, cfgB *Config, delay time.Duration) *vnet {
 // listener: endpoint 1 is created from the first SYN.
 func (v *vnet) listen(cfg *Config) {
 	v.lcfg = cfg
+}
+
+// noteState records state changes of endpoint i with the time.
+func (v *vnet) noteState(i int) {
+	st := v.c[i].State()
+	if len(v.states[i]) == 0 || st != v.last[i] {
+		v.last[i] = st
+		v.states[i] = append(v.states[i], fmt.Sprintf("%v %v", v.now.Sub(t0), st))
+	}
+}
+
+// advance processes every event up to d after t0 and leaves the clock at d.
+func (v *vnet) advance(d time.Duration) {
+	end := t0.Add(d)
+	for {
+		n := v.next()
+		if n.IsZero() || n.After(end) {
+			break
+		}
+		v.step()
+	}
+	v.now = end
 }

@@ -235,9 +235,6 @@ func (c *Conn) Info() Info {
 		SndNxt:        c.sndNxt,
 		RcvNxt:        c.rcvNxt,
 	}
-	if in.NotsentBytes < 0 {
-		in.NotsentBytes = 0
-	}
 	if c.tuple.Remote.Addr().Is6() && !c.tuple.Remote.Addr().Is4In6() {
 		in.PMTU = c.advMSS + 60
 	}
