@@ -430,7 +430,7 @@ func (b *BBR) checkStartupHighLoss(rs *RateSample) {
 	if rs.Losses > 0 {
 		b.lossEventsRound++
 	}
-	if b.lossRoundStart && b.inLossRecovery && b.roundCount > b.recoveryRound &&
+	if b.lossRoundStart && b.inLossRecovery && b.roundCount >= b.recoveryRound+2 &&
 		b.lossEventsRound >= bbrStartupLossEvents && b.inflightTooHigh() {
 		b.undoState = BBRStartup
 		b.fullBwReached = true
@@ -652,7 +652,13 @@ func (b *BBR) handleInflightTooHigh() {
 func (b *BBR) noteLoss() {
 	if !b.isLossInRound {
 		b.lossRoundDeliv = b.delivered
-		b.saveStateUponLoss()
+		// The draft saves the undo state here, at the first loss of every
+		// round; ustack saves it once per loss recovery episode (as its
+		// section 5.5.11 text says), so a later round of the same episode
+		// does not forget an undo_state set by a loss-induced exit.
+		if !b.inLossRecovery {
+			b.saveStateUponLoss()
+		}
 	}
 	b.isLossInRound = true
 }
