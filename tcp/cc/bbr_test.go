@@ -34,9 +34,14 @@ type bbrSim struct {
 	trace   []bbrObs
 	onAck   func(rs *RateSample)
 	maxCwnd int
+
+	seq, recoverSeq int64
+	inRec           bool
+	sent, drops     int64
 }
 
 type simPkt struct {
+	seq                                   int64
 	sent, ackAt, deliveredTime, firstSend time.Time
 	delivered, lost                       int64
 	txInFlight                            int
@@ -66,7 +71,9 @@ func (s *bbrSim) send() {
 	if len(s.q) == 0 {
 		s.firstSendTime, s.deliveredTime = s.now, s.now
 	}
-	p := &simPkt{sent: s.now, deliveredTime: s.deliveredTime, firstSend: s.firstSendTime,
+	s.seq++
+	s.sent++
+	p := &simPkt{seq: s.seq, sent: s.now, deliveredTime: s.deliveredTime, firstSend: s.firstSendTime,
 		delivered: s.delivered, lost: s.lost, txInFlight: len(s.q) + 1, appLimited: s.appLimitedInflight > 0}
 	start := s.busyUntil
 	if start.Before(s.now) {
@@ -76,6 +83,7 @@ func (s *bbrSim) send() {
 	queued := int(start.Sub(s.now) / svc)
 	if s.queueCap > 0 && queued >= s.queueCap {
 		p.dropped = true
+		s.drops++
 		p.ackAt = s.now.Add(s.prop(s.now)) // never acked; used for ordering only
 	} else {
 		s.busyUntil = start.Add(svc)
@@ -115,6 +123,15 @@ func (s *bbrSim) ack(i int) {
 	}
 	s.q = s.q[i+1:]
 	s.now = p.ackAt
+	if losses > 0 && !s.inRec {
+		s.inRec = true
+		s.recoverSeq = s.seq
+		s.b.OnCongestionEvent(s.now, priorInFlight)
+	}
+	if s.inRec && p.seq >= s.recoverSeq {
+		s.inRec = false
+		s.b.OnRecoveryEnd(s.now)
+	}
 	s.delivered++
 	s.deliveredTime = s.now
 	s.firstSendTime = p.sent
@@ -134,6 +151,7 @@ func (s *bbrSim) ack(i int) {
 		PriorInFlight:  priorInFlight,
 		InFlight:       len(s.q),
 		IsAppLimited:   p.appLimited,
+		InRecovery:     s.inRec,
 		TxInFlight:     p.txInFlight,
 		LostSinceTx:    s.lost - p.lost,
 	}
@@ -281,4 +299,32 @@ func TestBBRStateMachine(t *testing.T) {
 	}
 	t.Logf("max_bw %.1f pkt/s, min_rtt %v, delivered %d in 12 s, ProbeRTT cwnd <= %d, max cwnd %d",
 		b.MaxBw(), b.MinRTT(), s.delivered, maxProbeRTTCwnd, s.maxCwnd)
+}
+
+// A shallow bottleneck buffer (20 packets, BDP 51): losses while probing set
+// inflight_longterm, and BBR keeps the loss rate low while using the link.
+func TestBBRShallowBuffer(t *testing.T) {
+	const rate = 1000.0
+	s := newBBRSim(t, rate, 50*time.Millisecond)
+	s.queueCap = 20
+	var longterm []float64
+	s.onAck = func(*RateSample) {
+		if lt := s.b.InflightLongterm(); !math.IsInf(lt, 1) && (len(longterm) == 0 || longterm[len(longterm)-1] != lt) {
+			longterm = append(longterm, lt)
+		}
+	}
+	s.run(t0.Add(20 * time.Second))
+	lossRate := float64(s.drops) / float64(s.sent)
+	util := float64(s.delivered) / (rate * 20)
+	t.Logf("states: %s", s.states())
+	t.Logf("sent %d, dropped %d (%.2f%%), utilization %.3f, inflight_longterm values %v", s.sent, s.drops, 100*lossRate, util, longterm)
+	if len(longterm) == 0 {
+		t.Fatalf("inflight_longterm never set")
+	}
+	if util < 0.85 {
+		t.Errorf("utilization %.3f", util)
+	}
+	if lossRate > 0.02 {
+		t.Errorf("loss rate %.2f%%", 100*lossRate)
+	}
 }

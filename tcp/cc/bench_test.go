@@ -12,7 +12,8 @@ import (
 func ackLoop(c Controller, rs *RateSample, n int) {
 	now := t0
 	var delivered int64
-	*rs = RateSample{AckedSacked: 1, RTT: 50 * time.Millisecond, MinRTT: 50 * time.Millisecond, Interval: 50 * time.Millisecond}
+	*rs = RateSample{AckedSacked: 1, RTT: 50 * time.Millisecond, MinRTT: 50 * time.Millisecond,
+		Interval: 50 * time.Millisecond, Delivered: 100, TxInFlight: 100}
 	for range n {
 		now = now.Add(10 * time.Microsecond)
 		delivered++
@@ -41,6 +42,7 @@ func BenchmarkOnAck(b *testing.B) {
 		{"reno/ca", func() Controller { return NewReno() }, true},
 		{"cubic/hystart", func() Controller { return NewCubic() }, false},
 		{"cubic/ca", func() Controller { return NewCubic() }, true},
+		{"bbr", func() Controller { return NewBBR() }, false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			c := tc.mk()
@@ -51,7 +53,8 @@ func BenchmarkOnAck(b *testing.B) {
 			b.ReportAllocs()
 			now := t0
 			var delivered int64
-			rs := RateSample{AckedSacked: 1, RTT: 50 * time.Millisecond, MinRTT: 50 * time.Millisecond}
+			rs := RateSample{AckedSacked: 1, RTT: 50 * time.Millisecond, MinRTT: 50 * time.Millisecond,
+				Delivered: 100, Interval: 50 * time.Millisecond, TxInFlight: 100}
 			for b.Loop() {
 				now = now.Add(10 * time.Microsecond)
 				delivered++
@@ -69,7 +72,7 @@ func BenchmarkOnAck(b *testing.B) {
 
 func TestOnAckZeroAllocs(t *testing.T) {
 	rs := new(RateSample)
-	for _, c := range []Controller{NewReno(), NewCubic()} {
+	for _, c := range []Controller{NewReno(), NewCubic(), NewBBR()} {
 		c.Init(1448, t0)
 		if a := testing.AllocsPerRun(10, func() { ackLoop(c, rs, 1000) }); a != 0 {
 			t.Errorf("%s slow start: %v allocs", c.Name(), a)
