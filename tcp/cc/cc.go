@@ -77,11 +77,15 @@ type RateSample struct {
 //	Init once when the connection becomes established (MSS known).
 //	OnAck on every ACK that delivers data (cumulative or SACK), after loss marking.
 //	OnCongestionEvent on entering fast recovery (3 dupacks, SACK/RACK loss).
-//	OnRecoveryEnd when fast recovery ends (ACK covers the recovery point).
-//	OnRTO when the retransmission timer fires (first expiry of an episode).
+//	OnRecoveryEnd when fast recovery ends (ACK covers the recovery point), and
+//	  also when RTO recovery ends (BBR restores its cwnd; Reno/CUBIC ignore it).
+//	OnRTO when the retransmission timer fires (every expiry; a repeat without
+//	  delivery in between keeps ssthresh).
 //	Undo when the last reduction proves spurious (DSACK, F-RTO, Eifel).
-//	OnIdleRestart before sending after an idle period longer than the RTO
-//	(net.ipv4.tcp_slow_start_after_idle).
+//	OnIdleRestart before sending when nothing is in flight and the
+//	  application was the limit (restart after idle), with the idle time and
+//	  the current RTO; pass rto = 0 when net.ipv4.tcp_slow_start_after_idle
+//	  is off (Reno/CUBIC then do nothing, BBR still needs the event).
 //	OnECE on an ACK with ECE, at most once per window of data (like CWR).
 //
 // NOTE (contract change): OnRTO takes the packets in flight and
@@ -99,7 +103,8 @@ type Controller interface {
 	// the new ssthresh (engines may run PRR, see PRR). inFlight is the number
 	// of packets in flight (RFC 5681 FlightSize) when loss was detected.
 	OnCongestionEvent(now time.Time, inFlight int)
-	// OnRecoveryEnd leaves fast recovery: cwnd = ssthresh.
+	// OnRecoveryEnd leaves fast recovery (Reno/CUBIC: cwnd = ssthresh) or
+	// RTO recovery.
 	OnRecoveryEnd(now time.Time)
 	// OnRTO handles a retransmission timeout: ssthresh is cut and cwnd = 1
 	// (the RFC 5681 loss window). inFlight as for OnCongestionEvent.
@@ -109,10 +114,11 @@ type Controller interface {
 	// prior)). No-op if nothing was saved.
 	Undo()
 	// OnIdleRestart is called before sending after the connection was idle
-	// (nothing in flight, nothing sent) for idle; rto is the current RTO.
-	// If idle > rto, cwnd is halved once per RTO of idle time but not below
-	// the restart window min(IW, cwnd) (RFC 5681 4.1, RFC 7661, Linux
-	// tcp_cwnd_restart). Otherwise it does nothing.
+	// (nothing in flight, nothing sent) for idle; rto is the current RTO, or
+	// 0 if slow start after idle is disabled. Reno/CUBIC: if idle > rto > 0,
+	// cwnd is halved once per RTO of idle time but not below the restart
+	// window min(IW, cwnd) (RFC 5681 4.1, RFC 7661, Linux tcp_cwnd_restart);
+	// otherwise nothing. BBR: see BBR.OnIdleRestart.
 	OnIdleRestart(now time.Time, idle, rto time.Duration)
 	// OnECE reacts to an ECN echo like a congestion event (RFC 3168), using
 	// the last known flight size.
@@ -127,6 +133,13 @@ type Controller interface {
 	// SetPacing(true) (see Pacer); the Linux-style rate they would use is
 	// always available from LinuxPacingRate.
 	PacingRate() int64
+}
+
+// PacketLossObserver is implemented by controllers that want the per-packet
+// loss step (BBR's HandleLostPacket): the engine calls OnPacketLost for each
+// packet it marks lost, before the OnAck of the ACK that revealed the loss.
+type PacketLossObserver interface {
+	OnPacketLost(now time.Time, p LostPacket)
 }
 
 // Pacer is implemented by controllers whose pacing the engine can switch on
@@ -192,6 +205,9 @@ var registry = map[string]func() Controller{
 // New returns a fresh controller by name; "" means DefaultName. The
 // controller still needs Init. Unknown names give an error wrapping
 // ErrUnknown that lists the available names.
+//
+// Controllers may implement optional interfaces: Pacer (Reno, CUBIC) and
+// PacketLossObserver (BBR).
 func New(name string) (Controller, error) {
 	if name == "" {
 		name = DefaultName

@@ -11,8 +11,8 @@
 //     beta = 717/1024, C = 0.4, fast convergence and the Reno-friendly
 //     region on, HyStart++ (RFC 9406) in the initial slow start.
 //   - "reno": Reno/NewReno congestion control, RFC 5681.
-//   - "bbr" is reserved for BBRv3; RateSample already carries what it needs
-//     (delivered, interval, app-limited, losses, in flight, tx_in_flight).
+//   - "bbr": BBRv3 as specified in draft-ietf-ccwg-bbr-06 (6 July 2026),
+//     see the BBR section below.
 //
 // # Common behaviour (Reno and CUBIC)
 //
@@ -84,6 +84,43 @@
 // (no pacing), as Linux paces them only under fq or SO_MAX_PACING_RATE. srtt
 // is RateSample.SRTT, or an RFC 6298 EWMA of RateSample.RTT when the engine
 // leaves SRTT zero.
+//
+// # BBR
+//
+// BBR follows the pseudocode of draft-ietf-ccwg-bbr-06 (Startup, Drain,
+// ProbeBW_DOWN/CRUISE/REFILL/UP, ProbeRTT; max_bw filter over two ProbeBW
+// cycles, min_rtt over 10 s, ProbeRTT after 5 s without a lower RTT sample
+// for 200 ms plus a round at cwnd = max(BDP/2, 4); short-term and long-term
+// (inflight_longterm) models; 2 % loss threshold; extra_acked aggregation
+// estimate; undo), with these choices and deviations:
+//
+//   - Units are packets and packets per second (the draft recommends bytes);
+//     PacingRate converts with the MSS given to Init.
+//   - The delivery-rate sampler (draft section 4.1) lives in the engine;
+//     BBR reads RateSample. It rejects samples whose Interval is below
+//     MinRTT, as GenerateRateSample does. The draft's
+//     MarkConnectionAppLimited in ProbeRTT is emulated inside BBR (samples
+//     of packets sent before the mark count as app-limited).
+//   - C.is_cwnd_limited is approximated as PriorInFlight >= cwnd.
+//   - Per-loss steps: with PacketLossObserver.OnPacketLost the engine gives
+//     the exact per-packet HandleLostPacket (InflightAtLoss with one-packet
+//     "bursts"). Without it, an ACK with Losses > 0 runs NoteLoss and the
+//     inflight-too-high check on that ACK's TxInFlight/LostSinceTx.
+//   - The undo state is saved once per loss recovery episode
+//     (OnCongestionEvent/OnRTO, or the first loss outside recovery), not at
+//     the first loss of every round as the pseudocode's NoteLoss does, so a
+//     later lossy round does not erase an undo_state set by a loss exit.
+//   - Startup's loss exit needs 6 ACKs reporting losses in the round (the
+//     draft counts discontiguous lost ranges) after a full round in fast
+//     recovery, and the 2 % check on the ACK's TxInFlight/LostSinceTx.
+//   - PickProbeWait uses a splitmix64 generator seeded from Init's time
+//     (Seed overrides), so runs on a virtual clock are reproducible.
+//   - The send quantum is 1 ms at the pacing rate in [2 MSS, 64 KiB] and the
+//     offload budget 3 quanta, as the draft says for TCP; ustack has no TSO.
+//   - OnECE counts a CE mark as a loss signal for the round (section 3.7
+//     requires treating CE as congestion, without specifying more).
+//   - OnRTO sets cwnd = 1 (in flight after an RTO is 0 in practice).
+//   - Ssthresh reports InfiniteSsthresh (BBR has none).
 //
 // # Contract notes
 //
