@@ -62,7 +62,11 @@
 // the flow is not cwnd-limited the epoch is shifted forward by the time
 // since the last ACK so the curve does not run ahead (RFC 9438 5.8; Linux
 // does this on CA_EVENT_TX_START). Undo also restores W_max and cwnd_prior
-// (RFC 9438 4.9). After OnIdleRestart a new epoch starts.
+// (RFC 9438 4.9) and starts a new epoch (the RFC restores K, epoch_start and
+// W_est too). After OnIdleRestart a new epoch starts. After an RTO the
+// window slow-starts to ssthresh and the next epoch aims at the W_max set by
+// the timeout, as Linux does; RFC 9438 4.8 instead uses K = 0 and
+// W_max = cwnd at the start of that epoch.
 //
 // HyStart++ (RFC 9406, constants MIN_RTT_THRESH 4 ms, MAX_RTT_THRESH 16 ms,
 // MIN_RTT_DIVISOR 8, N_RTT_SAMPLE 8, CSS_GROWTH_DIVISOR 4, CSS_ROUNDS 5,
