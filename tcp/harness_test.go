@@ -75,6 +75,7 @@ type vnet struct {
 	noTrace bool
 	out     [2]int
 	lcfg    *Config
+	hook    func()
 	last    [2]State
 	states  [2][]string
 	ctr     [2]Counters
@@ -180,6 +181,9 @@ func (v *vnet) step() bool {
 			}
 			v.flush(i)
 		}
+	}
+	if v.hook != nil {
+		v.hook()
 	}
 	return true
 }

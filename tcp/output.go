@@ -78,7 +78,7 @@ func (c *Conn) Output(now time.Time, emit func(*Segment)) {
 // whether it emitted anything.
 func (c *Conn) sendNew(now time.Time, emit func(*Segment)) bool {
 	switch c.state {
-	case Established, CloseWait, FinWait1, LastAck:
+	case Established, CloseWait, FinWait1, Closing, LastAck:
 	default:
 		return false
 	}

@@ -163,7 +163,7 @@ func (c *Conn) onRTO(now time.Time) {
 // onPersist handles the zero-window probe timer.
 func (c *Conn) onPersist(now time.Time) {
 	switch c.state {
-	case Established, CloseWait, FinWait1, LastAck:
+	case Established, CloseWait, FinWait1, Closing, LastAck:
 	default:
 		return
 	}
