@@ -76,6 +76,7 @@ type vnet struct {
 	out     [2]int
 	lcfg    *Config
 	hook    func()
+	rx      []rxEvent
 	last    [2]State
 	states  [2][]string
 	ctr     [2]Counters
@@ -162,6 +163,9 @@ func (v *vnet) step() bool {
 		p := v.q[0]
 		v.q = v.q[1:]
 		if c := v.c[p.to]; c != nil {
+			if !v.noTrace {
+				v.rx = append(v.rx, rxEvent{to: p.to, seg: p.seg, idx: len(v.trace)})
+			}
 			c.Input(&p.seg, v.now)
 			v.flush(p.to)
 		} else if p.to == 1 && v.lcfg != nil && p.seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagACK) == wire.TCPFlagSYN {
@@ -243,4 +247,10 @@ func (v *vnet) advance(d time.Duration) {
 		v.step()
 	}
 	v.now = end
+}
+
+type rxEvent struct {
+	to  int
+	seg Segment
+	idx int
 }
