@@ -15,7 +15,8 @@ import (
 // BBR one RateSample per ACK (one ACK per packet).
 type bbrSim struct {
 	t        *testing.T
-	b        *BBR
+	c        Controller
+	b        *BBR // c when it is BBR
 	now      time.Time
 	rate     func(now time.Time) float64
 	prop     func(now time.Time) time.Duration
@@ -55,15 +56,22 @@ type bbrObs struct {
 }
 
 func newBBRSim(t *testing.T, rate float64, rtt time.Duration) *bbrSim {
-	s := &bbrSim{t: t, b: NewBBR(), now: t0}
+	s := newPathSim(t, NewBBR(), rate, rtt)
+	s.b = s.c.(*BBR)
+	s.b.Seed(1)
+	s.trace = []bbrObs{{BBRStartup, 0, s.c.Cwnd()}}
+	s.b.onState = func(from, to BBRState) {
+		s.trace = append(s.trace, bbrObs{to, s.now.Sub(t0), s.c.Cwnd()})
+	}
+	return s
+}
+
+// newPathSim runs any controller over the simulated path.
+func newPathSim(t *testing.T, c Controller, rate float64, rtt time.Duration) *bbrSim {
+	s := &bbrSim{t: t, c: c, now: t0}
 	s.rate = func(time.Time) float64 { return rate }
 	s.prop = func(time.Time) time.Duration { return rtt }
-	s.b.Init(1000, t0)
-	s.b.Seed(1)
-	s.trace = []bbrObs{{BBRStartup, 0, s.b.Cwnd()}}
-	s.b.onState = func(from, to BBRState) {
-		s.trace = append(s.trace, bbrObs{to, s.now.Sub(t0), s.b.Cwnd()})
-	}
+	c.Init(1000, t0)
 	return s
 }
 
@@ -93,7 +101,7 @@ func (s *bbrSim) send() {
 }
 
 func (s *bbrSim) pacingGap() time.Duration {
-	r := float64(s.b.PacingRate()) / 1000 // packets/s
+	r := float64(s.c.PacingRate()) / 1000 // packets/s
 	if r <= 0 {
 		return 0
 	}
@@ -126,11 +134,11 @@ func (s *bbrSim) ack(i int) {
 	if losses > 0 && !s.inRec {
 		s.inRec = true
 		s.recoverSeq = s.seq
-		s.b.OnCongestionEvent(s.now, priorInFlight)
+		s.c.OnCongestionEvent(s.now, priorInFlight)
 	}
 	if s.inRec && p.seq >= s.recoverSeq {
 		s.inRec = false
-		s.b.OnRecoveryEnd(s.now)
+		s.c.OnRecoveryEnd(s.now)
 	}
 	s.delivered++
 	s.deliveredTime = s.now
@@ -155,17 +163,17 @@ func (s *bbrSim) ack(i int) {
 		TxInFlight:     p.txInFlight,
 		LostSinceTx:    s.lost - p.lost,
 	}
-	s.b.OnAck(s.now, &rs)
+	s.c.OnAck(s.now, &rs)
 	if s.onAck != nil {
 		s.onAck(&rs)
 	}
-	s.maxCwnd = max(s.maxCwnd, s.b.Cwnd())
+	s.maxCwnd = max(s.maxCwnd, s.c.Cwnd())
 }
 
 // run advances the simulation to the given time.
 func (s *bbrSim) run(until time.Time) {
 	for s.now.Before(until) {
-		limit := s.b.Cwnd()
+		limit := s.c.Cwnd()
 		if s.appLimitedInflight > 0 {
 			limit = min(limit, s.appLimitedInflight)
 		}
@@ -188,7 +196,7 @@ func (s *bbrSim) run(until time.Time) {
 			s.now = s.now.Add(200 * time.Millisecond)
 			s.lost += int64(len(s.q))
 			s.q = s.q[:0]
-			s.b.OnRTO(s.now, 0)
+			s.c.OnRTO(s.now, 0)
 			continue
 		}
 		s.now = next

@@ -227,3 +227,36 @@ func TestHyStartOnlyInitialSlowStart(t *testing.T) {
 		t.Fatalf("HyStart++ still %s after RTO", c.HyStartState())
 	}
 }
+
+// On a path with a deep buffer (4 BDP), HyStart++ sees the queueing delay
+// and leaves slow start long before the buffer overflows. It cannot avoid
+// loss altogether here: ACK-clocked slow-start bursts drain the queue between
+// rounds until cwnd > BDP, so the RTT rise shows one round late (cwnd ~3 BDP),
+// and the five CSS rounds at x1.25 still overflow the buffer, but with a
+// fraction of plain slow start's overshoot losses.
+func TestHyStartDeepBufferPath(t *testing.T) {
+	cssAt := 0
+	run := func(hystart bool) (drops int64, c *Cubic) {
+		c = NewCubic()
+		c.HyStart = hystart
+		s := newPathSim(t, c, 1000, 50*time.Millisecond) // BDP 51 packets
+		s.queueCap = 200
+		s.onAck = func(*RateSample) {
+			if cssAt == 0 && c.HyStartState() == "css" {
+				cssAt = c.Cwnd()
+			}
+		}
+		s.run(t0.Add(3 * time.Second))
+		return s.drops, c
+	}
+	withDrops, c := run(true)
+	withoutDrops, c2 := run(false)
+	t.Logf("HyStart++ on: CSS at cwnd %d, %d drops, ssthresh %d; off: %d drops, ssthresh %d",
+		cssAt, withDrops, c.Ssthresh(), withoutDrops, c2.Ssthresh())
+	if cssAt == 0 || cssAt > 4*51 {
+		t.Errorf("CSS entered at cwnd %d", cssAt)
+	}
+	if withDrops*3 > withoutDrops {
+		t.Errorf("HyStart++ %d drops vs %d without", withDrops, withoutDrops)
+	}
+}
