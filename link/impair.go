@@ -141,20 +141,26 @@ func (e *ImpairEndpoint) WritePacket(pkt []byte) error {
 		e.mu.Unlock()
 		return nil
 	}
+	first := e.seq + 1
 	for i := range d.Copies {
 		buf := e.getBuf(pkt)
 		d.Apply(buf)
 		e.seq++
 		e.pending.push(pending{at: d.At[i], seq: e.seq, buf: buf})
 	}
+	// The delivery goroutine only needs waking when this packet became the
+	// earliest one; otherwise its timer already fires sooner.
+	wake := e.pending[0].seq >= first
 	if !e.started {
 		e.started = true
 		go e.deliver()
 	}
 	e.mu.Unlock()
-	select {
-	case e.wake <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
