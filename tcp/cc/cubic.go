@@ -205,8 +205,13 @@ func (c *Cubic) OnIdleRestart(now time.Time, idle, rto time.Duration) {
 	}
 }
 
-// OnECE implements Controller.
-func (c *Cubic) OnECE(now time.Time) { c.w.enterRecovery(c.reduce()) }
+// OnECE implements Controller. It does nothing while a reduction is already
+// under way (fast recovery or CWR), like Linux tcp_enter_cwr.
+func (c *Cubic) OnECE(now time.Time) {
+	if !c.w.inFastRecovery {
+		c.w.enterRecovery(c.reduce())
+	}
+}
 
 // Cwnd implements Controller.
 func (c *Cubic) Cwnd() int { return c.w.cwnd }

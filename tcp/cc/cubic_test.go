@@ -260,3 +260,31 @@ func TestHyStartDeepBufferPath(t *testing.T) {
 		t.Errorf("HyStart++ %d drops vs %d without", withDrops, withoutDrops)
 	}
 }
+
+// The HyStart++ delay threshold is lastRoundMinRTT/8 clamped to [4 ms, 16 ms].
+func TestHyStartThreshold(t *testing.T) {
+	for _, tc := range []struct {
+		base, rise time.Duration
+		exit       bool
+	}{
+		{50 * time.Millisecond, 6 * time.Millisecond, false}, // 6.25 ms threshold
+		{50 * time.Millisecond, 7 * time.Millisecond, true},
+		{10 * time.Millisecond, 3 * time.Millisecond, false}, // 1.25 ms -> clamped to 4 ms
+		{10 * time.Millisecond, 4 * time.Millisecond, true},
+		{200 * time.Millisecond, 15 * time.Millisecond, false}, // 25 ms -> clamped to 16 ms
+		{200 * time.Millisecond, 16 * time.Millisecond, true},
+	} {
+		c := NewCubic()
+		f := newFlow(t, c, tc.base)
+		f.rtt = func(sent time.Time) time.Duration {
+			if sent.Sub(t0) >= 3*tc.base+tc.base/2 { // from the 4th round on
+				return tc.base + tc.rise
+			}
+			return tc.base
+		}
+		f.runUntil(t0.Add(6 * tc.base))
+		if got := c.HyStartState() == "css"; got != tc.exit {
+			t.Errorf("base %v rise %v: CSS %v, want %v (cwnd %d)", tc.base, tc.rise, got, tc.exit, c.Cwnd())
+		}
+	}
+}

@@ -58,8 +58,13 @@ func (r *Reno) Undo() { r.w.undo() }
 // OnIdleRestart implements Controller.
 func (r *Reno) OnIdleRestart(now time.Time, idle, rto time.Duration) { r.w.idleRestart(idle, rto) }
 
-// OnECE implements Controller.
-func (r *Reno) OnECE(now time.Time) { r.w.enterRecovery(r.w.flight(r.w.lastInFlight) / 2) }
+// OnECE implements Controller. It does nothing while a reduction is already
+// under way (fast recovery or CWR), like Linux tcp_enter_cwr.
+func (r *Reno) OnECE(now time.Time) {
+	if !r.w.inFastRecovery {
+		r.w.enterRecovery(r.w.flight(r.w.lastInFlight) / 2)
+	}
+}
 
 // Cwnd implements Controller.
 func (r *Reno) Cwnd() int { return r.w.cwnd }

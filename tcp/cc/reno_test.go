@@ -205,11 +205,20 @@ func TestECE(t *testing.T) {
 	if r.Ssthresh() != 15 || r.Cwnd() != 15 {
 		t.Fatalf("reno ECE: cwnd %d ssthresh %d", r.Cwnd(), r.Ssthresh())
 	}
+	r.OnECE(t0) // once per reduction
+	if r.Ssthresh() != 15 {
+		t.Fatalf("second ECE cut again: ssthresh %d", r.Ssthresh())
+	}
+	r.OnRecoveryEnd(t0)
 	c := NewCubic()
 	forceWindow(c, 100, InfiniteSsthresh)
 	c.OnECE(t0)
 	if c.Ssthresh() != 70 || c.Cwnd() != 70 {
 		t.Fatalf("cubic ECE: cwnd %d ssthresh %d", c.Cwnd(), c.Ssthresh())
+	}
+	c.OnECE(t0)
+	if c.Ssthresh() != 70 {
+		t.Fatalf("cubic second ECE: ssthresh %d", c.Ssthresh())
 	}
 }
 
