@@ -22,6 +22,24 @@
 //   - [Pcap]: a tap writing every packet read or written to a pcap stream
 //     (LINKTYPE_RAW, nanosecond timestamps) that tcpdump and Wireshark read.
 //
+// Wrappers compose. Impair impairs only what is written to it (egress);
+// wrap both ends of a pipe to impair both directions. Pcap(Impair(ep), w)
+// captures packets as the application wrote them, Impair(Pcap(ep, w))
+// captures them as they left the impairment (after loss, delay, ...).
+//
+// Under testing/synctest, create Impair endpoints inside the bubble: their
+// channels and timers must belong to it for virtual time to advance.
+//
+// The deterministic core for a simulator:
+//
+//	im := link.NewImpairer(link.Impairment{Delay: 10 * time.Millisecond, Loss: 0.01, Seed: 1})
+//	d := im.Decide(now, len(pkt)) // now: virtual time, non-decreasing
+//	for _, at := range d.Deliveries() { // 0, 1 or 2 copies
+//		cp := append([]byte(nil), pkt...)
+//		d.Apply(cp) // flips the decided bit if d.Corrupt
+//		schedule(at, cp)
+//	}
+//
 // Errors: every operation on a closed endpoint returns an error for which
 // errors.Is(err, net.ErrClosed) holds.
 package link

@@ -510,3 +510,36 @@ func BenchmarkImpairPipe(b *testing.B) {
 	ep.Close()
 	<-done
 }
+
+// The same code on the real clock: every packet arrives, in order, no
+// earlier than its delay.
+func TestImpairRealTime(t *testing.T) {
+	a, b := Pipe(1500)
+	delay := 2 * time.Millisecond
+	ep := Impair(a, Impairment{Delay: delay, RateBps: 100_000_000})
+	defer ep.Close()
+	const n = 50
+	sent := make([]time.Time, n)
+	for i := range n {
+		sent[i] = time.Now()
+		if err := ep.WritePacket(pkt(i, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 1500)
+	for i := range n {
+		m, err := b.ReadPacket(buf)
+		if err != nil || m != 100 {
+			t.Fatal(m, err)
+		}
+		if id := int(binary.BigEndian.Uint32(buf)); id != i {
+			t.Fatalf("got packet %d, want %d", id, i)
+		}
+		if el := time.Since(sent[i]); el < delay {
+			t.Fatalf("packet %d arrived after %v, before its %v delay", i, el, delay)
+		}
+	}
+	if st := ep.(*ImpairEndpoint).Stats(); st.Delivered != n {
+		t.Fatalf("stats %+v", st)
+	}
+}
