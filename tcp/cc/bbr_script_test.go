@@ -342,3 +342,29 @@ func TestWinMax(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 }
+
+// The per-packet loss step estimates the in-flight volume at which the loss
+// rate crossed 2 % (InflightAtLoss).
+func TestBBROnPacketLost(t *testing.T) {
+	s := newBBRScript(t, 100*time.Millisecond)
+	s.toCruise()
+	for s.b.State() != BBRProbeBWUp {
+		s.round(20, 1000, nil)
+	}
+	var obs PacketLossObserver = s.b
+	// 2 of 100 lost: not above the threshold.
+	obs.OnPacketLost(s.now, LostPacket{TxInFlight: 100, LostSinceTx: 2})
+	s.expect(BBRProbeBWUp)
+	// 3 of 100: (0.02*99 - 2)/0.98 = -0.0204, so the threshold was crossed at
+	// 98.98 packets in flight.
+	obs.OnPacketLost(s.now, LostPacket{TxInFlight: 100, LostSinceTx: 3})
+	s.expect(BBRProbeBWDown)
+	if got, want := s.b.InflightLongterm(), 99-0.02/0.98; math.Abs(got-want) > 1e-9 {
+		t.Fatalf("inflight_longterm %v, want %v", got, want)
+	}
+	// Only one reaction per probe.
+	obs.OnPacketLost(s.now, LostPacket{TxInFlight: 50, LostSinceTx: 10})
+	if s.b.InflightLongterm() < 98 {
+		t.Fatalf("second loss lowered inflight_longterm to %v", s.b.InflightLongterm())
+	}
+}
