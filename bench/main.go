@@ -161,6 +161,9 @@ type Report struct {
 	Systems  []string  `json:"systems"`
 	Figures  []*Figure `json:"figures"`
 	Duration string    `json:"duration"`
+	// LoadStart and LoadEnd are /proc/loadavg's first three fields.
+	LoadStart string `json:"loadavg_start"`
+	LoadEnd   string `json:"loadavg_end"`
 }
 
 // Figure is one measured quantity for every system.

@@ -92,11 +92,17 @@ func (ns *netstackSystem) Dial(ctx context.Context, port int) (net.Conn, error) 
 }
 
 func (ns *netstackSystem) Close() error {
-	ns.client.Close()
-	ns.server.Close()
+	// Stop the pumps first: stack.Wait holds the stack's lock while it
+	// waits for the link, and a pump may need that lock to finish its
+	// current packet.
 	for _, l := range ns.links {
 		l.ep.Close()
 	}
+	for _, l := range ns.links {
+		l.Wait()
+	}
+	ns.client.Close()
+	ns.server.Close()
 	ns.client.Wait()
 	ns.server.Wait()
 	return nil

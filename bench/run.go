@@ -59,12 +59,12 @@ func cases(o Options) []benchCase {
 		for _, n := range []int{1, 64} {
 			cs = append(cs, benchCase{
 				bench: "rr", name: fmt.Sprintf("1-byte ping-pong, %d conn", n),
-				metrics: []metric{{"rate", "trans/s", false}},
+				metrics: []metric{{"rate", "trans/s", false}, {"cpu", "CPU us/trans", true}},
 				cfg:     plain(1500),
 				limit:   o.RRDur + 40*time.Second,
 				run: func(sys System) (map[string]float64, error) {
-					v, err := rr(sys, n, o.RRDur)
-					return map[string]float64{"rate": v}, err
+					v, c, err := rr(sys, n, o.RRDur)
+					return map[string]float64{"rate": v, "cpu": c}, err
 				},
 			})
 		}
@@ -72,12 +72,12 @@ func cases(o Options) []benchCase {
 	if want("connrate") {
 		cs = append(cs, benchCase{
 			bench: "connrate", name: fmt.Sprintf("setup+teardown, %d clients", o.ConnWorkers),
-			metrics: []metric{{"rate", "conns/s", false}},
+			metrics: []metric{{"rate", "conns/s", false}, {"cpu", "CPU us/conn", true}},
 			cfg:     plain(1500),
 			limit:   o.ConnDur + 40*time.Second,
 			run: func(sys System) (map[string]float64, error) {
-				v, err := connRate(sys, o.ConnWorkers, o.ConnDur, 25000)
-				return map[string]float64{"rate": v}, err
+				v, c, err := connRate(sys, o.ConnWorkers, o.ConnDur, 25000)
+				return map[string]float64{"rate": v, "cpu": c}, err
 			},
 		})
 	}
@@ -144,10 +144,11 @@ func cases(o Options) []benchCase {
 func Run(o Options, ms []Maker) *Report {
 	t0 := time.Now()
 	rep := &Report{
-		Date:  t0.UTC().Format(time.RFC3339),
-		GoVer: runtime.Version(),
-		CPUs:  runtime.NumCPU(),
-		Runs:  o.Runs,
+		Date:      t0.UTC().Format(time.RFC3339),
+		GoVer:     runtime.Version(),
+		CPUs:      runtime.NumCPU(),
+		Runs:      o.Runs,
+		LoadStart: loadAvg(),
 	}
 	for _, m := range ms {
 		rep.Systems = append(rep.Systems, m.Name)
@@ -191,7 +192,22 @@ func Run(o Options, ms []Maker) *Report {
 		}
 	}
 	rep.Duration = time.Since(t0).Round(time.Second).String()
+	rep.LoadEnd = loadAvg()
 	return rep
+}
+
+// loadAvg returns the 1, 5 and 15 minute load averages: the benchmarks share
+// the machine, and a loaded machine starves the latency-bound figures.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // runOne builds a fresh system, runs the case once and tears it down, with
@@ -225,7 +241,8 @@ func runOne(m Maker, cfg NetConfig, c benchCase) (map[string]float64, error) {
 
 // WriteTable prints the report as an aligned text table.
 func (r *Report) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "ustack bench  %s  %s  %d CPUs  median of %d runs [min-max]  (took %s)\n\n", r.Date, r.GoVer, r.CPUs, r.Runs, r.Duration)
+	fmt.Fprintf(w, "ustack bench  %s  %s  %d CPUs  median of %d runs [min-max]  took %s  load average %s -> %s\n\n",
+		r.Date, r.GoVer, r.CPUs, r.Runs, r.Duration, r.LoadStart, r.LoadEnd)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	hdr := []string{"benchmark", "case", "unit"}
 	hdr = append(hdr, r.Systems...)

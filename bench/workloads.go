@@ -74,7 +74,18 @@ func dialAccept(sys System, ln net.Listener, port int) (client, server net.Conn,
 		client.Close()
 		return nil, nil, fmt.Errorf("accept: %w", r.err)
 	}
+	noDelay(client)
+	noDelay(r.c)
 	return client, r.c, nil
+}
+
+// noDelay turns Nagle's algorithm off where the connection lets us, so every
+// system runs with Go's net default (TCP_NODELAY on). netstack's default is
+// already off (TCPDelayEnabled false).
+func noDelay(c net.Conn) {
+	if nd, ok := c.(interface{ SetNoDelay(bool) error }); ok {
+		nd.SetNoDelay(true)
+	}
 }
 
 // BulkResult is one bulk transfer's outcome.
@@ -152,10 +163,10 @@ func bulk(sys System, dur time.Duration) (BulkResult, error) {
 // rr runs 1-byte request/response transactions on conns connections, each
 // with its own client goroutine and server echo goroutine, for dur. It
 // returns transactions per second over all connections.
-func rr(sys System, conns int, dur time.Duration) (float64, error) {
+func rr(sys System, conns int, dur time.Duration) (rate, cpuPer float64, err error) {
 	ln, err := sys.Listen(basePort)
 	if err != nil {
-		return 0, fmt.Errorf("listen: %w", err)
+		return 0, 0, fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
 	clients := make([]net.Conn, 0, conns)
@@ -171,11 +182,12 @@ func rr(sys System, conns int, dur time.Duration) (float64, error) {
 	for range conns {
 		c, s, err := dialAccept(sys, ln, basePort)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		clients = append(clients, c)
 		servers = append(servers, s)
 	}
+	cpu0 := cpuTime()
 	start := time.Now()
 	end := start.Add(dur)
 	var total atomic.Int64
@@ -216,20 +228,22 @@ func rr(sys System, conns int, dur time.Duration) (float64, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	if total.Load() == 0 {
-		return 0, errors.New("no transactions")
+	cpu := cpuTime() - cpu0
+	n := total.Load()
+	if n == 0 {
+		return 0, 0, errors.New("no transactions")
 	}
-	return float64(total.Load()) / elapsed.Seconds(), nil
+	return float64(n) / elapsed.Seconds(), cpu.Seconds() * 1e6 / float64(n), nil
 }
 
 // connRate opens and closes connections for dur (at most maxConns) from
 // workers concurrent clients: a client dials and closes at once; the server
 // accepts, reads to EOF and closes. It returns completed connections per
 // second (dial + accept + both closes).
-func connRate(sys System, workers int, dur time.Duration, maxConns int64) (float64, error) {
+func connRate(sys System, workers int, dur time.Duration, maxConns int64) (rate, cpuPer float64, err error) {
 	ln, err := sys.Listen(basePort)
 	if err != nil {
-		return 0, fmt.Errorf("listen: %w", err)
+		return 0, 0, fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
 	var served atomic.Int64
@@ -259,6 +273,7 @@ func connRate(sys System, workers int, dur time.Duration, maxConns int64) (float
 			}()
 		}
 	}()
+	cpu0 := cpuTime()
 	start := time.Now()
 	end := start.Add(dur)
 	var dialed atomic.Int64
@@ -288,16 +303,17 @@ func connRate(sys System, workers int, dur time.Duration, maxConns int64) (float
 		time.Sleep(time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
 	n := served.Load()
 	ln.Close()
 	srv.Wait()
 	if e, ok := firstErr.Load().(error); ok && n == 0 {
-		return 0, e
+		return 0, 0, e
 	}
 	if n == 0 {
-		return 0, errors.New("no connections")
+		return 0, 0, errors.New("no connections")
 	}
-	return float64(n) / elapsed.Seconds(), nil
+	return float64(n) / elapsed.Seconds(), cpu.Seconds() * 1e6 / float64(n), nil
 }
 
 // MemResult is the Go heap growth per idle established connection.
