@@ -368,3 +368,32 @@ func TestBBROnPacketLost(t *testing.T) {
 		t.Fatalf("second loss lowered inflight_longterm to %v", s.b.InflightLongterm())
 	}
 }
+
+// RTO: cwnd 1, the window floor of 4 on the next ACK, and the last known
+// good cwnd back when recovery ends.
+func TestBBRRTO(t *testing.T) {
+	s := newBBRScript(t, 100*time.Millisecond)
+	s.toCruise()
+	prior := s.b.Cwnd()
+	s.b.OnRTO(s.now, 0)
+	if s.b.Cwnd() != 1 {
+		t.Fatalf("cwnd after RTO %d", s.b.Cwnd())
+	}
+	s.inflight = 1
+	s.round(1, 1000, nil)
+	if s.b.Cwnd() != bbrMinPipeCwnd {
+		t.Fatalf("cwnd after first ACK %d, want MinPipeCwnd", s.b.Cwnd())
+	}
+	s.b.OnRecoveryEnd(s.now)
+	if s.b.Cwnd() != prior {
+		t.Fatalf("cwnd after recovery %d, want %d", s.b.Cwnd(), prior)
+	}
+	if s.b.Ssthresh() != InfiniteSsthresh {
+		t.Fatalf("ssthresh %d", s.b.Ssthresh())
+	}
+	// With cwnd cut to 4, min(BDP, cwnd) = 4 rounds already justify a new
+	// bandwidth probe (Reno-coexistence time scale).
+	if s.b.State().String() != "ProbeBW_REFILL" {
+		t.Fatalf("state %v", s.b.State())
+	}
+}

@@ -277,3 +277,18 @@ func TestPRR(t *testing.T) {
 		t.Fatalf("SSRB sndcnt %d want 3", n)
 	}
 }
+
+// A stretch ACK that crosses ssthresh: the part above ssthresh counts
+// towards congestion avoidance.
+func TestSlowStartCrossingSsthresh(t *testing.T) {
+	r := NewReno()
+	forceWindow(r, 10, 12)
+	r.OnAck(t0, &RateSample{AckedSacked: 5, PriorInFlight: 10})
+	if r.Cwnd() != 12 || r.w.cwndCnt != 3 {
+		t.Fatalf("cwnd %d cnt %d, want 12/3", r.Cwnd(), r.w.cwndCnt)
+	}
+	r.OnAck(t0, &RateSample{AckedSacked: 9, PriorInFlight: 12})
+	if r.Cwnd() != 13 || r.w.cwndCnt != 0 {
+		t.Fatalf("cwnd %d cnt %d, want 13/0", r.Cwnd(), r.w.cwndCnt)
+	}
+}
