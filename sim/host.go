@@ -167,6 +167,10 @@ func (h *Host) receive(pkt []byte) {
 	t := tcp.Tuple{Local: p.dst, Remote: p.src}
 	seg := &p.seg
 	if c := h.conns[t]; c != nil {
+		if seg.Flags&wire.TCPFlagSYN != 0 && !c.haveIRS {
+			c.irs, c.haveIRS = seg.Seq, true
+		}
+		c.SegsIn++
 		c.traceSeg(KindRecv, seg, "")
 		c.tc.Input(seg, h.sim.now)
 		c.kick()
@@ -175,7 +179,9 @@ func (h *Host) receive(pkt []byte) {
 	const synMask = wire.TCPFlagSYN | wire.TCPFlagACK | wire.TCPFlagRST
 	if handler, ok := h.listeners[t.Local.Port()]; ok && seg.Flags&synMask == wire.TCPFlagSYN {
 		c := h.newConn(t, handler)
+		c.state = tcp.Listen // the listener's child: the trace shows LISTEN -> SYN-RECEIVED
 		c.irs, c.haveIRS = seg.Seq, true
+		c.SegsIn++
 		c.traceSeg(KindRecv, seg, "")
 		tc, err := tcp.NewPassive(&c.cfg, t, h.rng.Uint32(), seg, h.sim.now)
 		if err != nil {
@@ -394,7 +400,9 @@ func (c *Conn) emit(seg *tcp.Segment) {
 			c.sndMax, c.haveSndMax = end, true
 		}
 	} else if seg.Flags == wire.TCPFlagACK {
-		if c.haveLastAck && seg.Ack == c.lastAck && seg.Window == c.lastWin && seg.Seq == c.lastSeq &&
+		// A duplicate ACK repeats the previous ACK, window and sequence number
+		// (a zero window makes it a window probe answer, not a loss signal).
+		if c.haveLastAck && seg.Ack == c.lastAck && seg.Window == c.lastWin && seg.Window != 0 && seg.Seq == c.lastSeq &&
 			c.haveSndMax && seg.Seq == c.sndMax {
 			dup = true
 		}
@@ -455,6 +463,7 @@ func (c *Conn) kick() {
 				c.trace(Event{Kind: KindApp, Note: "close failed", Err: err.Error()})
 			}
 		}
+		c.observe()
 		c.tc.Output(now, c.emit)
 		c.observe()
 		if !c.paused && !c.eof && !c.closing {
@@ -462,6 +471,7 @@ func (c *Conn) kick() {
 			for c.tc.Readable() > 0 {
 				n, err := c.tc.Recv(readBuf)
 				if n > 0 {
+					c.again = true // reading may open the window: collect output again
 					c.BytesRead += int64(n)
 					if c.handler.OnData != nil {
 						c.handler.OnData(c, readBuf[:n])
@@ -597,7 +607,7 @@ func timerNote(b, a *tcp.Counters) string {
 	if a.DelayedACKs > b.DelayedACKs {
 		what = append(what, "delayed ACK")
 	}
-	if a.TCPAbortOnTimeout > b.TCPAbortOnTimeout {
+	if a.TCPAbortOnTimeout > b.TCPAbortOnTimeout || a.AttemptFails > b.AttemptFails {
 		what = append(what, "gave up")
 	}
 	if len(what) == 0 {

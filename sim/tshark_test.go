@@ -43,7 +43,7 @@ func tsharkRead(t *testing.T, pcap []byte) []tsharkPacket {
 	}
 	cmd := exec.Command(bin, "-n", "-r", f,
 		"-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
-		"-o", "tcp.relative_sequence_numbers:TRUE", "-o", "tcp.analyze_sequence_numbers:TRUE",
+		"-o", "tcp.relative_sequence_numbers:TRUE", "-o", "tcp.desegment_tcp_streams:FALSE", "-o", "tcp.analyze_sequence_numbers:TRUE",
 		"-T", "fields", "-E", "separator=|", "-E", "occurrence=f",
 		"-e", "frame.number", "-e", "tcp.flags.str",
 		"-e", "tcp.analysis.retransmission", "-e", "tcp.analysis.fast_retransmission",

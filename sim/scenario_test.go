@@ -1,0 +1,361 @@
+package sim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/tcp"
+)
+
+func runScenario(t *testing.T, name string, sysctls ...string) *Result {
+	t.Helper()
+	r, err := RunScenario(name, Options{Seed: 1, Sysctls: sysctls})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// sends returns the times of the segments host sent whose flags are exactly f.
+func sends(r *Result, host, flags string) []time.Duration {
+	var out []time.Duration
+	for _, e := range r.Sim.Trace().Events {
+		if e.Host == host && e.Kind == KindSend && e.Flags == flags {
+			out = append(out, e.T)
+		}
+	}
+	return out
+}
+
+func secs(ds ...float64) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = time.Duration(d * float64(time.Second))
+	}
+	return out
+}
+
+func offsets(ts []time.Duration, base time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ts))
+	for i, t := range ts {
+		out[i] = t - base
+	}
+	return out
+}
+
+func dump(r *Result) string {
+	var b bytes.Buffer
+	r.Sim.Trace().WriteText(&b, nil)
+	return b.String()
+}
+
+func stateSeq(c *Conn) []string {
+	var out []string
+	for _, e := range c.h.sim.trace.Events {
+		if e.Kind == KindState && e.Host == c.h.Name && e.Conn == c.label() {
+			out = append(out, e.To)
+		}
+	}
+	return out
+}
+
+func firstConn(t *testing.T, h *Host) *Conn {
+	t.Helper()
+	if len(h.all) == 0 {
+		t.Fatalf("host %s has no connection", h.Name)
+	}
+	return h.all[0]
+}
+
+// stateAt returns when c entered state st (ok false if it never did).
+func stateAt(c *Conn, st tcp.State) (time.Duration, bool) {
+	for _, e := range c.h.sim.trace.Events {
+		if e.Kind == KindState && e.Host == c.h.Name && e.Conn == c.label() && e.To == st.String() {
+			return e.T, true
+		}
+	}
+	return 0, false
+}
+
+func TestSynTimeout(t *testing.T) {
+	r := runScenario(t, "syn-timeout")
+	a := firstConn(t, r.Env.A)
+	if got, want := sends(r, "A", "S"), secs(0, 1, 3, 7, 15, 31, 63); !slices.Equal(got, want) {
+		t.Errorf("SYNs sent at %v, want %v\n%s", got, want, dump(r))
+	}
+	if !errors.Is(a.Err, syscall.ETIMEDOUT) || a.Closed != 127*time.Second || a.State() != tcp.Closed {
+		t.Errorf("connect ended with %v at %v in %v, want ETIMEDOUT at 127s in CLOSED", a.Err, a.Closed, a.State())
+	}
+}
+
+func TestSynTimeoutSysctl(t *testing.T) {
+	r := runScenario(t, "syn-timeout", "net.ipv4.tcp_syn_retries=3")
+	a := firstConn(t, r.Env.A)
+	if got, want := sends(r, "A", "S"), secs(0, 1, 3, 7); !slices.Equal(got, want) {
+		t.Errorf("SYNs sent at %v, want %v", got, want)
+	}
+	if !errors.Is(a.Err, syscall.ETIMEDOUT) || a.Closed != 15*time.Second {
+		t.Errorf("connect ended with %v at %v, want ETIMEDOUT at 15s", a.Err, a.Closed)
+	}
+}
+
+func TestSynAckLoss(t *testing.T) {
+	r := runScenario(t, "synack-loss")
+	b := firstConn(t, r.Env.B)
+	sa := sends(r, "B", "S.")
+	if len(sa) == 0 {
+		t.Fatalf("B sent no SYN-ACK\n%s", dump(r))
+	}
+	if got, want := offsets(sa, sa[0]), secs(0, 1, 3, 7, 15, 31); !slices.Equal(got, want) {
+		t.Errorf("SYN-ACKs sent at +%v, want +%v\n%s", got, want, dump(r))
+	}
+	if !b.gone || b.Closed-sa[0] != 63*time.Second {
+		t.Errorf("half-open connection dropped at %v (gone %v), want 63s after the first SYN-ACK (%v)", b.Closed, b.gone, sa[0]+63*time.Second)
+	}
+	if n := len(r.Env.B.Conns()); n != 1 {
+		t.Errorf("B created %d connections, want 1", n)
+	}
+}
+
+func TestAckLossKeepalive(t *testing.T) {
+	r := runScenario(t, "ack-loss-keepalive")
+	a := firstConn(t, r.Env.A)
+	if a.Established == 0 {
+		t.Fatalf("A never established\n%s", dump(r))
+	}
+	// Keepalive probes: bare ACKs below SND.NXT.
+	var probes []time.Duration
+	for _, e := range r.Sim.Trace().Events {
+		if e.Host == "A" && e.Kind == KindSend && e.Flags == "." && e.T > 1000*time.Second {
+			probes = append(probes, e.T-a.Established)
+		}
+	}
+	var want []time.Duration
+	for i := range 9 {
+		want = append(want, 7200*time.Second+time.Duration(i)*75*time.Second)
+	}
+	if !slices.Equal(probes, want) {
+		t.Errorf("keepalive probes at established+%v, want +%v", probes, want)
+	}
+	if !errors.Is(a.Err, syscall.ETIMEDOUT) || a.Closed-a.Established != 7875*time.Second {
+		t.Errorf("A ended with %v at established+%v, want ETIMEDOUT at +7875s", a.Err, a.Closed-a.Established)
+	}
+	b := firstConn(t, r.Env.B)
+	if !b.gone || b.Established != 0 {
+		t.Errorf("B's half-open connection: gone %v, established at %v; want dropped, never established", b.gone, b.Established)
+	}
+}
+
+func TestAckLossRetries2(t *testing.T) {
+	r := runScenario(t, "ack-loss-retries2")
+	a := firstConn(t, r.Env.A)
+	var data []time.Duration
+	for _, e := range r.Sim.Trace().Events {
+		if e.Host == "A" && e.Kind == KindSend && e.Len != nil && *e.Len > 0 {
+			data = append(data, e.T)
+		}
+	}
+	if len(data) < 16 {
+		t.Fatalf("A sent its data %d times, want the original and 15 retransmissions\n%s", len(data), dump(r))
+	}
+	// Backoff: each gap doubles until it reaches RTOMax.
+	for i := 2; i < len(data); i++ {
+		g0, g1 := data[i-1]-data[i-2], data[i]-data[i-1]
+		if g1 != min(2*g0, 120*time.Second) {
+			t.Errorf("retransmission gaps %v then %v: not doubling up to 120s", g0, g1)
+		}
+	}
+	died := a.Closed - data[0]
+	if !errors.Is(a.Err, syscall.ETIMEDOUT) || died < 924600*time.Millisecond || died > 950*time.Second {
+		t.Errorf("A ended with %v %v after the first send, want ETIMEDOUT about 924.6s after it", a.Err, died)
+	}
+	t.Logf("retries2: %d transmissions, ETIMEDOUT %v after the first", len(data), died)
+}
+
+func TestFastRetransmit(t *testing.T) {
+	r := runScenario(t, "fast-retransmit")
+	a, b := firstConn(t, r.Env.A), firstConn(t, r.Env.B)
+	ev := r.Sim.Trace().Events
+	drop := slices.IndexFunc(ev, func(e Event) bool { return e.Kind == KindDrop && e.Host == "A" })
+	if drop < 0 {
+		t.Fatalf("nothing dropped\n%s", dump(r))
+	}
+	lost := *ev[drop].Seq
+	rtx := slices.IndexFunc(ev, func(e Event) bool { return e.Kind == KindSend && e.Host == "A" && e.Rtx && *e.Seq == lost })
+	if rtx < 0 {
+		t.Fatalf("lost segment never retransmitted\n%s", dump(r))
+	}
+	dups := 0
+	for _, e := range ev[drop:rtx] {
+		if e.Kind == KindRecv && e.Host == "A" && e.Flags == "." && e.Ack != nil && *e.Ack == lost {
+			dups++
+		}
+	}
+	if dups < 3 {
+		t.Errorf("A received %d duplicate ACKs for %d before retransmitting, want >= 3", dups, lost)
+	}
+	if gap := ev[rtx].T - ev[drop].T; gap >= 200*time.Millisecond {
+		t.Errorf("retransmission %v after the loss: not fast", gap)
+	}
+	if r.Env.A.Counters.TCPFastRetrans == 0 {
+		t.Error("TCPFastRetrans not counted")
+	}
+	if b.BytesRead != 30000 || a.Err != nil {
+		t.Errorf("B read %d bytes (want 30000), A error %v", b.BytesRead, a.Err)
+	}
+}
+
+func TestZeroWindow(t *testing.T) {
+	r := runScenario(t, "zero-window")
+	a, b := firstConn(t, r.Env.A), firstConn(t, r.Env.B)
+	ev := r.Sim.Trace().Events
+	zero := slices.IndexFunc(ev, func(e Event) bool { return e.Kind == KindSend && e.Host == "B" && e.Win != nil && *e.Win == 0 })
+	if zero < 0 {
+		t.Fatalf("B never advertised a zero window\n%s", dump(r))
+	}
+	var probes []time.Duration
+	for _, e := range ev[zero:] {
+		if e.T >= 30*time.Second {
+			break
+		}
+		if e.Kind == KindSend && e.Host == "A" {
+			probes = append(probes, e.T)
+		}
+	}
+	if len(probes) < 3 {
+		t.Fatalf("A sent %d probes while the window was closed, want several\n%s", len(probes), dump(r))
+	}
+	// The probe timer backs off exponentially; like Linux it is re-armed
+	// when the probe's answer arrives, so a gap may exceed twice the one
+	// before by up to one RTT (20 ms) per step.
+	for i := 2; i < len(probes); i++ {
+		g0, g1 := probes[i-1]-probes[i-2], probes[i]-probes[i-1]
+		if d := g1 - 2*g0; d < -50*ms || d > 50*ms {
+			t.Errorf("probe gaps %v then %v: not doubling", g0, g1)
+		}
+	}
+	if len(probes) < 6 {
+		t.Errorf("%d probes in 30 s, want at least 6", len(probes))
+	}
+	// B reading again opens the window at once: the transfer ends soon after.
+	eof := slices.IndexFunc(ev, func(e Event) bool { return e.Host == "B" && e.Kind == KindApp && e.Note == "read EOF" })
+	if b.BytesRead != 200000 || a.Err != nil || b.Err != nil || eof < 0 || ev[eof].T > 32*time.Second {
+		t.Errorf("B read %d bytes (want 200000) by %v (want EOF before 32 s); errors %v %v", b.BytesRead, ev[max(eof, 0)].T, a.Err, b.Err)
+	}
+}
+
+func TestCloseTimeWait(t *testing.T) {
+	r := runScenario(t, "close")
+	a, b := firstConn(t, r.Env.A), firstConn(t, r.Env.B)
+	if got, want := strings.Join(stateSeq(a), " "), "SYN-SENT ESTABLISHED FIN-WAIT-1 FIN-WAIT-2 TIME-WAIT CLOSED"; got != want {
+		t.Errorf("A went %s, want %s\n%s", got, want, dump(r))
+	}
+	if got, want := strings.Join(stateSeq(b), " "), "SYN-RECEIVED ESTABLISHED CLOSE-WAIT LAST-ACK CLOSED"; got != want {
+		t.Errorf("B went %s, want %s", got, want)
+	}
+	tw, _ := stateAt(a, tcp.TimeWait)
+	if a.Closed-tw != 60*time.Second {
+		t.Errorf("TIME-WAIT lasted %v, want 60s", a.Closed-tw)
+	}
+	if a.Err != nil || b.Err != nil || a.BytesRead != 14 {
+		t.Errorf("errors %v %v, A read %d bytes", a.Err, b.Err, a.BytesRead)
+	}
+}
+
+func TestSimultaneousClose(t *testing.T) {
+	r := runScenario(t, "simultaneous-close")
+	for _, h := range []*Host{r.Env.A, r.Env.B} {
+		c := firstConn(t, h)
+		seq := stateSeq(c)
+		if len(seq) < 4 || strings.Join(seq[len(seq)-4:], " ") != "FIN-WAIT-1 CLOSING TIME-WAIT CLOSED" {
+			t.Errorf("%s went %v, want ... FIN-WAIT-1 CLOSING TIME-WAIT CLOSED\n%s", h.Name, seq, dump(r))
+		}
+		tw, _ := stateAt(c, tcp.TimeWait)
+		if c.Closed-tw != 60*time.Second || c.Err != nil {
+			t.Errorf("%s: TIME-WAIT lasted %v, error %v", h.Name, c.Closed-tw, c.Err)
+		}
+	}
+}
+
+// The same seed gives the same trace, byte for byte.
+func TestDeterministic(t *testing.T) {
+	for _, sc := range Scenarios() {
+		t.Run(sc.Name, func(t *testing.T) {
+			var j [2]bytes.Buffer
+			var p [2]bytes.Buffer
+			for i := range 2 {
+				r, err := sc.Run(Options{Seed: 42, Pcap: &p[i]})
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.Sim.Trace().WriteJSON(&j[i])
+			}
+			if !bytes.Equal(j[0].Bytes(), j[1].Bytes()) || !bytes.Equal(p[0].Bytes(), p[1].Bytes()) {
+				t.Error("two runs with seed 42 differ")
+			}
+		})
+	}
+	d := func(seed uint64) string {
+		r, err := Demo(DemoOptions{Seed: seed, Loss: 0.02})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		r.Env.Sim.Trace().WriteJSON(&b)
+		return b.String()
+	}
+	if d(5) != d(5) {
+		t.Error("demo: two runs with seed 5 differ")
+	}
+}
+
+// tshark reads every scenario's pcap without complaint, and flags a
+// retransmission / duplicate ACK on every frame the trace marks so.
+func TestPcapTshark(t *testing.T) {
+	requireTshark(t)
+	for _, sc := range Scenarios() {
+		t.Run(sc.Name, func(t *testing.T) {
+			t.Parallel() // tshark is slow to start
+			var p bytes.Buffer
+			r, err := sc.Run(Options{Seed: 1, Pcap: &p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pkts := tsharkRead(t, p.Bytes())
+			checkPcapClean(t, pkts)
+			var sent []*Event
+			for i := range r.Sim.Trace().Events {
+				if e := &r.Sim.Trace().Events[i]; e.Kind == KindSend {
+					sent = append(sent, e)
+				}
+			}
+			if len(sent) != len(pkts) {
+				t.Fatalf("trace has %d sends, pcap %d packets", len(sent), len(pkts))
+			}
+			rtx, dup := 0, 0
+			for i, e := range sent {
+				if e.Rtx {
+					rtx++
+					if !pkts[i].Retransmit {
+						t.Errorf("frame %d (%s) is a retransmission in the trace, not for tshark", i+1, e)
+					}
+				}
+				if e.Dup {
+					dup++
+					if !pkts[i].DupAck {
+						t.Errorf("frame %d (%s) is a duplicate ACK in the trace, not for tshark", i+1, e)
+					}
+				}
+			}
+			t.Logf("%d packets, %d retransmissions, %d dup acks", len(pkts), rtx, dup)
+		})
+	}
+}
+
+var _ = fmt.Sprint
