@@ -170,12 +170,15 @@ func (e *PipeEndpoint) Close() error {
 	return nil
 }
 
-// pipeQueue is a bounded FIFO ring of reusable packet buffers.
+// pipeQueue is a bounded FIFO ring of packet buffers. Buffers of packets
+// read go to a free list and are reused hot, so a queue that stays short
+// touches few buffers and allocates none in steady state.
 type pipeQueue struct {
 	mu           sync.Mutex
 	notEmpty     sync.Cond
 	notFull      sync.Cond
-	slots        [][]byte
+	slots        [][]byte // ring of queued packets
+	free         [][]byte // buffers of read packets, reused LIFO
 	head, n      int
 	closed       bool
 	backpressure bool
@@ -185,7 +188,7 @@ type pipeQueue struct {
 }
 
 func newPipeQueue(size int, backpressure bool) *pipeQueue {
-	q := &pipeQueue{slots: make([][]byte, size), backpressure: backpressure}
+	q := &pipeQueue{slots: make([][]byte, size), free: make([][]byte, 0, size), backpressure: backpressure}
 	q.notEmpty.L = &q.mu
 	q.notFull.L = &q.mu
 	return q
@@ -212,7 +215,11 @@ func (q *pipeQueue) push(pkt []byte) error {
 	if i >= len(q.slots) {
 		i -= len(q.slots)
 	}
-	s := q.slots[i]
+	var s []byte
+	if k := len(q.free); k > 0 {
+		s = q.free[k-1]
+		q.free = q.free[:k-1]
+	}
 	if cap(s) < len(pkt) {
 		// Round up so a slot rarely grows twice.
 		s = make([]byte, len(pkt), (len(pkt)+2047)&^2047)
@@ -232,6 +239,8 @@ func (q *pipeQueue) push(pkt []byte) error {
 func (q *pipeQueue) popInto(buf []byte) (n int, short bool) {
 	s := q.slots[q.head]
 	n = copy(buf, s)
+	q.slots[q.head] = nil
+	q.free = append(q.free, s)
 	q.head++
 	if q.head == len(q.slots) {
 		q.head = 0

@@ -325,3 +325,69 @@ func BenchmarkPipe(b *testing.B) {
 	b.Run("64B", func(b *testing.B) { benchmarkPipe(b, 64, 1) })
 	b.Run("9000B-batch64", func(b *testing.B) { benchmarkPipe(b, 9000, 64) })
 }
+
+// BenchmarkPipePingPong measures one round trip a -> b -> a of a 100-byte
+// packet: the cost when readers sleep between packets.
+func BenchmarkPipePingPong(b *testing.B) {
+	a, c := Pipe(1500)
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, err := c.ReadPacket(buf)
+			if err != nil {
+				return
+			}
+			c.WritePacket(buf[:n])
+		}
+	}()
+	p := make([]byte, 100)
+	buf := make([]byte, 1500)
+	b.ReportAllocs()
+	for range b.N {
+		a.WritePacket(p)
+		if _, err := a.ReadPacket(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	a.Close()
+}
+
+func TestZeroAllocsSteadyState(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	a, b := NewPipe(PipeConfig{MTU: 1500})
+	defer a.Close()
+	p := make([]byte, 1500)
+	buf := make([]byte, 1500)
+	bufs, sizes := [][]byte{buf}, []int{0}
+	pkts := [][]byte{p}
+	check := func(name string, f func()) {
+		t.Helper()
+		f() // warm up: slots and pools fill once
+		if n := testing.AllocsPerRun(1000, f); n != 0 {
+			t.Errorf("%s: %v allocs per packet, want 0", name, n)
+		}
+	}
+	check("Pipe WritePacket+ReadPacket", func() {
+		a.WritePacket(p)
+		b.ReadPacket(buf)
+	})
+	check("Pipe WritePackets+ReadPackets", func() {
+		a.WritePackets(pkts)
+		b.ReadPackets(bufs, sizes)
+	})
+	im := Impair(a, Impairment{Corrupt: 0.5, Seed: 1})
+	check("Impair (inline path)", func() {
+		im.WritePacket(p)
+		b.ReadPacket(buf)
+	})
+	pc, err := Pcap(a, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("Pcap tap", func() {
+		pc.WritePacket(p)
+		b.ReadPacket(buf)
+	})
+}
