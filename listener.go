@@ -49,8 +49,10 @@ type listener struct {
 	backlog int
 	maxSynq int32
 	synq    atomic.Int32 // half-open connections (SYN-RECEIVED)
-	acceptq chan *endpoint
-	done    chan struct{}
+	// lastCookie is when a SYN cookie was last sent (Unix ns, 0 = never).
+	lastCookie atomic.Int64
+	acceptq    chan *endpoint
+	done       chan struct{}
 
 	mu     sync.Mutex // guards closed and sends on acceptq
 	closed bool
@@ -321,8 +323,8 @@ func (l *listener) Close() error {
 	for _, e := range pending {
 		e.sh.mu.Lock()
 		if e.ln == l {
-			e.ln = nil
 			e.leaveSynQueue()
+			e.ln = nil
 			e.tc.Abort()
 			e.updateLocked(now)
 		}

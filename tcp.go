@@ -32,6 +32,8 @@ type tcpState struct {
 	timers *timerQueue
 	key    [16]byte // ISN and port-selection secret
 
+	cookieKeys tcp.SynCookieKeys
+
 	mu        sync.RWMutex // guards conns, listeners, ports
 	conns     map[tcp.Tuple]*endpoint
 	listeners map[listenKey]*listener
@@ -48,6 +50,8 @@ func newTCPState(s *Stack) *tcpState {
 		listeners: make(map[listenKey]*listener),
 	}
 	rand.Read(t.key[:])
+	rand.Read(t.cookieKeys[0][:])
+	rand.Read(t.cookieKeys[1][:])
 	lo, hi := t.portRange()
 	t.ports, _ = tcp.NewPortAllocator(&t.key, [2]int{lo, hi})
 	s.wg.Add(1)
