@@ -57,8 +57,10 @@ type RateSample struct {
 	// OnRTO the window slow-starts from 1 again.
 	InRecovery bool
 
-	// The following fields are optional and serve model-based controllers
-	// (BBR). Loss-based controllers ignore them.
+	// The following fields serve model-based controllers (BBR); loss-based
+	// controllers ignore them. Left zero, BBR never sees a loss rate above
+	// its 2 % threshold on ACKs (it still reacts to Losses once per round,
+	// and to PacketLossObserver.OnPacketLost if the engine calls it).
 
 	// TxInFlight is the number of packets that were in flight when the most
 	// recently sent packet acked by this ACK was sent (Linux rs->tx_in_flight).

@@ -198,8 +198,18 @@ func (c *Cubic) Undo() {
 	}
 }
 
-// OnIdleRestart implements Controller; a new cubic epoch starts afterwards.
+// OnIdleRestart implements Controller. The idle time does not count in the
+// cubic epoch (RFC 9438 5.8; Linux shifts epoch_start on CA_EVENT_TX_START),
+// whatever rto is. If the window is then reduced (idle > rto > 0), a new
+// epoch starts.
 func (c *Cubic) OnIdleRestart(now time.Time, idle, rto time.Duration) {
+	if !c.epoch.IsZero() && idle > 0 {
+		c.epoch = c.epoch.Add(idle)
+		if c.epoch.After(now) {
+			c.epoch = now
+		}
+	}
+	c.lastAck = now // the per-ACK app-limited shift must not count it again
 	if c.w.idleRestart(idle, rto) {
 		c.epoch = time.Time{}
 	}

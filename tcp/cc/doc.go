@@ -63,7 +63,8 @@
 // since the last ACK so the curve does not run ahead (RFC 9438 5.8; Linux
 // does this on CA_EVENT_TX_START). Undo also restores W_max and cwnd_prior
 // (RFC 9438 4.9) and starts a new epoch (the RFC restores K, epoch_start and
-// W_est too). After OnIdleRestart a new epoch starts. After an RTO the
+// W_est too). OnIdleRestart takes the idle time out of the
+// epoch (even with rto = 0), and starts a new epoch if it reduced cwnd. After an RTO the
 // window slow-starts to ssthresh and the next epoch aims at the W_max set by
 // the timeout, as Linux does; RFC 9438 4.8 instead uses K = 0 and
 // W_max = cwnd at the start of that epoch.

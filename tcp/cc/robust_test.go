@@ -33,6 +33,26 @@ func TestCubicAppLimitedFreezesEpoch(t *testing.T) {
 	}
 }
 
+// Idle time is taken out of the cubic epoch even when slow start after idle
+// is off (rto = 0): no jump of the curve when sending resumes.
+func TestCubicIdleShiftsEpoch(t *testing.T) {
+	const rtt = 100 * time.Millisecond
+	c, f := cubicAfterLoss(t, 1000, rtt)
+	f.runUntil(f.now.Add(2 * time.Second))
+	before, epoch := c.Cwnd(), c.epoch
+	f.q = f.q[:0] // everything acked, connection idle for 10 s
+	f.now = f.now.Add(10 * time.Second)
+	c.OnIdleRestart(f.now, 10*time.Second, 0)
+	if c.Cwnd() != before || c.epoch.Sub(epoch) != 10*time.Second {
+		t.Fatalf("cwnd %d->%d, epoch shift %v", before, c.Cwnd(), c.epoch.Sub(epoch))
+	}
+	f.restart(rtt)
+	f.runUntil(f.now.Add(rtt))
+	if c.Cwnd() > before+15 {
+		t.Fatalf("cwnd jumped from %d to %d after idle", before, c.Cwnd())
+	}
+}
+
 func TestCubicNoGrowthInRecovery(t *testing.T) {
 	c, f := cubicAfterLoss(t, 1000, 50*time.Millisecond)
 	f.inRec = true
