@@ -371,8 +371,14 @@ func (c *Conn) traceSeg(kind string, seg *tcp.Segment, note string) *Event {
 	e.hasAck = seg.Flags&wire.TCPFlagACK != 0
 	if kind == KindSend {
 		e.relSeq, e.relAck = seg.Seq-c.iss, seg.Ack-c.irs
+		if seg.Options.NumSACK > 0 {
+			e.relOpts = optString(&seg.Options, c.irs)
+		}
 	} else {
 		e.relSeq, e.relAck = seg.Seq-c.irs, seg.Ack-c.iss
+		if seg.Options.NumSACK > 0 {
+			e.relOpts = optString(&seg.Options, c.iss)
+		}
 	}
 	if seg.Flags&wire.TCPFlagRST != 0 && seg.Flags&wire.TCPFlagACK == 0 && kind == KindRecv && !c.haveIRS {
 		e.relSeq = seg.Seq

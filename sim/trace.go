@@ -45,6 +45,7 @@ type Event struct {
 
 	// relative sequence numbers for the text timeline
 	relSeq, relAck uint32
+	relOpts        string // options with SACK blocks relative, for the timeline
 	port           uint16
 	hasAck         bool
 }
@@ -89,6 +90,40 @@ func (t *Trace) WriteText(w io.Writer, filter func(*Event) bool) error {
 		b.WriteString(e.String())
 		b.WriteByte('\n')
 	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteHighlights writes the events Highlights accepts, collapsing each
+// run of duplicate ACKs from one connection into its first line and a count.
+func (t *Trace) WriteHighlights(w io.Writer) error {
+	var b strings.Builder
+	run, runConn := 0, ""
+	flush := func() {
+		if run > 1 {
+			fmt.Fprintf(&b, "%12s  %-8s %-6s ... %d more duplicate ACKs\n", "", "", "", run-1)
+		}
+		run = 0
+	}
+	for i := range t.Events {
+		e := &t.Events[i]
+		if !Highlights(e) {
+			continue
+		}
+		if e.Kind == KindSend && e.Dup && !e.Rtx {
+			if run > 0 && runConn == e.Host+e.Conn {
+				run++
+				continue
+			}
+			flush()
+			run, runConn = 1, e.Host+e.Conn
+		} else {
+			flush()
+		}
+		b.WriteString(e.String())
+		b.WriteByte('\n')
+	}
+	flush()
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -168,7 +203,9 @@ func (e *Event) segString() string {
 	if e.Win != nil {
 		fmt.Fprintf(&b, " win %d", *e.Win)
 	}
-	if e.Opts != "" {
+	if o := e.relOpts; o != "" {
+		fmt.Fprintf(&b, " <%s>", o)
+	} else if e.Opts != "" {
 		fmt.Fprintf(&b, " <%s>", e.Opts)
 	}
 	return b.String()
@@ -205,7 +242,10 @@ func FlagString(f uint8) string {
 }
 
 // OptString renders TCP options compactly.
-func OptString(o *wire.TCPOptions) string {
+func OptString(o *wire.TCPOptions) string { return optString(o, 0) }
+
+// optString renders options with SACK blocks relative to base.
+func optString(o *wire.TCPOptions, base uint32) string {
 	var p []string
 	if o.HasMSS {
 		p = append(p, fmt.Sprintf("mss %d", o.MSS))
@@ -222,7 +262,7 @@ func OptString(o *wire.TCPOptions) string {
 	if o.NumSACK > 0 {
 		var s []string
 		for i := 0; i < o.NumSACK && i < len(o.SACK); i++ {
-			s = append(s, fmt.Sprintf("%d:%d", o.SACK[i].Left, o.SACK[i].Right))
+			s = append(s, fmt.Sprintf("%d:%d", o.SACK[i].Left-base, o.SACK[i].Right-base))
 		}
 		p = append(p, "sack "+strings.Join(s, " "))
 	}

@@ -161,13 +161,13 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "ustack demo: host A (10.0.0.1) fetches %d bytes from an HTTP-like server on host B (10.0.0.2:80)\n", *size)
 	fmt.Fprintf(stdout, "over a simulated link with %v one-way delay and %.1f%% loss each way (virtual time, seed %d)\n\n", *delay, *loss*100, *seed)
-	filter := sim.Highlights
 	if *all {
-		filter = sim.Everything
+		err = tr.WriteText(stdout, sim.Everything)
 	} else {
 		fmt.Fprintln(stdout, "timeline (state transitions, handshake and FIN segments, drops, retransmissions; --all shows every segment):")
+		err = tr.WriteHighlights(stdout)
 	}
-	if err := tr.WriteText(stdout, filter); err != nil {
+	if err != nil {
 		fmt.Fprintln(stderr, "ustack demo:", err)
 		return 1
 	}
