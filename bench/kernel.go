@@ -5,85 +5,138 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
+	osexec "os/exec"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/ustack/ustack/link"
 	"golang.org/x/sys/unix"
 )
 
-// kernelSystem is the Linux kernel's TCP over a loopback device, used
-// through Go's net package. When running as root it lives in a private
-// network namespace this process creates (no name, no bind mount: it
-// vanishes with the process), whose lo gets the benchmark's MTU and, for the
-// impaired path, a netem qdisc with the same delay, loss and rate. Without
-// root it falls back to 127.0.0.1 in the current namespace at lo's own MTU.
+// kernelSystem is the Linux kernel's TCP used through Go's net package.
+//
+// Clean links: loopback. Running as root, it lives in a private network
+// namespace this process creates (no name, no bind mount: it vanishes with
+// the process) whose lo gets the benchmark's MTU; without root it falls back
+// to 127.0.0.1 in the current namespace at lo's own MTU.
+//
+// Impaired links: two private namespaces (client and server), each with a
+// TUN device; this process forwards packets between the two TUNs through
+// link.Impair, the same impairment code the other systems' links use (the
+// kernel here has no netem).
 type kernelSystem struct {
-	ns    *netns // nil = current namespace
-	cc    string
-	ports map[int]bool
+	cns, sns *netns // client and server namespaces; nil = current namespace
+	cc       string
+	srvAddr  string
+	links    []link.Endpoint
+	fwd      sync.WaitGroup
 }
 
-// kernelMaker reports what the kernel system cannot do.
 func kernelUnsupported(b string, cfg NetConfig) string {
 	switch b {
 	case "memory":
 		return "kernel socket memory is not Go heap"
 	}
 	if os.Geteuid() != 0 && (cfg.Impair != nil || cfg.MTU != 0) {
-		return "needs root for a private netns (lo MTU, netem)"
+		return "needs root for a private netns (lo MTU, TUN)"
 	}
 	return ""
 }
 
 func newKernel(cfg NetConfig) (System, error) {
-	k := &kernelSystem{cc: cfg.CC}
+	k := &kernelSystem{cc: cfg.CC, srvAddr: "127.0.0.1"}
 	if os.Geteuid() != 0 {
+		return k, nil
+	}
+	if cfg.Impair != nil {
+		if err := k.setupTUN(cfg); err != nil {
+			k.Close()
+			return nil, err
+		}
 		return k, nil
 	}
 	ns, err := newNetns()
 	if err != nil {
 		return nil, err
 	}
-	k.ns = ns
+	k.cns, k.sns = ns, ns
 	mtu := cfg.MTU
 	if mtu == 0 {
 		mtu = 65536
 	}
-	cmds := [][]string{
+	for _, c := range [][]string{
 		{"ip", "link", "set", "lo", "up", "mtu", strconv.Itoa(mtu)},
 		{"sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535"},
-	}
-	if im := cfg.Impair; im != nil {
-		// netem on lo delays and drops in both directions, like link.Impair
-		// on both ends of the pipe.
-		args := []string{"tc", "qdisc", "replace", "dev", "lo", "root", "netem",
-			"delay", fmt.Sprintf("%dus", im.Delay.Microseconds())}
-		if im.Loss > 0 {
-			args = append(args, "loss", fmt.Sprintf("%g%%", im.Loss*100))
-		}
-		if im.RateBps > 0 {
-			args = append(args, "rate", fmt.Sprintf("%dbit", im.RateBps))
-		}
-		limit := 1000
-		if im.QueueLen > 0 {
-			// netem's limit also holds the packets in their delay, so add
-			// the packets one delay holds at full rate.
-			limit = im.QueueLen + int(float64(im.RateBps)/8*im.Delay.Seconds()/1500)*2
-		}
-		args = append(args, "limit", strconv.Itoa(limit))
-		cmds = append(cmds, args)
-	}
-	for _, c := range cmds {
+	} {
 		if err := ns.run(c...); err != nil {
 			ns.close()
 			return nil, err
 		}
 	}
 	return k, nil
+}
+
+// setupTUN builds the impaired two-namespace path.
+func (k *kernelSystem) setupTUN(cfg NetConfig) error {
+	var err error
+	if k.cns, err = newNetns(); err != nil {
+		return err
+	}
+	if k.sns, err = newNetns(); err != nil {
+		return err
+	}
+	k.srvAddr = "10.0.0.2"
+	mtu := cfg.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	var tuns [2]link.Endpoint
+	for i, ns := range []*netns{k.cns, k.sns} {
+		var ep link.Endpoint
+		ns.exec(func() { ep, err = link.OpenTUN("ubench0", mtu) })
+		if err != nil {
+			return fmt.Errorf("kernel: %w", err)
+		}
+		tuns[i] = ep
+		k.links = append(k.links, ep)
+		addr := fmt.Sprintf("10.0.0.%d/24", i+1)
+		for _, c := range [][]string{
+			{"ip", "link", "set", "lo", "up"},
+			{"ip", "addr", "add", addr, "dev", "ubench0"},
+			{"ip", "link", "set", "ubench0", "up"},
+			{"sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535"},
+		} {
+			if err := ns.run(c...); err != nil {
+				return err
+			}
+		}
+	}
+	// Packets the client kernel sends come out of tuns[0] and go, impaired,
+	// into tuns[1]; and back the other way.
+	ia, ib := *cfg.Impair, *cfg.Impair
+	ib.Seed = ia.Seed + 1
+	toServer := link.Impair(tuns[1], ia)
+	toClient := link.Impair(tuns[0], ib)
+	k.links = append(k.links, toServer, toClient)
+	for _, p := range [][2]link.Endpoint{{tuns[0], toServer}, {tuns[1], toClient}} {
+		k.fwd.Add(1)
+		go func() {
+			defer k.fwd.Done()
+			buf := make([]byte, mtu)
+			for {
+				n, err := p[0].ReadPacket(buf)
+				if err != nil {
+					return
+				}
+				p[1].WritePacket(buf[:n])
+			}
+		}()
+	}
+	return nil
 }
 
 func (*kernelSystem) Name() string { return "kernel" }
@@ -108,34 +161,41 @@ func (k *kernelSystem) control(network, address string, c syscall.RawConn) error
 func (k *kernelSystem) Listen(port int) (net.Listener, error) {
 	var ln net.Listener
 	var err error
-	k.exec(func() {
+	exec(func() {
 		lc := net.ListenConfig{Control: k.control}
-		ln, err = lc.Listen(context.Background(), "tcp4", "127.0.0.1:"+strconv.Itoa(port))
-	})
+		ln, err = lc.Listen(context.Background(), "tcp4", k.srvAddr+":"+strconv.Itoa(port))
+	}, k.sns)
 	return ln, err
 }
 
 func (k *kernelSystem) Dial(ctx context.Context, port int) (net.Conn, error) {
 	var c net.Conn
 	var err error
-	k.exec(func() {
+	exec(func() {
 		d := net.Dialer{Control: k.control}
-		c, err = d.DialContext(ctx, "tcp4", "127.0.0.1:"+strconv.Itoa(port))
-	})
+		c, err = d.DialContext(ctx, "tcp4", k.srvAddr+":"+strconv.Itoa(port))
+	}, k.cns)
 	return c, err
 }
 
-func (k *kernelSystem) exec(f func()) {
-	if k.ns == nil {
+// exec runs f on a thread in ns (nil: here).
+func exec(f func(), ns *netns) {
+	if ns == nil {
 		f()
 		return
 	}
-	k.ns.exec(f)
+	ns.exec(f)
 }
 
 func (k *kernelSystem) Close() error {
-	if k.ns != nil {
-		k.ns.close()
+	for _, l := range k.links {
+		l.Close()
+	}
+	k.fwd.Wait()
+	for _, ns := range []*netns{k.cns, k.sns} {
+		if ns != nil {
+			ns.close()
+		}
 	}
 	return nil
 }
@@ -216,7 +276,7 @@ func (n *netns) run(args ...string) error {
 	nsPath := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), n.fd)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + nsPath, "--"}, args...)...)
+	cmd := osexec.CommandContext(ctx, "nsenter", append([]string{"--net=" + nsPath, "--"}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("kernel: %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
