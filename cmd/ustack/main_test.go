@@ -21,7 +21,19 @@ func TestDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("ustack demo exited %d: %s", code, errOut)
 	}
-	for _, want := range []string{"timeline", "A:49152  state  CLOSED -> SYN-SENT", "transfer summary", "retransmissions:"} {
+	for _, want := range []string{
+		"timeline",
+		"A:49152  state  CLOSED -> SYN-SENT",
+		"A:49152  state  SYN-SENT -> ESTABLISHED",
+		"B:80     state  LISTEN -> SYN-RECEIVED",
+		"[RETRANSMISSION]", // seed 1 loses data segments on the way
+		"[random loss]",
+		"transfer summary",
+		"bytes received:   200088",
+		"virtual duration:",
+		"goodput:",
+		"retransmissions:",
+	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
@@ -45,6 +57,20 @@ func TestDemoPcapAndJSON(t *testing.T) {
 	st, err := os.Stat(f)
 	if err != nil || st.Size() < 24 {
 		t.Errorf("pcap not written: %v", err)
+	}
+}
+
+func TestSimSysctl(t *testing.T) {
+	code, out, errOut := runCmd("sim", "syn-timeout", "--sysctl", "net.ipv4.tcp_syn_retries=3")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "15.000000  A:49152  error  connection timed out") {
+		t.Errorf("with tcp_syn_retries=3 the connect should time out at 15 s:\n%s", out)
+	}
+	code, out, _ = runCmd("sim", "--seed", "2", "close", "--json")
+	if code != 0 || !strings.Contains(out, `"to":"TIME-WAIT"`) {
+		t.Errorf("sim close --json: exit %d, no TIME-WAIT in\n%s", code, out)
 	}
 }
 
