@@ -105,7 +105,9 @@ func FuzzControllers(f *testing.F) {
 				if c.Cwnd() < 1 || c.Ssthresh() < 2 {
 					t.Fatalf("%s: cwnd %d ssthresh %d", name, c.Cwnd(), c.Ssthresh())
 				}
-				_ = c.PacingRate()
+				if r := c.PacingRate(); r < 0 {
+					t.Fatalf("%s: pacing rate %d", name, r)
+				}
 			}
 		}
 	})
