@@ -441,7 +441,9 @@ func (c *Conn) Send(p []byte) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	if c.sbufOff > 0 && len(c.sbuf)+n > cap(c.sbuf) {
+	// Compact only when at least half of the buffer is acknowledged data,
+	// so each byte is moved O(1) times; otherwise append grows capacity.
+	if c.sbufOff > 0 && len(c.sbuf)+n > cap(c.sbuf) && 2*c.sbufOff >= len(c.sbuf) {
 		m := copy(c.sbuf, c.sbuf[c.sbufOff:])
 		c.sbuf = c.sbuf[:m]
 		c.sbufOff = 0
