@@ -19,7 +19,7 @@ func BenchmarkScenarios(b *testing.B) {
 // BenchmarkDemo runs the demo's 200 kB fetch over a 2% lossy link.
 func BenchmarkDemo(b *testing.B) {
 	for b.Loop() {
-		if _, err := Demo(DemoOptions{Seed: 1, Loss: 0.02}); err != nil {
+		if _, err := Demo(DefaultDemoOptions()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -6,14 +6,22 @@ import (
 	"time"
 )
 
-// DemoOptions configure Demo.
+// DemoOptions configure Demo; DefaultDemoOptions gives the demo's defaults.
 type DemoOptions struct {
 	Seed    uint64
-	Delay   time.Duration // one-way delay of the link (default 20 ms)
-	Loss    float64       // loss probability in each direction (default 0.02)
-	Size    int           // response body bytes (default 200000)
+	Delay   time.Duration // one-way delay of the link
+	Loss    float64       // loss probability in each direction
+	Size    int           // response body bytes (0 means 200000)
+	RateBps int64         // bottleneck rate each way in bit/s (0 = unlimited)
+	Queue   int           // bottleneck queue in packets (0 = unbounded)
 	Sysctls []string
 	Pcap    io.Writer
+}
+
+// DefaultDemoOptions returns the options of "ustack demo": seed 1, 20 ms
+// one-way delay, 2% loss each way, a 200 kB response.
+func DefaultDemoOptions() DemoOptions {
+	return DemoOptions{Seed: 1, Delay: 20 * time.Millisecond, Loss: 0.02, Size: 200000}
 }
 
 // DemoResult is a finished Demo run.
@@ -24,13 +32,10 @@ type DemoResult struct {
 
 // Demo runs an HTTP-like fetch from client A to server B over one lossy link.
 func Demo(o DemoOptions) (*DemoResult, error) {
-	if o.Delay == 0 {
-		o.Delay = 20 * time.Millisecond
-	}
 	if o.Size == 0 {
 		o.Size = 200000
 	}
-	im := Impairment{Delay: o.Delay, Loss: o.Loss}
+	im := Impairment{Delay: o.Delay, Loss: o.Loss, RateBps: o.RateBps, QueueLen: o.Queue}
 	e := NewEnv(o.Seed, im, im)
 	for _, h := range []*Host{e.A, e.B} {
 		if err := ApplySysctls(&h.Config, o.Sysctls); err != nil {
@@ -66,7 +71,11 @@ func (r *DemoResult) WriteSummary(w io.Writer) {
 		d := f.Done - f.Start
 		fmt.Fprintf(w, "  bytes received:   %d (response incl. headers)\n", n)
 		fmt.Fprintf(w, "  virtual duration: %s s (connect to EOF)\n", fmtSeconds(d))
-		fmt.Fprintf(w, "  goodput:          %.3f Mbit/s\n", Goodput(n, d)*8/1e6)
+		if d > 0 {
+			fmt.Fprintf(w, "  goodput:          %.3f Mbit/s\n", Goodput(n, d)*8/1e6)
+		} else {
+			fmt.Fprintf(w, "  goodput:          unbounded (no delay, no rate limit)\n")
+		}
 	}
 	retrans := 0
 	for _, h := range []*Host{a, b} {
@@ -75,6 +84,9 @@ func (r *DemoResult) WriteSummary(w io.Writer) {
 		}
 	}
 	ab, ba := r.Env.Link.AB.Stats, r.Env.Link.BA.Stats
+	if q := ab.QueueDropped + ba.QueueDropped; q > 0 {
+		fmt.Fprintf(w, "  queue drops:      %d client->server, %d server->client\n", ab.QueueDropped, ba.QueueDropped)
+	}
 	fmt.Fprintf(w, "  retransmissions:  %d (server: %d fast, %d after timeout; client: %d)\n", retrans,
 		b.Counters.TCPFastRetrans, b.Counters.TCPSlowStartRetrans, a.Counters.RetransSegs)
 	fmt.Fprintf(w, "  packets lost:     %d of %d client->server, %d of %d server->client\n",

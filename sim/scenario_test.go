@@ -302,7 +302,7 @@ func TestDeterministic(t *testing.T) {
 		})
 	}
 	d := func(seed uint64) string {
-		r, err := Demo(DemoOptions{Seed: seed, Loss: 0.02})
+		r, err := Demo(DemoOptions{Seed: seed, Delay: 20 * ms, Loss: 0.02})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/ustack/ustack/sim"
 )
@@ -106,11 +105,14 @@ func flagExit(err error) int {
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ustack demo", "ustack demo [--loss P] [--delay D] [--size N] [--seed N] [--all] [--json] [--pcap FILE] [--sysctl name=value]...", stderr)
-	loss := fs.Float64("loss", 0.02, "packet loss probability in each direction")
-	delay := fs.Duration("delay", 20*time.Millisecond, "one-way link delay")
-	size := fs.Int("size", 200000, "response body size in bytes")
-	seed := fs.Uint64("seed", 1, "random seed (same seed, same run)")
+	fs := newFlagSet("ustack demo", "ustack demo [--loss P] [--delay D] [--rate BPS] [--queue N] [--size N] [--seed N] [--all] [--json] [--pcap FILE] [--sysctl name=value]...", stderr)
+	def := sim.DefaultDemoOptions()
+	loss := fs.Float64("loss", def.Loss, "packet loss probability in each direction")
+	delay := fs.Duration("delay", def.Delay, "one-way link delay")
+	size := fs.Int("size", def.Size, "response body size in bytes")
+	seed := fs.Uint64("seed", def.Seed, "random seed (same seed, same run)")
+	rate := fs.Int64("rate", 0, "bottleneck rate each way in bit/s, e.g. 10000000 (0 = unlimited)")
+	queue := fs.Int("queue", 0, "bottleneck queue in packets, with --rate (0 = unbounded)")
 	all := fs.Bool("all", false, "print every segment, not just the highlights")
 	jsonOut := fs.Bool("json", false, "print the full trace as JSON lines instead of the timeline")
 	pcapFile := fs.String("pcap", "", "write the packets to this pcap file")
@@ -125,14 +127,11 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if *loss < 0 || *loss > 1 || *size <= 0 || *delay < 0 {
-		fmt.Fprintln(stderr, "ustack demo: --loss must be in [0,1], --size positive, --delay not negative")
+	if *loss < 0 || *loss > 1 || *size <= 0 || *delay < 0 || *rate < 0 || *queue < 0 {
+		fmt.Fprintln(stderr, "ustack demo: --loss must be in [0,1], --size positive, --delay, --rate and --queue not negative")
 		return 2
 	}
-	opts := sim.DemoOptions{Seed: *seed, Delay: *delay, Loss: *loss, Size: *size, Sysctls: sysctls}
-	if *loss == 0 {
-		opts.Loss = 0
-	}
+	opts := sim.DemoOptions{Seed: *seed, Delay: *delay, Loss: *loss, Size: *size, RateBps: *rate, Queue: *queue, Sysctls: sysctls}
 	var pf *os.File
 	if *pcapFile != "" {
 		if pf, err = os.Create(*pcapFile); err != nil {
