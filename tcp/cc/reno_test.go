@@ -292,3 +292,55 @@ func TestSlowStartCrossingSsthresh(t *testing.T) {
 		t.Fatalf("cwnd %d cnt %d, want 13/0", r.Cwnd(), r.w.cwndCnt)
 	}
 }
+
+// Reno and CUBIC on a tail-drop bottleneck (1000 packets/s, 50 ms, 50
+// packet queue: losses when cwnd exceeds ~101): the loss-driven sawtooth.
+func TestSawtoothOnPath(t *testing.T) {
+	type event struct {
+		at       time.Duration
+		ssthresh int
+	}
+	for _, c := range []Controller{NewReno(), NewCubic()} {
+		s := newPathSim(t, c, 1000, 50*time.Millisecond)
+		s.queueCap = 50
+		var events []event
+		inRec := false
+		s.onAck = func(*RateSample) {
+			if s.inRec && !inRec {
+				events = append(events, event{s.now.Sub(t0), c.Ssthresh()})
+			}
+			inRec = s.inRec
+		}
+		s.run(t0.Add(60 * time.Second))
+		util := float64(s.delivered) / 60000
+		t.Logf("%s: %d congestion events, utilization %.3f, first events %v", c.Name(), len(events), util, events[:min(len(events), 6)])
+		if len(events) < 4 {
+			t.Fatalf("%s: only %d congestion events", c.Name(), len(events))
+		}
+		steady := events[2:] // after the slow-start overshoot has settled
+		for i, e := range steady {
+			switch c.Name() {
+			case "reno": // half of a flight of ~BDP+queue = 101
+				if e.ssthresh < 45 || e.ssthresh > 56 {
+					t.Errorf("reno event %d: ssthresh %d", i+1, e.ssthresh)
+				}
+			case "cubic": // 0.7 of ~101
+				if e.ssthresh < 65 || e.ssthresh > 75 {
+					t.Errorf("cubic event %d: ssthresh %d", i+1, e.ssthresh)
+				}
+			}
+			if i > 0 {
+				gap := e.at - steady[i-1].at
+				// Reno: ~50 packets at +1 per RTT (RTT 51..101 ms): ~4 s.
+				// CUBIC: K = cbrt((101-70)/0.4) = 4.26 s; the loss comes when
+				// cwnd reaches 101, ~0.9 s before the plateau: ~3.4 s.
+				if gap < 2*time.Second {
+					t.Errorf("%s: events %v apart", c.Name(), gap)
+				}
+			}
+		}
+		if util < 0.9 {
+			t.Errorf("%s: utilization %.3f", c.Name(), util)
+		}
+	}
+}
