@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -247,4 +248,53 @@ func itoa(n int) string {
 		n /= 10
 	}
 	return string(b[i:])
+}
+
+// checksumAddCarry is the first fast version: 8 bytes per step with a
+// 64-bit add-with-carry chain (math/bits.Add64). Kept as a benchmark
+// reference: its carry chain serialises the adds, which the shipped
+// four-accumulator version avoids.
+func checksumAddCarry(sum uint32, b []byte) uint32 {
+	var acc, c uint64
+	for len(b) >= 32 {
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[0:8]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[8:16]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[16:24]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[24:32]), c)
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[0:8]), c)
+		b = b[8:]
+	}
+	acc = (acc & 0xffffffff) + (acc >> 32) + c
+	if len(b) >= 4 {
+		acc += uint64(binary.LittleEndian.Uint32(b))
+		b = b[4:]
+	}
+	if len(b) >= 2 {
+		acc += uint64(binary.LittleEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		acc += uint64(b[0])
+	}
+	for acc > 0xffff {
+		acc = (acc & 0xffff) + (acc >> 16)
+	}
+	r := uint64(sum) + uint64(bits.ReverseBytes16(uint16(acc)))
+	return uint32(r&0xffffffff) + uint32(r>>32)
+}
+
+// BenchmarkChecksumVariants compares the shipped ChecksumAdd ("4acc"),
+// the add-with-carry version ("adc") and the RFC 1071 2-byte loop ("ref").
+func BenchmarkChecksumVariants(b *testing.B) {
+	for _, v := range []struct {
+		name string
+		f    func(uint32, []byte) uint32
+	}{{"4acc", ChecksumAdd}, {"adc", checksumAddCarry}, {"ref", checksumAddSlow}} {
+		for _, n := range []int{64, 1500, 65000} {
+			b.Run(v.name+"/"+itoa(n), func(b *testing.B) { benchChecksum(b, n, v.f) })
+		}
+	}
 }
