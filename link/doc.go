@@ -20,7 +20,8 @@
 //     a deterministic, goroutine-free core driven by a seeded PCG generator
 //     that the simulator reuses on virtual time.
 //   - [Pcap]: a tap writing every packet read or written to a pcap stream
-//     (LINKTYPE_RAW, nanosecond timestamps) that tcpdump and Wireshark read.
+//     (LINKTYPE_RAW, nanosecond timestamps) that tcpdump and Wireshark read;
+//     [PcapNG] writes pcapng and marks each packet inbound or outbound.
 //
 // Wrappers compose. Impair impairs only what is written to it (egress);
 // wrap both ends of a pipe to impair both directions. Pcap(Impair(ep), w)

@@ -62,14 +62,23 @@ func csum(b []byte, initial uint32) uint16 {
 	return ^uint16(s)
 }
 
-func TestPcapReadBack(t *testing.T) {
+func TestPcapReadBack(t *testing.T) { testCaptureReadBack(t, false) }
+
+func TestPcapNGReadBack(t *testing.T) { testCaptureReadBack(t, true) }
+
+func testCaptureReadBack(t *testing.T, ng bool) {
 	path := filepath.Join(t.TempDir(), "cap.pcap")
+	open := Pcap
+	if ng {
+		open = PcapNG
+		path += "ng"
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, b := Pipe(1500)
-	pa, err := Pcap(a, f)
+	pa, err := open(a, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,15 +125,30 @@ func TestPcapReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
+	var r interface {
+		ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
 	}
-	if r.LinkType() != layers.LinkTypeRaw {
-		t.Fatalf("link type %v, want raw (101)", r.LinkType())
-	}
-	if r.Resolution() != gopacket.TimestampResolutionNanosecond {
-		t.Fatalf("timestamp resolution %v, want nanoseconds", r.Resolution())
+	if ng {
+		nr, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nr.LinkType() != layers.LinkTypeRaw {
+			t.Fatalf("link type %v, want raw (101)", nr.LinkType())
+		}
+		r = nr
+	} else {
+		pr, err := pcapgo.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pr.LinkType() != layers.LinkTypeRaw {
+			t.Fatalf("link type %v, want raw (101)", pr.LinkType())
+		}
+		if pr.Resolution() != gopacket.TimestampResolutionNanosecond {
+			t.Fatalf("timestamp resolution %v, want nanoseconds", pr.Resolution())
+		}
+		r = pr
 	}
 	got := map[string]int{}
 	count := 0
@@ -139,7 +163,7 @@ func TestPcapReadBack(t *testing.T) {
 		if ci.CaptureLength != len(data) || ci.Length != len(data) {
 			t.Errorf("lengths %d/%d for %d bytes", ci.CaptureLength, ci.Length, len(data))
 		}
-		if time.Since(ci.Timestamp) > time.Minute || ci.Timestamp.Before(last.Add(-time.Second)) {
+		if time.Since(ci.Timestamp) > time.Minute || time.Since(ci.Timestamp) < 0 || ci.Timestamp.Before(last.Add(-time.Second)) {
 			t.Errorf("odd timestamp %v", ci.Timestamp)
 		}
 		last = ci.Timestamp
@@ -160,7 +184,7 @@ func TestPcapReadBack(t *testing.T) {
 		}
 		t.Skip("SKIPPING tshark cross-check: tshark not installed")
 	}
-	cmd := exec.Command(tshark, "-r", path, "-T", "fields", "-e", "ip.dst", "-e", "udp.dstport", "-e", "udp.checksum.status", "-o", "udp.check_checksum:TRUE")
+	cmd := exec.Command(tshark, "-r", path, "-T", "fields", "-e", "ip.dst", "-e", "udp.dstport", "-e", "udp.checksum.status", "-e", "frame.packet_flags_direction", "-o", "udp.check_checksum:TRUE")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -181,6 +205,17 @@ func TestPcapReadBack(t *testing.T) {
 			t.Fatalf("tshark says UDP checksum status %q: %q", fs[2], l)
 		}
 		ports[fs[1]] = true
+		if ng {
+			// Written by the tapped end: ports 2000+ and 9, 10 (outbound);
+			// read by it: ports 3000+ (inbound).
+			wantDir := "0x00000002"
+			if strings.HasPrefix(fs[1], "30") {
+				wantDir = "0x00000001"
+			}
+			if len(fs) < 4 || fs[3] != wantDir {
+				t.Fatalf("tshark direction for port %s: %q, want %s", fs[1], l, wantDir)
+			}
+		}
 	}
 	if !ports["2000"] || !ports["3049"] {
 		t.Fatalf("tshark output lacks expected ports:\n%s", out)
@@ -202,6 +237,9 @@ func TestPcapWriteErrors(t *testing.T) {
 	defer a.Close()
 	if _, err := Pcap(a, &failWriter{}); err == nil {
 		t.Fatal("header write error not returned")
+	}
+	if _, err := PcapNG(a, &failWriter{}); err == nil {
+		t.Fatal("pcapng header write error not returned")
 	}
 	p, err := Pcap(a, &failWriter{n: 1})
 	if err != nil {
