@@ -120,10 +120,12 @@ type Controller interface {
 	// 0 if slow start after idle is disabled. Reno/CUBIC: if idle > rto > 0,
 	// cwnd is halved once per RTO of idle time but not below the restart
 	// window min(IW, cwnd) (RFC 5681 4.1, RFC 7661, Linux tcp_cwnd_restart);
-	// otherwise nothing. BBR: see BBR.OnIdleRestart.
+	// otherwise nothing; CUBIC also takes the idle time out of its cubic
+	// epoch, whatever rto is. BBR: see BBR.OnIdleRestart.
 	OnIdleRestart(now time.Time, idle, rto time.Duration)
 	// OnECE reacts to an ECN echo like a congestion event (RFC 3168), using
-	// the last known flight size.
+	// the last known flight size, once per reduction (BBR: a congestion
+	// signal for the round).
 	OnECE(now time.Time)
 	// Cwnd returns the congestion window in packets.
 	Cwnd() int
@@ -131,9 +133,9 @@ type Controller interface {
 	// before the first reduction).
 	Ssthresh() int
 	// PacingRate returns the pacing rate in bytes per second, 0 = do not
-	// pace. Reno and CUBIC return 0 unless pacing was enabled with
-	// SetPacing(true) (see Pacer); the Linux-style rate they would use is
-	// always available from LinuxPacingRate.
+	// pace. BBR always paces. Reno and CUBIC return 0 unless pacing was
+	// enabled with SetPacing(true) (see Pacer); the Linux-style rate they
+	// would use is always available from LinuxPacingRate (for tcp_info).
 	PacingRate() int64
 }
 
