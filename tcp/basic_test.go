@@ -58,3 +58,43 @@ func TestHandshakeDataClose(t *testing.T) {
 	}
 	t.Logf("A info %+v", a.Info())
 }
+
+func TestReceiveBufferAutotune(t *testing.T) {
+	v := newPair(t, cfgDefault(), cfgDefault(), 25*time.Millisecond)
+	v.noTrace = true
+	v.run(time.Second, func() bool { return v.c[1] != nil && v.c[1].State() == Established })
+	a, b := v.c[0], v.c[1]
+	data := make([]byte, 1<<20)
+	total, got := 8<<20, 0
+	sent := 0
+	buf := make([]byte, 1<<16)
+	v.hook = func() {
+		for sent < total {
+			n, _ := a.Send(data[:min(len(data), total-sent)])
+			if n == 0 {
+				break
+			}
+			sent += n
+		}
+		v.flush(0)
+		for {
+			n, _ := b.Recv(buf)
+			if n == 0 {
+				break
+			}
+			got += n
+		}
+		v.flush(1)
+	}
+	v.hook()
+	start := v.now
+	v.run(120*time.Second, func() bool { return got == total })
+	if got != total {
+		t.Fatalf("got %d", got)
+	}
+	in := b.Info()
+	if in.RcvSpace <= 131072 || in.RcvRTT == 0 {
+		t.Errorf("receive buffer did not grow: %d (rcv rtt %v)", in.RcvSpace, in.RcvRTT)
+	}
+	t.Logf("8 MiB over 50 ms RTT in %v; rcv buffer %d, cwnd %d, retrans %d", v.now.Sub(start), in.RcvSpace, a.Info().SndCwnd, a.Info().TotalRetrans)
+}

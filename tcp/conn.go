@@ -180,6 +180,10 @@ type Conn struct {
 	lastDataRecv                time.Time
 	lastAckSentAt               time.Time
 	zeroWndAdv                  bool
+	rcvRTT                      time.Duration // receiver-side RTT estimate (from timestamps)
+	rcvCopied                   int           // bytes read by the application in this measurement
+	rcvSpace                    int           // bytes read in the last full measurement
+	rcvSpaceAt                  time.Time
 
 	// timestamps (RFC 7323)
 	tsOffset   uint32
@@ -493,9 +497,47 @@ func (c *Conn) Recv(p []byte) (int, error) {
 	if c.rbufOff == len(c.rbuf) {
 		c.rbuf = c.rbuf[:0]
 		c.rbufOff = 0
+	} else if c.rbufOff > 1<<16 && 2*c.rbufOff >= len(c.rbuf) {
+		m := copy(c.rbuf, c.rbuf[c.rbufOff:])
+		c.rbuf = c.rbuf[:m]
+		c.rbufOff = 0
 	}
+	c.autotuneRcvBuf(n)
 	c.afterRead()
 	return n, nil
+}
+
+// autotuneRcvBuf grows the receive buffer (Linux dynamic right-sizing,
+// tcp_rcv_space_adjust): once per receiver RTT, if the application read
+// more than in the previous RTT, the buffer becomes 4 times what it read
+// (room for twice the data per RTT, doubling headroom), up to tcp_rmem[2].
+func (c *Conn) autotuneRcvBuf(n int) {
+	if !c.cfg.ModerateRcvbuf || c.rcvBufLocked {
+		return
+	}
+	c.rcvCopied += n
+	rtt := c.rcvRTT
+	if rtt == 0 {
+		rtt = c.rtt.SRTT()
+	}
+	if rtt == 0 {
+		return
+	}
+	if c.rcvSpaceAt.IsZero() {
+		c.rcvSpaceAt = c.now
+		return
+	}
+	if c.now.Sub(c.rcvSpaceAt) < rtt {
+		return
+	}
+	if c.rcvCopied > c.rcvSpace {
+		c.rcvSpace = c.rcvCopied
+		if want := min(4*c.rcvCopied, max(c.cfg.RMem[2], c.cfg.RMem[1])); want > c.rcvBufCap {
+			c.rcvBufCap = want
+		}
+	}
+	c.rcvCopied = 0
+	c.rcvSpaceAt = c.now
 }
 
 // afterRead sends a window update when reading opened the window a lot

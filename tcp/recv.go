@@ -52,6 +52,17 @@ func (c *Conn) receiveData(seg *Segment, now time.Time) {
 		c.quick = 16
 	}
 	c.lastDataRecv = now
+	if c.tsOK && seg.Options.HasTS && seg.Options.TSEcr != 0 {
+		// Receiver RTT (Linux tcp_rcv_rtt_measure_ts), for buffer tuning.
+		if d := int32(c.tsVal(now) - seg.Options.TSEcr); d >= 0 {
+			r := max(time.Duration(d)*time.Millisecond, time.Millisecond)
+			if c.rcvRTT == 0 || r < c.rcvRTT {
+				c.rcvRTT = r
+			} else {
+				c.rcvRTT += (r - c.rcvRTT) / 8
+			}
+		}
+	}
 
 	if seq != c.rcvNxt {
 		c.queueOOO(seq, data)

@@ -212,6 +212,7 @@ func (c *Conn) Info() Info {
 		AdvMSS:        c.advMSS,
 		Reordering:    c.reordering,
 		RcvSpace:      c.rcvBufCap,
+		RcvRTT:        c.rcvRTT,
 		TotalRetrans:  c.totalRetrans,
 		PacingRate:    c.cc.PacingRate(),
 		BytesAcked:    c.bytesAcked,
