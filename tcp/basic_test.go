@@ -98,3 +98,27 @@ func TestReceiveBufferAutotune(t *testing.T) {
 	}
 	t.Logf("8 MiB over 50 ms RTT in %v; rcv buffer %d, cwnd %d, retrans %d", v.now.Sub(start), in.RcvSpace, a.Info().SndCwnd, a.Info().TotalRetrans)
 }
+
+func TestFastOpenCookieHooks(t *testing.T) {
+	v := newPair(t, cfgDefault(), cfgDefault(), time.Millisecond)
+	v.c[0].SetFastOpenCookie(nil) // cookie request
+	v.trace = nil
+	// Re-emit: NewActive already flushed; build a fresh one.
+	v.c[0] = NewActive(cfgDefault(), Tuple{Local: addrA, Remote: addrB}, 1000, t0)
+	v.c[0].SetFastOpenCookie(nil)
+	v.q = nil
+	v.flush(0)
+	syn := v.trace[len(v.trace)-1].seg
+	if !syn.Options.HasFastOpen || syn.Options.CookieLen != 0 {
+		t.Fatalf("no cookie request in SYN: %+v", syn.Options)
+	}
+	v.step() // server created
+	v.c[1].SetFastOpenCookie([]byte{1, 2, 3, 4, 5, 6, 7, 8})
+	v.c[1].sendSyn = true
+	v.q = nil
+	v.flush(1)
+	v.run(time.Second, func() bool { return v.c[0].State() == Established })
+	if got := v.c[0].PeerFastOpenCookie(); string(got) != "\x01\x02\x03\x04\x05\x06\x07\x08" {
+		t.Fatalf("cookie %x", got)
+	}
+}

@@ -252,6 +252,7 @@ type Conn struct {
 	dsackDups                                          uint64
 	lastDataSent, lastAckRecv                          time.Time
 
+	tfo tfoState
 	out Segment   // reused for every emitted segment
 	now time.Time // time of the latest call that passed one
 }

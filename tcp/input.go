@@ -210,6 +210,10 @@ func (c *Conn) inputSynSent(seg *Segment, now time.Time) {
 	c.acceptSYN(seg, now)
 	if flags&flagACK != 0 {
 		// Our SYN is acknowledged.
+		if o := &seg.Options; o.HasFastOpen && o.CookieLen > 0 && o.CookieLen <= 16 {
+			c.tfo.peerSeen = true
+			c.tfo.peerN = copy(c.tfo.peer[:], o.Cookie[:o.CookieLen])
+		}
 		if c.tsOK && seg.Options.HasTS && seg.Options.TSEcr != 0 {
 			c.tsRTTSample(seg.Options.TSEcr, now)
 		} else if c.synRetrans == 0 {

@@ -283,6 +283,11 @@ func (c *Conn) emitSyn(now time.Time, emit func(*Segment)) {
 		s.Options.HasTS = true
 		s.Options.TSVal = c.tsVal(now)
 	}
+	if c.tfo.set {
+		s.Options.HasFastOpen = true
+		s.Options.CookieLen = c.tfo.n
+		s.Options.Cookie = c.tfo.cookie
+	}
 	if c.state == SynReceived {
 		s.Flags |= flagACK
 		s.Ack = c.rcvNxt
