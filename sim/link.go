@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/ustack/ustack/link"
@@ -73,13 +74,22 @@ func (p *Packet) IsSYNACK() bool {
 }
 
 // DropRule drops the packets Match accepts (with From, when not empty,
-// restricting it to packets sent by that host).
+// restricting it to packets sent by that host). With Hold set it delays
+// them by Hold on top of the link's delay instead, which reorders them.
 type DropRule struct {
 	Name  string
 	From  string
 	Match func(p *Packet) bool
-	// Dropped counts the packets the rule dropped.
+	Hold  time.Duration
+	// Dropped counts the packets the rule dropped (or held).
 	Dropped int
+}
+
+// HoldNthData delays the n-th payload-carrying segment host from sends by
+// d, so the segments sent after it overtake it.
+func HoldNthData(from string, n int, d time.Duration) *DropRule {
+	return &DropRule{Name: fmt.Sprintf("hold data segment #%d from %s for %v", n, from, d), From: from, Hold: d,
+		Match: func(p *Packet) bool { return p.NData == n }}
 }
 
 // AddDropRule installs a rule checked for every packet before the link's
@@ -152,18 +162,29 @@ func (d *direction) send(pkt []byte) {
 		d.nData++
 		p.NData = d.nData
 	}
+	var hold time.Duration
 	for _, r := range s.rules {
 		if r.From != "" && r.From != p.From {
 			continue
 		}
 		if r.Match(&p) {
 			r.Dropped++
+			if r.Hold > 0 {
+				hold = r.Hold
+				d.traceDrop(&p, r.Name)
+				break
+			}
 			d.Stats.RuleDropped++
 			d.traceDrop(&p, r.Name)
 			return
 		}
 	}
 	dec := d.imp.Decide(s.now, len(pkt))
+	if hold > 0 {
+		for i := range dec.Copies {
+			dec.At[i] = dec.At[i].Add(hold)
+		}
+	}
 	if dec.Copies == 0 {
 		if dec.QueueDrop {
 			d.Stats.QueueDropped++
@@ -192,7 +213,11 @@ func (d *direction) send(pkt []byte) {
 }
 
 func (d *direction) traceDrop(p *Packet, why string) {
-	e := Event{T: d.sim.Elapsed(), Host: d.from.Name, Kind: KindDrop, Note: why}
+	kind := KindDrop
+	if strings.HasPrefix(why, "hold ") {
+		kind = KindHold
+	}
+	e := Event{T: d.sim.Elapsed(), Host: d.from.Name, Kind: kind, Note: why}
 	seq, ack, n := p.Seq, p.Ack, p.Len
 	e.Flags = FlagString(p.Flags)
 	e.Seq, e.Len = &seq, &n

@@ -265,6 +265,47 @@ var builtins = []*Scenario{
 	},
 }
 
+var moreBuiltins = []*Scenario{
+	{
+		Name:        "reorder",
+		Description: "on a 10 Mbit/s link A's 3rd data segment is held back 3 ms, so the next two overtake it: B answers each out-of-order segment at once with a duplicate ACK carrying SACK blocks; two dup ACKs are below the threshold, A does not retransmit",
+		Limit:       120 * time.Second,
+		AB:          Impairment{Delay: 10 * ms, RateBps: 10_000_000}, BA: lan,
+		Start: func(e *Env) {
+			e.Sim.AddDropRule(HoldNthData("A", 3, 3*ms))
+			e.B.Listen(80, Discard())
+			e.dial(0, Handler{OnOpen: func(c *Conn) {
+				c.Write(filler(8000))
+				c.CloseWrite()
+			}, OnEOF: func(c *Conn) { c.Close() }})
+		},
+	},
+	{
+		Name:        "refused",
+		Description: "nothing listens on B's port 80: B answers A's SYN with RST and the connect fails with ECONNREFUSED after one round trip",
+		Limit:       10 * time.Second,
+		AB:          lan, BA: lan,
+		Start: func(e *Env) {
+			e.dial(0, Handler{})
+		},
+	},
+	{
+		Name:        "reset",
+		Description: "A sends a line to an echo server and then aborts: its RST makes B's connection fail with ECONNRESET",
+		Limit:       10 * time.Second,
+		AB:          lan, BA: lan,
+		Start: func(e *Env) {
+			e.B.Listen(80, Echo())
+			e.dial(0, Handler{OnOpen: func(c *Conn) {
+				c.Write([]byte("hello\n"))
+				e.Sim.After(time.Second, c.Abort)
+			}})
+		},
+	},
+}
+
+func init() { builtins = append(builtins, moreBuiltins...) }
+
 // filler returns n bytes of deterministic data.
 func filler(n int) []byte {
 	b := make([]byte, n)

@@ -359,3 +359,48 @@ func TestPcapTshark(t *testing.T) {
 }
 
 var _ = fmt.Sprint
+
+func TestReorder(t *testing.T) {
+	r := runScenario(t, "reorder")
+	a, b := firstConn(t, r.Env.A), firstConn(t, r.Env.B)
+	var dups []*Event
+	for i := range r.Sim.Trace().Events {
+		if e := &r.Sim.Trace().Events[i]; e.Host == "B" && e.Kind == KindSend && e.Dup {
+			dups = append(dups, e)
+		}
+	}
+	if len(dups) != 2 {
+		t.Fatalf("B sent %d duplicate ACKs, want 2 (one per overtaking segment)\n%s", len(dups), dump(r))
+	}
+	for _, e := range dups {
+		if !strings.Contains(e.Opts, "sack ") {
+			t.Errorf("duplicate ACK without SACK block: %s", e)
+		}
+		// Sent the moment the out-of-order segment arrived, not delayed.
+		in := r.Sim.Trace().Find(func(x *Event) bool {
+			return x.Host == "B" && x.Kind == KindRecv && x.Len != nil && *x.Len > 0 && x.T == e.T
+		})
+		if in == nil {
+			t.Errorf("duplicate ACK at %v not sent on the arrival of a segment", e.T)
+		}
+	}
+	if a.Retransmits != 0 || b.BytesRead != 8000 || a.Err != nil {
+		t.Errorf("A retransmitted %d segments (want 0); B read %d bytes (want 8000); A error %v", a.Retransmits, b.BytesRead, a.Err)
+	}
+}
+
+func TestRefused(t *testing.T) {
+	r := runScenario(t, "refused")
+	a := firstConn(t, r.Env.A)
+	if !errors.Is(a.Err, syscall.ECONNREFUSED) || a.Closed != 20*ms {
+		t.Errorf("connect ended with %v at %v, want ECONNREFUSED after one RTT (20 ms)\n%s", a.Err, a.Closed, dump(r))
+	}
+}
+
+func TestReset(t *testing.T) {
+	r := runScenario(t, "reset")
+	a, b := firstConn(t, r.Env.A), firstConn(t, r.Env.B)
+	if !errors.Is(b.Err, syscall.ECONNRESET) || b.Closed != a.Closed+10*ms || a.Err != nil {
+		t.Errorf("B ended with %v at %v, A aborted at %v with %v; want ECONNRESET on B one delay after A's abort\n%s", b.Err, b.Closed, a.Closed, a.Err, dump(r))
+	}
+}

@@ -16,7 +16,7 @@ var (
 	// every in-order segment.
 	Highlights = func(e *Event) bool {
 		switch e.Kind {
-		case KindApp, KindState, KindError, KindDrop, KindNote:
+		case KindApp, KindState, KindError, KindDrop, KindHold, KindNote:
 			return true
 		case KindTimer:
 			return e.Note != "timer" && e.Note != "timer: delayed ACK"
@@ -31,7 +31,11 @@ var (
 // bytes, segments and retransmissions, and the link statistics.
 func (s *Sim) WriteSummary(w io.Writer) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "virtual time %s, seed %d\n", fmtSeconds(s.Elapsed())+" s", s.seed)
+	last := time.Duration(0)
+	if n := len(s.trace.Events); n > 0 {
+		last = s.trace.Events[n-1].T
+	}
+	fmt.Fprintf(&b, "last event at %s s virtual time, seed %d\n", fmtSeconds(last), s.seed)
 	for _, h := range s.hosts {
 		for _, c := range h.all {
 			st := c.State().String()

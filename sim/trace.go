@@ -18,6 +18,7 @@ const (
 	KindSend  = "send"  // a segment leaves a host
 	KindRecv  = "recv"  // a segment reaches a host
 	KindDrop  = "drop"  // the network dropped a segment (rule, loss, queue)
+	KindHold  = "hold"  // a rule held a segment back (reordering it)
 	KindTimer = "timer" // a connection's timer fired
 	KindError = "error" // a connection reported an error
 	KindNote  = "note"  // anything else worth a line (RST for no listener, ...)
@@ -160,7 +161,7 @@ func (e *Event) String() string {
 	switch e.Kind {
 	case KindState:
 		return head + e.From + " -> " + e.To
-	case KindSend, KindRecv, KindDrop:
+	case KindSend, KindRecv, KindDrop, KindHold:
 		s := head + e.segString()
 		var tags []string
 		if e.Rtx {
