@@ -151,6 +151,8 @@ type BBR struct {
 	prevProbeTooHigh      bool
 	prevProbePrecautonary bool
 
+	cwndLimitedCur, cwndLimitedPrev bool
+
 	onState func(from, to BBRState) // test hook
 }
 
@@ -306,11 +308,18 @@ func (b *BBR) OnAck(now time.Time, rs *RateSample) {
 			b.handleInflightTooHigh()
 		}
 	}
-	cwndLimited := rs.PriorInFlight >= b.cwnd || (rs.PriorInFlight == 0 && rs.AckedSacked > 0)
+	limitedNow := rs.PriorInFlight >= b.cwnd || (rs.PriorInFlight == 0 && rs.AckedSacked > 0)
 
 	// UpdateModelAndState.
 	b.updateLatestDeliverySignals(rs)
 	b.updateCongestionSignals(rs)
+	// C.is_cwnd_limited: cwnd was the limit at some point in this or the
+	// previous round (like Linux's per-window is_cwnd_limited).
+	if b.roundStart {
+		b.cwndLimitedPrev, b.cwndLimitedCur = b.cwndLimitedCur, false
+	}
+	b.cwndLimitedCur = b.cwndLimitedCur || limitedNow
+	cwndLimited := b.cwndLimitedCur || b.cwndLimitedPrev
 	b.updateACKAggregation(rs)
 	b.checkFullBWReached()
 	b.checkStartupDone(rs)

@@ -336,3 +336,91 @@ func TestBBRShallowBuffer(t *testing.T) {
 		t.Errorf("loss rate %.2f%%", 100*lossRate)
 	}
 }
+
+// Draft appendix A.15: the bottleneck gets 10x faster while inflight_longterm
+// is set; in ProbeBW_UP inflight_longterm grows by steps that double every
+// round, and BBR finds the new bandwidth within a few cycles.
+func TestBBRBandwidthUp10x(t *testing.T) {
+	s := newBBRSim(t, 1000, 50*time.Millisecond)
+	s.queueCap = 20
+	switchAt := t0.Add(6 * time.Second)
+	s.rate = func(now time.Time) float64 {
+		if now.Before(switchAt) {
+			return 1000
+		}
+		return 10000
+	}
+	var steps []float64 // inflight_longterm increase per round in UP after the switch
+	last := math.Inf(1)
+	found := time.Duration(0)
+	s.onAck = func(*RateSample) {
+		b := s.b
+		if s.now.Before(switchAt) {
+			return
+		}
+		if b.State() == BBRProbeBWUp && b.roundStart {
+			if lt := b.InflightLongterm(); !math.IsInf(last, 1) && lt > last && len(steps) < 8 {
+				steps = append(steps, lt-last)
+			}
+			last = b.InflightLongterm()
+		} else if b.State() != BBRProbeBWUp {
+			last = math.Inf(1)
+		}
+		if found == 0 && b.MaxBw() >= 9000 {
+			found = s.now.Sub(switchAt)
+		}
+	}
+	s.run(t0.Add(16 * time.Second))
+	t.Logf("inflight_longterm steps per UP round: %v; max_bw %.0f reached 9000/s %v after the switch", steps, s.b.MaxBw(), found)
+	if len(steps) < 5 {
+		t.Fatalf("too few UP rounds with growth: %v (%s)", steps, s.states())
+	}
+	// The first UP round also absorbs tx_in_flight raises of
+	// inflight_longterm; from then on the per-round step doubles.
+	for i := 2; i < len(steps) && i < 5; i++ {
+		if steps[i] < 1.5*steps[i-1] {
+			t.Errorf("step %d: %v after %v, want doubling", i, steps[i], steps[i-1])
+		}
+	}
+	if found == 0 || found > 7*time.Second {
+		t.Errorf("max_bw %.0f, 10x bandwidth found after %v", s.b.MaxBw(), found)
+	}
+}
+
+// Draft appendix A.16: the bottleneck gets 10x slower; losses pull
+// bw_shortterm down round by round and max_bw follows after two ProbeBW
+// cycles.
+func TestBBRBandwidthDown10x(t *testing.T) {
+	s := newBBRSim(t, 10000, 50*time.Millisecond)
+	s.queueCap = 100
+	switchAt := t0.Add(4 * time.Second)
+	s.rate = func(now time.Time) float64 {
+		if now.Before(switchAt) {
+			return 10000
+		}
+		return 1000
+	}
+	shortDown, maxDown := time.Duration(0), time.Duration(0)
+	s.onAck = func(*RateSample) {
+		b := s.b
+		if s.now.Before(switchAt) {
+			return
+		}
+		if shortDown == 0 && b.bwShortterm < 2000 {
+			shortDown = s.now.Sub(switchAt)
+		}
+		if maxDown == 0 && b.MaxBw() < 1100 {
+			maxDown = s.now.Sub(switchAt)
+		}
+	}
+	s.run(t0.Add(16 * time.Second))
+	t.Logf("bw_shortterm below 2x the new rate %v after the drop, max_bw below 1.1x %v after; max_bw now %.0f", shortDown, maxDown, s.b.MaxBw())
+	// Each lossy round cuts bw_shortterm to max(bw_latest, 0.7*bw_shortterm):
+	// 10000 -> below 2000 takes 5 rounds of ~150-200 ms (queueing delay).
+	if shortDown == 0 || shortDown > 2*time.Second {
+		t.Errorf("bw_shortterm adapted after %v", shortDown)
+	}
+	if maxDown == 0 || maxDown > 8*time.Second {
+		t.Errorf("max_bw adapted after %v (%s)", maxDown, s.states())
+	}
+}

@@ -106,7 +106,8 @@
 //     MinRTT, as GenerateRateSample does. The draft's
 //     MarkConnectionAppLimited in ProbeRTT is emulated inside BBR (samples
 //     of packets sent before the mark count as app-limited).
-//   - C.is_cwnd_limited is approximated as PriorInFlight >= cwnd.
+//   - C.is_cwnd_limited is true when PriorInFlight >= cwnd on some ACK of
+//     the current or the previous round (Linux tracks it per window).
 //   - Per-loss steps: with PacketLossObserver.OnPacketLost the engine gives
 //     the exact per-packet HandleLostPacket (InflightAtLoss with one-packet
 //     "bursts"). Without it, an ACK with Losses > 0 runs NoteLoss and the
