@@ -207,11 +207,12 @@ func (e *ImpairEndpoint) deliver() {
 				rest := batch
 				for len(rest) > 0 {
 					n, err := bw.WritePackets(rest)
+					n = max(0, min(n, len(rest)))
 					ok += uint64(n)
-					if err == nil {
+					if err == nil || n == len(rest) {
 						break
 					}
-					errs++
+					errs++ // rest[n] failed; go on with the others
 					rest = rest[n+1:]
 				}
 			} else {
