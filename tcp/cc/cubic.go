@@ -7,7 +7,8 @@ import (
 
 // CUBIC parameters, Linux defaults (net/ipv4/tcp_cubic.c module parameters).
 const (
-	// CubicBeta is the multiplicative decrease factor, 717/1024 (~0.7).
+	// CubicBetaNum/CubicBetaDen is the multiplicative decrease factor
+	// beta_cubic, 717/1024 (~0.7).
 	CubicBetaNum = 717
 	CubicBetaDen = 1024
 	// CubicC is the cubic scaling constant C in packets/s^3.
