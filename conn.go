@@ -116,7 +116,7 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
 		e.sh.mu.Lock()
-		if e.closed {
+		if e.closed || s.isClosed() {
 			e.sh.mu.Unlock()
 			return 0, c.opErr("read", net.ErrClosed)
 		}
@@ -172,7 +172,7 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 			return total, c.opErr("write", os.ErrDeadlineExceeded)
 		}
 		e.sh.mu.Lock()
-		if e.closed {
+		if e.closed || s.isClosed() {
 			e.sh.mu.Unlock()
 			return total, c.opErr("write", net.ErrClosed)
 		}

@@ -337,3 +337,35 @@ func TestManyConnections(t *testing.T) {
 		ports[ci.Local.Port()] = true
 	}
 }
+
+func TestStackCloseUnblocks(t *testing.T) {
+	p := newPair(t, 1500)
+	c, _ := p.dialAccept(t, "tcp", ":13", "10.0.0.2:13")
+	ln, err := p.A.Listen("tcp", ":14")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 2)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		errc <- err
+	}()
+	go func() {
+		_, err := ln.Accept()
+		errc <- err
+	}()
+	p.A.Close()
+	for i := 0; i < 2; i++ {
+		select {
+		case err := <-errc:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Errorf("blocked call returned %v, want net.ErrClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Stack.Close did not unblock Read/Accept")
+		}
+	}
+	if _, err := p.A.Dial("tcp", "10.0.0.2:13"); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Dial after Close: %v", err)
+	}
+}

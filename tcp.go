@@ -18,10 +18,11 @@ import (
 const nShards = 64
 
 type shard struct {
-	mu  sync.Mutex
-	ctr tcp.Counters
-	out [][]byte // packets built by the current Output, written by flush
-	ifc *iface   // where out goes
+	mu   sync.Mutex
+	ctr  tcp.Counters
+	out  [][]byte  // packets built by the current Output, written by flush
+	outp []*[]byte // their pool pointers
+	ifc  *iface    // where out goes
 }
 
 // tcpState is the TCP half of a Stack: demux tables, shards, timers.
@@ -295,23 +296,24 @@ func (e *endpoint) removeLocked() {
 	t.mu.Unlock()
 }
 
+// bufPool holds packet buffers; pointers travel with the buffers so that
+// returning one to the pool does not allocate.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
-func getBuf(n int) []byte {
+func getBuf(n int) *[]byte {
 	bp := bufPool.Get().(*[]byte)
 	if cap(*bp) < n {
-		b := make([]byte, n)
-		return b
+		*bp = make([]byte, n)
 	}
-	return (*bp)[:n]
+	*bp = (*bp)[:n]
+	return bp
 }
 
-func putBuf(b []byte) {
-	if cap(b) > 65536+128 {
+func putBuf(bp *[]byte) {
+	if cap(*bp) > 65536+128 {
 		return
 	}
-	b = b[:0]
-	bufPool.Put(&b)
+	bufPool.Put(bp)
 }
 
 // emit builds one IP+TCP packet for seg and queues it on the shard.
@@ -326,14 +328,15 @@ func (e *endpoint) emit(seg *tcp.Segment) {
 	}
 	tl := h.Len() + len(seg.Payload)
 	hl := ipHeaderLen(src)
-	buf := getBuf(hl + tl)
+	bp := getBuf(hl + tl)
+	buf := *bp
 	if _, err := e.t.s.buildIP(buf, src, dst, wire.ProtoTCP, tl); err != nil {
-		putBuf(buf)
+		putBuf(bp)
 		e.t.s.ctr.ip.OutDiscards.Add(1)
 		return
 	}
 	if _, err := wire.BuildTCP(buf[hl:], &h, seg.Payload, wire.PseudoHeaderSum(src, dst, wire.ProtoTCP, tl)); err != nil {
-		putBuf(buf)
+		putBuf(bp)
 		e.t.s.ctr.ip.OutDiscards.Add(1)
 		return
 	}
@@ -342,6 +345,7 @@ func (e *endpoint) emit(seg *tcp.Segment) {
 	}
 	sh.ifc = e.ifc
 	sh.out = append(sh.out, buf)
+	sh.outp = append(sh.outp, bp)
 	if len(sh.out) >= 64 {
 		sh.flush(e.t.s)
 	}
@@ -368,11 +372,13 @@ func (sh *shard) flush(s *Stack) {
 	if d := len(sh.out) - sent; d > 0 {
 		s.ctr.ip.OutDiscards.Add(uint64(d))
 	}
-	for i, p := range sh.out {
-		putBuf(p)
+	for i, bp := range sh.outp {
+		putBuf(bp)
+		sh.outp[i] = nil
 		sh.out[i] = nil
 	}
 	sh.out = sh.out[:0]
+	sh.outp = sh.outp[:0]
 }
 
 // noConn handles a segment that matches no connection: a listener's SYN,
