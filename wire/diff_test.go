@@ -116,13 +116,18 @@ func optsFromGopacket(t *testing.T, tcp *layers.TCP) TCPOptions {
 			}
 		case layers.TCPOptionKindTimestamps:
 			o.HasTS, o.TSVal, o.TSEcr = true, binary.BigEndian.Uint32(d), binary.BigEndian.Uint32(d[4:])
-		case 34:
-			o.HasFastOpen, o.FastOpenExp, o.CookieLen, o.Cookie = true, false, len(d), [16]byte{}
-			copy(o.Cookie[:], d)
-		case 254:
-			if len(d) >= 2 && d[0] == 0xf9 && d[1] == 0x89 {
-				o.HasFastOpen, o.FastOpenExp, o.CookieLen, o.Cookie = true, true, len(d)-2, [16]byte{}
-				copy(o.Cookie[:], d[2:])
+		case 34, 254:
+			exp := op.OptionType == 254
+			if exp {
+				if len(d) < 2 || d[0] != 0xf9 || d[1] != 0x89 {
+					continue
+				}
+				d = d[2:]
+			}
+			// Cookies of 4..16 bytes, even; other lengths are ignored.
+			if len(d) == 0 || (len(d) >= 4 && len(d) <= 16 && len(d)%2 == 0) {
+				o.HasFastOpen, o.FastOpenExp, o.CookieLen, o.Cookie = true, exp, len(d), [16]byte{}
+				copy(o.Cookie[:], d)
 			}
 		}
 	}

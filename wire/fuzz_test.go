@@ -3,6 +3,9 @@ package wire
 import (
 	"bytes"
 	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 )
 
 // The fuzz targets check that parsers never panic, that what they accept
@@ -141,6 +144,17 @@ func FuzzTCP(f *testing.F) {
 		}
 		if o.NumSACK < 0 || o.NumSACK > 4 || o.CookieLen < 0 || o.CookieLen > 16 || (o.CookieLen != 0 && !o.HasFastOpen) {
 			t.Fatalf("option ranges %+v", o)
+		}
+		// Differential: gopacket frames the same options the same way
+		// (MPTCP, kind 30, is skipped: gopacket validates its subtypes).
+		if !bytes.Contains(seg.Options(), []byte{30}) {
+			var g layers.TCP
+			if err := g.DecodeFromBytes(seg, gopacket.NilDecodeFeedback); err != nil {
+				t.Fatalf("gopacket rejects what wire accepts: %v", err)
+			}
+			if want := optsFromGopacket(t, &g); want != o {
+				t.Fatalf("options differ from gopacket\nwire     %+v\ngopacket %+v", o, want)
+			}
 		}
 		// Re-encode: everything survives except SACK blocks that no
 		// longer fit after alignment padding.

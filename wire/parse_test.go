@@ -403,6 +403,9 @@ func TestTCPOptionsLenient(t *testing.T) {
 		{"FO exp cookie", []byte{254, 8, 0xf9, 0x89, 1, 2, 3, 4}, TCPOptions{HasFastOpen: true, FastOpenExp: true, CookieLen: 4, Cookie: [16]byte{1, 2, 3, 4}}},
 		{"254 length 3", []byte{254, 3, 0xf9, 0}, TCPOptions{}},
 		{"repeat overwrites", []byte{3, 3, 1, 3, 3, 2, 0, 0}, TCPOptions{HasWScale: true, WScale: 2}},
+		// Regression (found by the gopacket differential test): a later
+		// Fast Open option must not keep the earlier option's cookie bytes.
+		{"FO cookie then request", []byte{34, 6, 9, 9, 9, 9, 254, 4, 0xf9, 0x89, 1, 1}, TCPOptions{HasFastOpen: true, FastOpenExp: true}},
 		{"SACK 1 block", []byte{1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2}, TCPOptions{NumSACK: 1, SACK: [4]SACKBlock{{1, 2}}}},
 	}
 	for _, c := range cases {
