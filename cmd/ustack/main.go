@@ -3,6 +3,8 @@
 //	ustack demo                  fetch over a simulated lossy link, print the TCP timeline
 //	ustack sim SCENARIO [flags]  run a built-in deterministic scenario
 //	ustack sim --list            list the scenarios
+//	ustack demo --real           the demo with net/http on two ustack stacks, real time
+//	ustack copy [flags] FILE...  replay captured TCP sessions against a server
 package main
 
 import (
@@ -12,7 +14,9 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
+	tcpcopy "github.com/ustack/ustack/copy"
 	"github.com/ustack/ustack/sim"
 )
 
@@ -26,6 +30,8 @@ commands:
   demo      a client fetches from an HTTP-like server over a simulated lossy link
             (2% loss, 20 ms delay) and prints the TCP timeline and a transfer summary
   sim       run a built-in deterministic scenario on virtual time (ustack sim --list)
+  copy      replay TCP sessions captured in pcap/pcapng files (or live) against a server
+            and compare its answers with the captured ones
   help      show this help, or "ustack help <command>" for a command's flags
 
 Run "ustack <command> --help" for the flags of a command.
@@ -43,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemo(args[1:], stdout, stderr)
 	case "sim":
 		return runSim(args[1:], stdout, stderr)
+	case "copy":
+		return tcpcopy.Main(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 && args[0] == "help" {
 			return run([]string{args[1], "--help"}, stdout, stderr)
@@ -105,7 +113,7 @@ func flagExit(err error) int {
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ustack demo", "ustack demo [--loss P] [--delay D] [--rate BPS] [--queue N] [--size N] [--seed N] [--all] [--json] [--pcap FILE] [--sysctl name=value]...", stderr)
+	fs := newFlagSet("ustack demo", "ustack demo [--loss P] [--delay D] [--rate BPS] [--queue N] [--size N] [--seed N] [--all] [--json] [--pcap FILE] [--real] [--sysctl name=value]...", stderr)
 	def := sim.DefaultDemoOptions()
 	loss := fs.Float64("loss", def.Loss, "packet loss probability in each direction")
 	delay := fs.Duration("delay", def.Delay, "one-way link delay")
@@ -116,6 +124,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	all := fs.Bool("all", false, "print every segment, not just the highlights")
 	jsonOut := fs.Bool("json", false, "print the full trace as JSON lines instead of the timeline")
 	pcapFile := fs.String("pcap", "", "write the packets to this pcap file")
+	real := fs.Bool("real", false, "instead of the simulator, run net/http on two ustack stacks over an impaired in-memory link in real time")
+	timeout := fs.Duration("timeout", 60*time.Second, "with --real: give up after this long")
 	var sysctls sysctlFlag
 	fs.Var(&sysctls, "sysctl", "set a TCP sysctl on both hosts, e.g. net.ipv4.tcp_congestion_control=reno (repeatable)")
 	pos, err := parseInterspersed(fs, args)
@@ -132,6 +142,17 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	opts := sim.DemoOptions{Seed: *seed, Delay: *delay, Loss: *loss, Size: *size, RateBps: *rate, Queue: *queue, Sysctls: sysctls}
+	if *real {
+		if *pcapFile != "" || *jsonOut || *all {
+			fmt.Fprintln(stderr, "ustack demo: --pcap, --json and --all apply to the simulated demo, not --real")
+			return 2
+		}
+		if err := runRealDemo(stdout, opts, *timeout); err != nil {
+			fmt.Fprintln(stderr, "ustack demo --real:", err)
+			return 1
+		}
+		return 0
+	}
 	var pf *os.File
 	if *pcapFile != "" {
 		if pf, err = os.Create(*pcapFile); err != nil {

@@ -60,6 +60,29 @@ func TestDemoPcapAndJSON(t *testing.T) {
 	}
 }
 
+// The real-time demo: net/http over two ustack stacks on an in-memory link.
+func TestDemoReal(t *testing.T) {
+	code, out, errOut := runCmd("demo", "--real", "--loss", "0", "--delay", "1ms", "--size", "100000", "--timeout", "30s")
+	if code != 0 {
+		t.Fatalf("ustack demo --real exited %d: %s%s", code, out, errOut)
+	}
+	for _, want := range []string{"200 OK, 100000 body bytes", "goodput:", "retransmissions:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo --real output lacks %q:\n%s", want, out)
+		}
+	}
+	if code, _, _ := runCmd("demo", "--real", "--json"); code != 2 {
+		t.Errorf("demo --real --json: exit %d, want 2", code)
+	}
+}
+
+func TestCopyRouted(t *testing.T) {
+	code, out, errOut := runCmd("copy", "--help")
+	if code == 1 || !strings.Contains(out+errOut, "ustack copy") {
+		t.Errorf("copy --help: exit %d, output %q", code, out+errOut)
+	}
+}
+
 func TestSimSysctl(t *testing.T) {
 	code, out, errOut := runCmd("sim", "syn-timeout", "--sysctl", "net.ipv4.tcp_syn_retries=3")
 	if code != 0 {
@@ -84,7 +107,7 @@ func TestUsage(t *testing.T) {
 	if code, out, _ := runCmd("help"); code != 0 || !strings.Contains(out, "demo") || !strings.Contains(out, "sim") {
 		t.Errorf("help: exit %d, %q", code, out)
 	}
-	for _, c := range []string{"demo", "sim"} {
+	for _, c := range []string{"demo", "sim", "copy"} {
 		code, _, errOut := runCmd(c, "--help")
 		if code != 0 || !strings.Contains(errOut, "usage: ustack "+c) {
 			t.Errorf("%s --help: exit %d, %q", c, code, errOut)
