@@ -41,6 +41,7 @@ func TestAllocs(t *testing.T) {
 			sinkB = seg.ValidChecksum(PseudoHeaderSum(ip.Src(), ip.Dst(), ProtoTCP, len(pl)))
 		}},
 		{"BuildIPv4+BuildTCP", func() { buildTCPv4Packet(out, payload) }},
+		{"ParseTCPWithOptions", func() { ParseTCPWithOptions(IPv4(pkt).Payload(), &o) }},
 		{"BuildIPv6", func() { BuildIPv6(out, &IPv6Header{Src: a6src, Dst: a6dst, NextHeader: ProtoTCP, PayloadLen: 100}) }},
 		{"ICMPv4 build+parse+quoted", func() {
 			n, _ := BuildICMPv4FragNeeded(icmp4, 1400, pkt)
@@ -127,6 +128,33 @@ func BenchmarkBuildTCPHeaderOnly(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := BuildTCP(buf, &h, nil, PseudoHeaderSum(a4src, a4dst, ProtoTCP, h.Len())); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseTCPWithOptions(b *testing.B) {
+	buf := make([]byte, 2000)
+	pkt := buf[:buildTCPv4Packet(buf, make([]byte, 1400))]
+	seg := IPv4(pkt).Payload()
+	var o TCPOptions
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseTCPWithOptions(seg, &o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseIPv6ExtHeaders(b *testing.B) {
+	v6 := mkIPv6(ProtoHopByHop, cat(ext(ProtoHopByHop, ProtoIPv6Opts, 8), ext(ProtoIPv6Opts, ProtoIPv6Frag, 16), ext(ProtoIPv6Frag, ProtoTCP, 8), make([]byte, 100)))
+	b.ReportAllocs()
+	for b.Loop() {
+		ip, err := ParseIPv6(v6)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if p, _, err := ip.UpperLayer(); err != nil || p != ProtoTCP {
 			b.Fatal(err)
 		}
 	}

@@ -547,3 +547,101 @@ func TestICMPv6(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestSettersAndIncrementalTCP(t *testing.T) {
+	opts := TCPOptions{HasTS: true, TSVal: 1, TSEcr: 2}
+	h := TCPHeader{SrcPort: 1, DstPort: 2, Seq: 3, Ack: 4, Flags: TCPFlagACK, Window: 5, Options: &opts}
+	buf := make([]byte, 200)
+	payload := []byte("some data")
+	n := h.Len() + len(payload)
+	ps := PseudoHeaderSum(a6src, a6dst, ProtoTCP, n)
+	BuildTCP(buf, &h, payload, ps)
+	seg, err := ParseTCP(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o TCPOptions
+	if s2, err := ParseTCPWithOptions(buf[:n], &o); err != nil || len(s2) != n || o != opts {
+		t.Fatalf("ParseTCPWithOptions %v %+v", err, o)
+	}
+	if _, err := ParseTCPWithOptions(mkTCP([]byte{2, 3, 0, 0}), &o); !errors.Is(err, ErrOptionLength) {
+		t.Fatal(err)
+	}
+	// Patch fields one at a time with RFC 1624 updates; the result must
+	// equal a full recomputation.
+	c := seg.Checksum()
+	c = ChecksumUpdate32(c, seg.Seq(), 0xdeadbeef)
+	seg.SetSeq(0xdeadbeef)
+	c = ChecksumUpdate32(c, seg.Ack(), 77)
+	seg.SetAck(77)
+	c = ChecksumUpdate16(c, seg.Window(), 1000)
+	seg.SetWindow(1000)
+	c = ChecksumUpdate16(c, seg.SrcPort(), 8080)
+	seg.SetSrcPort(8080)
+	seg.SetChecksum(c)
+	if !seg.ValidChecksum(ps) {
+		t.Fatal("incremental TCP update invalid")
+	}
+	seg.SetDstPort(9)
+	seg.SetFlags(TCPFlagFIN | TCPFlagACK)
+	seg.SetUrgent(1)
+	seg.ComputeChecksum(ps)
+	if !seg.ValidChecksum(ps) || seg.DstPort() != 9 || seg.Flags() != TCPFlagFIN|TCPFlagACK || seg.Urgent() != 1 || seg.Seq() != 0xdeadbeef {
+		t.Fatal("setters")
+	}
+	// IPv6 setters.
+	b6 := mkIPv6(ProtoTCP, buf[:n])
+	ip, _ := ParseIPv6(b6)
+	ip.SetTrafficClass(0xfe)
+	ip.SetFlowLabel(0xfffff)
+	ip.SetHopLimit(1)
+	ip.SetNextHeader(ProtoUDP)
+	ip.SetSrc(a6dst)
+	ip.SetDst(a6src)
+	ip.SetPayloadLen(3)
+	if ip.Version() != 6 || ip.TrafficClass() != 0xfe || ip.FlowLabel() != 0xfffff || ip.HopLimit() != 1 || ip.NextHeader() != ProtoUDP ||
+		ip.Src() != a6dst || ip.Dst() != a6src || len(ip.Payload()) != 3 {
+		t.Fatal("IPv6 setters")
+	}
+	// IPv4 setters with the incremental address update.
+	b4 := mkIPv4(0)
+	ip4, _ := ParseIPv4(b4)
+	newSrc := netip.MustParseAddr("192.0.2.99")
+	c4 := ChecksumUpdate32(ip4.Checksum(), binary.BigEndian.Uint32(ip4[12:16]), binary.BigEndian.Uint32(newSrc.AsSlice()))
+	ip4.SetSrc(newSrc)
+	ip4.SetChecksum(c4)
+	if !ip4.ValidChecksum() || ip4.Src() != newSrc {
+		t.Fatal("IPv4 incremental address update")
+	}
+	ip4.SetTOS(4)
+	ip4.SetID(5)
+	ip4.SetTTL(6)
+	ip4.SetProtocol(7)
+	ip4.SetDst(newSrc)
+	ip4.SetTotalLen(20)
+	ip4.ComputeChecksum()
+	if !ip4.ValidChecksum() || ip4.TOS() != 4 || ip4.ID() != 5 || ip4.TTL() != 6 || ip4.Protocol() != 7 || ip4.Dst() != newSrc {
+		t.Fatal("IPv4 setters")
+	}
+	// ICMP setters.
+	m := make([]byte, 16)
+	BuildICMPv4Echo(m, ICMPv4EchoRequest, 1, 1, make([]byte, 8))
+	mv, _ := ParseICMPv4(m)
+	mv.SetType(ICMPv4EchoReply)
+	mv.SetCode(0)
+	mv.SetID(2)
+	mv.SetSeq(3)
+	mv.ComputeChecksum()
+	if !mv.ValidChecksum() || mv.Type() != 0 || mv.ID() != 2 || mv.Seq() != 3 || mv.Rest() != 2<<16|3 {
+		t.Fatal("ICMPv4 setters")
+	}
+	m6v, _ := ParseICMPv6(append([]byte(nil), m...))
+	m6v.SetType(ICMPv6EchoReply)
+	m6v.SetCode(0)
+	m6v.SetID(4)
+	m6v.SetSeq(5)
+	m6v.ComputeChecksum(a6src, a6dst)
+	if !m6v.ValidChecksum(PseudoHeaderSum(a6src, a6dst, ProtoICMPv6, len(m6v))) || m6v.ID() != 4 || m6v.Seq() != 5 || m6v.Rest() != 4<<16|5 {
+		t.Fatal("ICMPv6 setters")
+	}
+}

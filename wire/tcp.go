@@ -30,6 +30,13 @@ type TCP []byte
 // does not check the checksum (see ValidChecksum). The view covers all of b;
 // everything after the header is payload.
 func ParseTCP(b []byte) (TCP, error) {
+	var o TCPOptions
+	return ParseTCPWithOptions(b, &o)
+}
+
+// ParseTCPWithOptions is ParseTCP that also decodes the options into opts
+// in the same pass (opts is reset; on error its contents are unspecified).
+func ParseTCPWithOptions(b []byte, opts *TCPOptions) (TCP, error) {
 	if len(b) < TCPMinHeaderLen {
 		return nil, ErrTruncated
 	}
@@ -37,8 +44,7 @@ func ParseTCP(b []byte) (TCP, error) {
 	if hl < TCPMinHeaderLen || hl > len(b) {
 		return nil, ErrDataOffset
 	}
-	var o TCPOptions
-	if err := o.Parse(b[TCPMinHeaderLen:hl]); err != nil {
+	if err := opts.Parse(b[TCPMinHeaderLen:hl]); err != nil {
 		return nil, err
 	}
 	return TCP(b), nil
