@@ -645,3 +645,39 @@ func TestSettersAndIncrementalTCP(t *testing.T) {
 		t.Fatal("ICMPv6 setters")
 	}
 }
+
+func TestICMPBuildErrors(t *testing.T) {
+	big := make([]byte, 70000)
+	small := make([]byte, 7)
+	cases := []struct {
+		name string
+		err  error
+		f    func() (int, error)
+	}{
+		{"v4 echo too long", ErrTooLong, func() (int, error) { return BuildICMPv4Echo(big, 8, 0, 0, big[:65508]) }},
+		{"v6 echo too long", ErrTooLong, func() (int, error) { return BuildICMPv6Echo(big, a6src, a6dst, 128, 0, 0, big[:65528]) }},
+		{"v6 echo small", ErrBufferTooSmall, func() (int, error) { return BuildICMPv6Echo(small, a6src, a6dst, 128, 0, 0, nil) }},
+		{"v4 unreachable small", ErrBufferTooSmall, func() (int, error) { return BuildICMPv4Unreachable(small, 1, 0, nil) }},
+		{"v6 unreachable small", ErrBufferTooSmall, func() (int, error) { return BuildICMPv6Unreachable(small, a6src, a6dst, 1, nil) }},
+		{"v6 too big small", ErrBufferTooSmall, func() (int, error) { return BuildICMPv6PacketTooBig(small, a6src, a6dst, 1280, nil) }},
+	}
+	for _, c := range cases {
+		if _, err := c.f(); !errors.Is(err, c.err) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.err)
+		}
+	}
+	// An echo whose data already sits in place is not copied onto itself.
+	buf := make([]byte, 20)
+	copy(buf[8:], "in place")
+	if n, err := BuildICMPv4Echo(buf, 8, 1, 2, buf[8:16]); err != nil || string(buf[8:n]) != "in place" {
+		t.Fatal("in-place echo")
+	}
+	// DecTTL leaves TTL 0 alone.
+	b := mkIPv4(0)
+	ip := IPv4(b)
+	ip.SetTTL(0)
+	ip.ComputeChecksum()
+	if ip.DecTTL() != 0 || !ip.ValidChecksum() {
+		t.Fatal("DecTTL at 0")
+	}
+}
