@@ -50,6 +50,7 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 	}
 
 	c.rs = cc.RateSample{}
+	c.ackedThisAck = 0
 	c.rsValid = false
 	losses := 0
 	deliveredBefore := c.delivered
@@ -103,6 +104,12 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 
 	// Loss detection and recovery state machine.
 	losses += c.updateRecovery(advanced, priorInFlight, now)
+
+	// Proportional rate reduction (RFC 6937) while in fast recovery.
+	if c.caState == CARecovery {
+		sndcnt := c.prr.OnAck(int(c.delivered-deliveredBefore), c.inFlight())
+		c.recoveryCwnd = c.inFlight() + sndcnt
+	}
 
 	// Congestion control.
 	if c.delivered > deliveredBefore {
@@ -158,6 +165,7 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 // sample (Karn: only from never-retransmitted segments).
 func (c *Conn) cleanRtx(ack uint32, now time.Time, seg *Segment) bool {
 	c.ackedRetrans = false
+	c.ackedThisAck = 0
 	var first time.Time
 	q := c.rtxQ()
 	n := 0
@@ -171,6 +179,7 @@ func (c *Conn) cleanRtx(ack uint32, now time.Time, seg *Segment) bool {
 			break
 		}
 		c.packetsOut--
+		c.ackedThisAck++
 		if s.sacked {
 			c.sackedOut--
 		} else {
@@ -350,6 +359,7 @@ func (c *Conn) updateRecovery(advanced bool, priorInFlight int, now time.Time) i
 			c.recoverSeq = c.sndNxt
 			c.forceRetrans = true
 			c.cc.OnCongestionEvent(now, priorInFlight)
+			c.prr.Start(c.cc.Ssthresh(), c.packetsOut+c.ackedThisAck)
 			c.count(func(k *Counters) {
 				if c.sackOK {
 					k.TCPSACKRecovery++
@@ -400,4 +410,13 @@ func (c *Conn) autotuneSndBuf() {
 	if want > c.sndBufLimit {
 		c.sndBufLimit = min(want, max(c.cfg.WMem[2], c.cfg.WMem[1]))
 	}
+}
+
+// sendCwnd is the window Output fills: PRR's pipe+sndcnt in fast recovery,
+// the controller's cwnd otherwise.
+func (c *Conn) sendCwnd() int {
+	if c.caState == CARecovery {
+		return c.recoveryCwnd
+	}
+	return c.cc.Cwnd()
 }

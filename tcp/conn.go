@@ -222,11 +222,14 @@ type Conn struct {
 	noDelay     bool
 
 	// loss recovery
-	caState    CAState
-	dupacks    int
-	recoverSeq uint32
-	reordering int
-	highRxt    uint32
+	caState      CAState
+	dupacks      int
+	recoverSeq   uint32
+	reordering   int
+	highRxt      uint32
+	prr          cc.PRR
+	recoveryCwnd int
+	ackedThisAck int
 
 	// delivery-rate estimation
 	delivered     int64

@@ -50,7 +50,7 @@ func (c *Conn) Output(now time.Time, emit func(*Segment)) {
 			if !s.lost || s.rtxOut {
 				continue
 			}
-			if !c.forceRetrans && c.inFlight() >= c.cc.Cwnd() {
+			if !c.forceRetrans && c.inFlight() >= c.sendCwnd() {
 				break
 			}
 			if k > 0 && !seqLT(s.seq, c.sndUna+c.sndWnd) {
@@ -95,7 +95,7 @@ func (c *Conn) sendNew(now time.Time, emit func(*Segment)) bool {
 			appLimited = true
 			break
 		}
-		if c.inFlight() >= c.cc.Cwnd() {
+		if c.inFlight() >= c.sendCwnd() {
 			break
 		}
 		if !c.paceAt.IsZero() && now.Before(c.paceAt) {
@@ -134,7 +134,7 @@ func (c *Conn) sendNew(now time.Time, emit func(*Segment)) bool {
 		c.sendSegment(n, fin, now, emit)
 		sent = true
 	}
-	if appLimited && c.inFlight() < c.cc.Cwnd() {
+	if appLimited && c.inFlight() < c.sendCwnd() {
 		c.appLimited = max(c.delivered+int64(c.inFlight()), 1)
 	}
 	if windowBlocked && c.packetsOut == 0 && c.persistAt.IsZero() && c.rtoAt.IsZero() {
@@ -167,6 +167,9 @@ func (c *Conn) sendSegment(n int, fin bool, now time.Time, emit func(*Segment)) 
 	c.snapRate(&ts)
 	c.pushRtx(ts)
 	c.packetsOut++
+	if c.caState == CARecovery {
+		c.prr.OnSend(1)
+	}
 	c.sndNxt = end
 	c.persistAt = time.Time{}
 	if c.rtoAt.IsZero() {
@@ -211,6 +214,9 @@ func (c *Conn) retransmit(s *txSeg, now time.Time, emit func(*Segment)) {
 	}
 	if s.fin {
 		flags |= flagFIN
+	}
+	if c.caState == CARecovery {
+		c.prr.OnSend(1)
 	}
 	s.sentAt = now
 	s.retrans = true
