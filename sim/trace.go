@@ -83,12 +83,13 @@ func (t *Trace) WriteJSON(w io.Writer) error {
 // non-nil only events it accepts are written.
 func (t *Trace) WriteText(w io.Writer, filter func(*Event) bool) error {
 	var b strings.Builder
+	width := t.whoWidth()
 	for i := range t.Events {
 		e := &t.Events[i]
 		if filter != nil && !filter(e) {
 			continue
 		}
-		b.WriteString(e.String())
+		b.WriteString(e.format(width))
 		b.WriteByte('\n')
 	}
 	_, err := io.WriteString(w, b.String())
@@ -99,10 +100,11 @@ func (t *Trace) WriteText(w io.Writer, filter func(*Event) bool) error {
 // run of duplicate ACKs from one connection into its first line and a count.
 func (t *Trace) WriteHighlights(w io.Writer) error {
 	var b strings.Builder
+	width := t.whoWidth()
 	run, runConn := 0, ""
 	flush := func() {
 		if run > 1 {
-			fmt.Fprintf(&b, "%12s  %-8s %-6s ... %d more duplicate ACKs\n", "", "", "", run-1)
+			fmt.Fprintf(&b, "%12s  %-*s %-6s ... %d more duplicate ACKs\n", "", width, "", "", run-1)
 		}
 		run = 0
 	}
@@ -121,7 +123,7 @@ func (t *Trace) WriteHighlights(w io.Writer) error {
 		} else {
 			flush()
 		}
-		b.WriteString(e.String())
+		b.WriteString(e.format(width))
 		b.WriteByte('\n')
 	}
 	flush()
@@ -152,12 +154,26 @@ func (t *Trace) Find(match func(*Event) bool) *Event {
 
 // String formats the event as one timeline line. Sequence numbers are
 // relative to each side's initial sequence number, like tcpdump.
-func (e *Event) String() string {
-	who := e.Host
+func (e *Event) String() string { return e.format(8) }
+
+func (e *Event) who() string {
 	if e.port != 0 {
-		who = fmt.Sprintf("%s:%d", e.Host, e.port)
+		return fmt.Sprintf("%s:%d", e.Host, e.port)
 	}
-	head := fmt.Sprintf("%12s  %-8s %-6s ", e.TS, who, e.Kind)
+	return e.Host
+}
+
+// whoWidth is the width of the host column that fits every event.
+func (t *Trace) whoWidth() int {
+	w := 8
+	for i := range t.Events {
+		w = max(w, len(t.Events[i].who()))
+	}
+	return w
+}
+
+func (e *Event) format(width int) string {
+	head := fmt.Sprintf("%12s  %-*s %-6s ", e.TS, width, e.who(), e.Kind)
 	switch e.Kind {
 	case KindState:
 		return head + e.From + " -> " + e.To
