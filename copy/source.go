@@ -90,14 +90,25 @@ func OpenFile(name string) (*FileSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &FileSource{name: name, f: f}
+	var size int64
 	if st, err := f.Stat(); err == nil {
-		s.size = st.Size()
+		size = st.Size()
 	}
-	br := bufio.NewReaderSize(countingReader{f, &s.read}, 1<<16)
-	magic, err := br.Peek(4)
+	s, err := NewReaderSource(name, f)
 	if err != nil {
 		f.Close()
+		return nil, err
+	}
+	s.f, s.size = f, size
+	return s, nil
+}
+
+// NewReaderSource reads a capture from r; name is used in errors.
+func NewReaderSource(name string, r io.Reader) (*FileSource, error) {
+	s := &FileSource{name: name}
+	br := bufio.NewReaderSize(countingReader{r, &s.read}, 1<<16)
+	magic, err := br.Peek(4)
+	if err != nil {
 		if err == io.EOF {
 			err = fmt.Errorf("%w: file is empty or shorter than a header", ErrNotCapture)
 		}
@@ -108,20 +119,17 @@ func OpenFile(name string) (*FileSource, error) {
 		opts.WantMixedLinkType = true
 		ng, err := pcapgo.NewNgReader(br, opts)
 		if err != nil {
-			f.Close()
 			return nil, &InputError{File: name, Err: headerErr(err)}
 		}
 		s.ng = ng
 	} else {
 		r, err := pcapgo.NewReader(br)
 		if err != nil {
-			f.Close()
 			return nil, &InputError{File: name, Err: headerErr(err)}
 		}
 		s.pcap = r
 		s.link = LinkType(r.LinkType())
 		if !s.link.Supported() {
-			f.Close()
 			return nil, &InputError{File: name, Err: fmt.Errorf("%w %d (%s)", ErrUnsupportedLinkType, s.link, s.link)}
 		}
 	}
@@ -141,8 +149,13 @@ func (s *FileSource) Name() string { return s.name }
 // Progress returns bytes read so far and the file size (0 if unknown).
 func (s *FileSource) Progress() (read, size int64) { return s.read.Load(), s.size }
 
-// Close closes the file.
-func (s *FileSource) Close() error { return s.f.Close() }
+// Close closes the file (if OpenFile opened it).
+func (s *FileSource) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	return s.f.Close()
+}
 
 // Next returns the next packet.
 func (s *FileSource) Next() (Packet, error) {
