@@ -86,7 +86,7 @@ type Packet struct {
 	Ack      uint32
 	HasWin   bool
 	Win      uint16
-	AnyOpts  bool    // <...>
+	AnyOpts  bool     // <...>
 	Opts     []PktOpt // nil = no options
 }
 

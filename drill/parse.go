@@ -96,7 +96,7 @@ func parseSeconds(t token) (time.Duration, error) {
 	if err != nil || f < 0 || f > 1e7 || math.IsNaN(f) {
 		return 0, &Error{Line: t.line, Msg: fmt.Sprintf("bad time %q", t.text)}
 	}
-	return time.Duration(math.Round(f * 1e6)) * time.Microsecond, nil
+	return time.Duration(math.Round(f*1e6)) * time.Microsecond, nil
 }
 
 func (p *parser) timeValue() (time.Duration, bool, error) {
