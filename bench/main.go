@@ -30,6 +30,7 @@ type Options struct {
 	ConnWorkers int
 	MemConns    []int
 	MemLimit    time.Duration
+	MemRuns     int
 	ImpairDur   time.Duration
 	LossDur     time.Duration
 	Losses      []float64
@@ -75,7 +76,8 @@ func parseFlags(args []string) (Options, error) {
 	fs.DurationVar(&o.ConnDur, "conn-dur", time.Second, "duration of one connection-rate run")
 	fs.IntVar(&o.ConnWorkers, "conn-workers", 4, "concurrent clients in the connection-rate benchmark")
 	fs.StringVar(&memConns, "mem-conns", "10000,100000", "idle connection counts for the memory benchmark")
-	fs.DurationVar(&o.MemLimit, "mem-limit", 60*time.Second, "time limit to open the memory benchmark's connections")
+	fs.DurationVar(&o.MemLimit, "mem-limit", 90*time.Second, "time limit to open the memory benchmark's connections")
+	fs.IntVar(&o.MemRuns, "mem-runs", 1, "runs of the memory benchmark (heap per connection varies little; 0 = --runs)")
 	fs.DurationVar(&o.ImpairDur, "impair-dur", 4*time.Second, "duration of one impaired-link transfer")
 	fs.DurationVar(&o.LossDur, "loss-dur", 4*time.Second, "duration of one loss-sweep transfer")
 	fs.StringVar(&losses, "losses", "0,0.1,1,3", "loss rates in percent for the loss sweep")

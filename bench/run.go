@@ -22,6 +22,7 @@ type benchCase struct {
 	metrics     []metric
 	cfg         func(run int) NetConfig
 	limit       time.Duration // watchdog for one run
+	runs        int           // runs of this case; 0 = Options.Runs
 	run         func(sys System) (map[string]float64, error)
 }
 
@@ -91,6 +92,7 @@ func cases(o Options) []benchCase {
 				},
 				cfg:   plain(1500),
 				limit: o.MemLimit + 60*time.Second,
+				runs:  o.MemRuns,
 				run: func(sys System) (map[string]float64, error) {
 					r, err := memory(sys, n, o.MemLimit)
 					if err != nil {
@@ -161,7 +163,11 @@ func Run(o Options, ms []Maker) *Report {
 				figs[i].Values[s.Name] = &Series{}
 			}
 		}
-		for run := range o.Runs {
+		runs := o.Runs
+		if c.runs > 0 {
+			runs = c.runs
+		}
+		for run := range runs {
 			for _, s := range ms {
 				cfg := c.cfg(run)
 				if why := s.Unsupported(c.bench, cfg); why != "" {
@@ -170,9 +176,10 @@ func Run(o Options, ms []Maker) *Report {
 					}
 					continue
 				}
+				t1 := time.Now()
 				vals, err := runOne(s, cfg, c)
 				if o.Verbose {
-					fmt.Fprintf(os.Stderr, "%-10s %-40s %-8s run %d: %v %v\n", c.bench, c.name, s.Name, run+1, vals, err)
+					fmt.Fprintf(os.Stderr, "%-10s %-36s %-8s run %d (%.1fs): %v %v\n", c.bench, c.name, s.Name, run+1, time.Since(t1).Seconds(), vals, err)
 				}
 				for _, f := range figs {
 					sr := f.Values[s.Name]
@@ -241,7 +248,7 @@ func runOne(m Maker, cfg NetConfig, c benchCase) (map[string]float64, error) {
 
 // WriteTable prints the report as an aligned text table.
 func (r *Report) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "ustack bench  %s  %s  %d CPUs  median of %d runs [min-max]  took %s  load average %s -> %s\n\n",
+	fmt.Fprintf(w, "ustack bench  %s  %s  %d CPUs  median of %d runs [min-max] (memory: --mem-runs)  took %s  load average %s -> %s\n\n",
 		r.Date, r.GoVer, r.CPUs, r.Runs, r.Duration, r.LoadStart, r.LoadEnd)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	hdr := []string{"benchmark", "case", "unit"}
