@@ -56,6 +56,7 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 	deliveredBefore := c.delivered
 
 	// SACK scoreboard.
+	c.gotDSACK = false
 	newSACK := false
 	if c.sackOK && seg.Options.NumSACK > 0 {
 		newSACK = c.processSACK(seg, prevUna, now)
@@ -103,7 +104,13 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 	}
 
 	// Loss detection and recovery state machine.
+	c.tlpAcked(ack, c.gotDSACK, now)
 	losses += c.updateRecovery(advanced, priorInFlight, now)
+	if c.caState != CAOpen {
+		c.tlpAt = time.Time{}
+	} else if advanced || c.tlpAt.IsZero() {
+		c.scheduleTLP(now)
+	}
 
 	// Proportional rate reduction (RFC 6937) while in fast recovery.
 	if c.caState == CARecovery {
@@ -262,6 +269,7 @@ func (c *Conn) processSACK(seg *Segment, prevUna uint32, now time.Time) bool {
 				dsack = seqGEQ(b.Left, b2.Left) && seqLEQ(b.Right, b2.Right)
 			}
 			if dsack {
+				c.gotDSACK = true
 				c.dsackDups++
 				c.count(func(k *Counters) {
 					k.TCPDSACKRecv++

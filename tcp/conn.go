@@ -222,14 +222,21 @@ type Conn struct {
 	noDelay     bool
 
 	// loss recovery
-	caState      CAState
-	dupacks      int
-	recoverSeq   uint32
-	reordering   int
-	highRxt      uint32
-	prr          cc.PRR
-	recoveryCwnd int
-	ackedThisAck int
+	caState       CAState
+	dupacks       int
+	recoverSeq    uint32
+	reordering    int
+	highRxt       uint32
+	prr           cc.PRR
+	tlpAt         time.Time
+	tlpHigh       uint32
+	tlpOut        bool
+	tlpNew        bool
+	tlpRetrans    bool
+	tlpWasRetrans bool
+	recoveryCwnd  int
+	ackedThisAck  int
+	gotDSACK      bool
 
 	// delivery-rate estimation
 	delivered     int64

@@ -63,6 +63,20 @@ func (c *Conn) Output(now time.Time, emit func(*Segment)) {
 	}
 	c.forceRetrans = false
 
+	// Tail loss probe: one retransmission of the last segment.
+	if c.tlpRetrans {
+		c.tlpRetrans = false
+		if q := c.rtxQ(); len(q) > 0 && !q[len(q)-1].sacked {
+			s := &q[len(q)-1]
+			c.tlpHigh = c.sndNxt
+			c.tlpWasRetrans = true
+			c.retransmitProbe(s, now, emit)
+			acked = true
+		} else {
+			c.tlpOut = false
+		}
+	}
+
 	// 2. New data and FIN.
 	if c.sendNew(now, emit) {
 		acked = true
@@ -95,7 +109,7 @@ func (c *Conn) sendNew(now time.Time, emit func(*Segment)) bool {
 			appLimited = true
 			break
 		}
-		if c.inFlight() >= c.sendCwnd() {
+		if c.inFlight() >= c.sendCwnd() && !c.tlpNew {
 			break
 		}
 		if !c.paceAt.IsZero() && now.Before(c.paceAt) {
@@ -133,6 +147,18 @@ func (c *Conn) sendNew(now time.Time, emit func(*Segment)) bool {
 		}
 		c.sendSegment(n, fin, now, emit)
 		sent = true
+		if c.tlpNew {
+			c.tlpNew = false
+			c.tlpHigh = c.sndNxt
+			c.tlpWasRetrans = false
+		}
+	}
+	if c.tlpNew {
+		c.tlpNew = false
+		c.tlpOut = false
+	}
+	if sent && !c.tlpOut {
+		c.scheduleTLP(now)
 	}
 	if appLimited && c.inFlight() < c.sendCwnd() {
 		c.appLimited = max(c.delivered+int64(c.inFlight()), 1)
@@ -191,6 +217,18 @@ func (c *Conn) sendSegment(n int, fin bool, now time.Time, emit func(*Segment)) 
 	s := c.prepare(seq, flags, payload, now)
 	c.pace(n, now)
 	emit(s)
+}
+
+// retransmitProbe re-sends the last segment as a tail loss probe. Unlike a
+// loss repair it does not mark the segment lost.
+func (c *Conn) retransmitProbe(s *txSeg, now time.Time, emit func(*Segment)) {
+	wasOut := s.rtxOut
+	c.retransmit(s, now, emit)
+	if !wasOut {
+		// Not in the lost/retransmitted accounting: it is just sent again.
+		s.rtxOut = false
+		c.retransOut--
+	}
 }
 
 // retransmit re-sends a segment of the retransmission queue.

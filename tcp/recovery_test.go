@@ -147,3 +147,29 @@ func TestDSACK(t *testing.T) {
 		t.Errorf("TCPDSACKRecv %d", v.ctr[0].TCPDSACKRecv)
 	}
 }
+
+func TestTailLossProbe(t *testing.T) {
+	// The last of 10 segments is lost: the loss probe (a retransmission of
+	// the last segment) repairs it at the PTO, with no RTO.
+	v, _ := lossRun(t, true, 10*1448, 9)
+	a := v.c[0]
+	v.advance(v.now.Sub(t0) + time.Second)
+	last := uint32(1001 + 9*1448)
+	var sends []time.Duration
+	for _, e := range v.trace {
+		if e.from == 0 && e.seg.Seq == last && len(e.seg.Payload) > 0 {
+			sends = append(sends, e.at)
+		}
+	}
+	// The ACK of segment 9 arrives one RTT (20 ms) after the burst; the
+	// PTO is then min(2*SRTT + 200 ms (one packet in flight), RTO) =
+	// min(240 ms, 220 ms) with SRTT 20 ms.
+	if len(sends) != 2 || sends[1]-sends[0] != 20*time.Millisecond+220*time.Millisecond {
+		t.Errorf("last segment sent at %v\n%s", sends, v.traceStr())
+	}
+	k := v.ctr[0]
+	if k.TCPTimeouts != 0 || k.TCPLossProbes != 1 || k.TCPLossProbeRecovery != 1 || k.RetransSegs != 1 {
+		t.Errorf("timeouts %d probes %d probe recoveries %d retrans %d", k.TCPTimeouts, k.TCPLossProbes, k.TCPLossProbeRecovery, k.RetransSegs)
+	}
+	_ = a
+}

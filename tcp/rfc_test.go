@@ -223,7 +223,12 @@ func TestNagle(t *testing.T) {
 			v.flush(0)
 		}
 		v.advance(v.now.Sub(t0) + 300*time.Millisecond)
-		data := v.times(0, func(s *Segment) bool { return len(s.Payload) > 0 })
+		seen := map[uint32]bool{}
+		data := v.times(0, func(s *Segment) bool {
+			fresh := len(s.Payload) > 0 && !seen[s.Seq]
+			seen[s.Seq] = true
+			return fresh
+		})
 		// Nagle: first byte at once, the other two wait for its ACK (delayed
 		// 40 ms by B) and go together.
 		want := 2

@@ -70,6 +70,7 @@ func (c *Conn) setClosed(err error) {
 	}
 	c.setState(Closed)
 	c.rtoAt, c.persistAt, c.keepAt, c.delackAt, c.twAt, c.fw2At, c.paceAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	c.tlpAt = time.Time{}
 	c.sendSyn, c.sendProbe, c.ackNow, c.forceRetrans = false, false, false, false
 	c.ooo = nil
 	c.oooBytes = 0
@@ -95,7 +96,7 @@ func ResetFor(seg *Segment) (rst Segment, ok bool) {
 // enterTimeWait moves to TIME-WAIT for TimeWaitLen (2*MSL, Linux 60 s).
 func (c *Conn) enterTimeWait(now time.Time) {
 	c.setState(TimeWait)
-	c.rtoAt, c.persistAt, c.keepAt, c.fw2At = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	c.rtoAt, c.persistAt, c.keepAt, c.fw2At, c.tlpAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	c.twAt = now.Add(c.cfg.TimeWaitLen)
 }
 

@@ -11,7 +11,7 @@ func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
 // pending. It includes the pacing release time.
 func (c *Conn) Deadline() time.Time {
 	var d time.Time
-	for _, t := range [...]time.Time{c.rtoAt, c.persistAt, c.delackAt, c.keepAt, c.twAt, c.fw2At, c.paceAt} {
+	for _, t := range [...]time.Time{c.tlpAt, c.rtoAt, c.persistAt, c.delackAt, c.keepAt, c.twAt, c.fw2At, c.paceAt} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -31,8 +31,13 @@ func (c *Conn) Timeout(now time.Time) {
 		c.setClosed(nil)
 		return
 	}
+	if due(c.tlpAt, now) {
+		c.tlpAt = time.Time{}
+		c.onTLP(now)
+	}
 	if due(c.rtoAt, now) {
 		c.rtoAt = time.Time{}
+		c.tlpAt = time.Time{}
 		c.onRTO(now)
 		if c.state == Closed {
 			return

@@ -171,14 +171,17 @@ func TestFinalACKLostDataPending(t *testing.T) {
 	v.flush(0)
 	v.run(2000*time.Second, func() bool { return a.State() == Closed })
 	data := v.times(0, func(s *Segment) bool { return len(s.Payload) > 0 })
-	// Expected: sent at 0, RTO doubling from rto up to 120 s; give up at
-	// the first expiry at or after RetriesToTime(15, 200ms) = 924.6 s.
+	// Expected (Linux with tail loss probes, tcp_early_retrans=3): sent at
+	// 0; the loss probe fires at the PTO, capped at the RTO; then RTOs
+	// doubling from rto up to 120 s; give up at the first expiry at or
+	// after RetriesToTime(15, 200ms) = 924.6 s since the first
+	// transmission.
 	limit := RetriesToTime(15, 200*time.Millisecond)
 	if limit != 924600*time.Millisecond {
 		t.Fatalf("limit %v", limit)
 	}
-	want := []time.Duration{0}
-	at := time.Duration(0)
+	want := []time.Duration{0, rto}
+	at := rto
 	var death time.Duration
 	for k := 0; ; k++ {
 		at += BackoffRTO(rto, k, 120*time.Second)
@@ -194,9 +197,9 @@ func TestFinalACKLostDataPending(t *testing.T) {
 	if d := v.now.Sub(t0); d != death || !errors.Is(a.Err(), syscall.ETIMEDOUT) {
 		t.Errorf("died at %v with %v, want %v ETIMEDOUT", d, a.Err(), death)
 	}
-	t.Logf("rto %v: %d retransmissions, ETIMEDOUT at %v", rto, len(data)-1, death)
-	if len(data)-1 != 15 {
-		t.Errorf("%d retransmissions, want 15", len(data)-1)
+	t.Logf("rto %v: %d retransmissions (1 loss probe), ETIMEDOUT at %v", rto, len(data)-1, death)
+	if len(data)-1 != 16 || v.ctr[0].TCPLossProbes != 1 || v.ctr[0].TCPTimeouts != 15 {
+		t.Errorf("%d retransmissions, %d probes, %d timeouts; want 16, 1, 15", len(data)-1, v.ctr[0].TCPLossProbes, v.ctr[0].TCPTimeouts)
 	}
 }
 
