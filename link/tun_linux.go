@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -15,11 +16,36 @@ import (
 // TUN is a Linux TUN device endpoint (IFF_TUN|IFF_NO_PI: whole IP packets,
 // no packet-information header).
 type TUN struct {
-	f      *os.File
-	rc     syscall.RawConn
-	name   string
-	mtu    int
-	closed atomic.Bool
+	f       *os.File
+	rc      syscall.RawConn
+	name    string
+	mtu     int
+	offload bool
+	closed  atomic.Bool
+
+	// Offload mode only.
+	rmu   sync.Mutex
+	rbuf  []byte
+	queue [][]byte // segments split from the last read
+	qhead int
+	free  [][]byte
+	stats TUNStats
+	one   [1][]byte // ReadPacket's buffer, under rmu
+	wmu   sync.Mutex
+	wbuf  []byte
+}
+
+// TUNConfig configures [OpenTUNConfig].
+type TUNConfig struct {
+	Name string // interface name or pattern ("tun%d"); "" lets the kernel pick
+	MTU  int
+	// Offload turns on IFF_VNET_HDR with checksum and TCP segmentation
+	// offload (TUN_F_CSUM|TUN_F_TSO4|TUN_F_TSO6): the kernel may hand over
+	// TCP super-packets of up to 64 KB in one read, which the endpoint
+	// splits into MTU-sized segments with exact checksums, and packets with
+	// partial checksums, which it completes. Readers see ordinary packets;
+	// fewer system calls are made. Writes are sent without offload.
+	Offload bool
 }
 
 var (
@@ -35,14 +61,16 @@ var (
 // pending ReadPacket. The device keeps working if it is moved to another
 // network namespace.
 func OpenTUN(name string, mtu int) (Endpoint, error) {
-	t, err := openTUN(name, mtu)
+	t, err := OpenTUNConfig(TUNConfig{Name: name, MTU: mtu})
 	if err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-func openTUN(name string, mtu int) (*TUN, error) {
+// OpenTUNConfig is [OpenTUN] with options.
+func OpenTUNConfig(cfg TUNConfig) (*TUN, error) {
+	name, mtu := cfg.Name, cfg.MTU
 	if len(name) >= unix.IFNAMSIZ {
 		return nil, fmt.Errorf("link: TUN name %q too long", name)
 	}
@@ -58,10 +86,24 @@ func openTUN(name string, mtu int) (*TUN, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("link: TUN name %q: %w", name, err)
 	}
-	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	flags := uint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if cfg.Offload {
+		flags |= unix.IFF_VNET_HDR
+	}
+	ifr.SetUint16(flags)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("link: TUNSETIFF %q: %w", name, err)
+	}
+	if cfg.Offload {
+		if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("link: TUNSETVNETHDRSZ: %w", err)
+		}
+		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4|unix.TUN_F_TSO6); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("link: TUNSETOFFLOAD: %w", err)
+		}
 	}
 	ifname := ifr.Name()
 	if err := setMTU(ifname, mtu); err != nil {
@@ -78,7 +120,11 @@ func openTUN(name string, mtu int) (*TUN, error) {
 		f.Close()
 		return nil, fmt.Errorf("link: TUN %s: %w", ifname, err)
 	}
-	return &TUN{f: f, rc: rc, name: ifname, mtu: mtu}, nil
+	t := &TUN{f: f, rc: rc, name: ifname, mtu: mtu, offload: cfg.Offload}
+	if cfg.Offload {
+		t.rbuf = make([]byte, tunOffloadBufLen)
+	}
+	return t, nil
 }
 
 func setMTU(name string, mtu int) error {
@@ -107,6 +153,15 @@ func (t *TUN) MTU() int { return t.mtu }
 // ReadPacket implements Endpoint. buf should hold MTU bytes: the kernel
 // truncates a longer packet silently.
 func (t *TUN) ReadPacket(buf []byte) (int, error) {
+	if t.offload {
+		t.rmu.Lock()
+		defer t.rmu.Unlock()
+		var size [1]int
+		t.one[0] = buf
+		_, err := t.readOffload(t.one[:], size[:])
+		t.one[0] = nil
+		return size[0], err
+	}
 	n, err := t.f.Read(buf)
 	if err != nil {
 		if t.closed.Load() || errors.Is(err, os.ErrClosed) {
@@ -122,7 +177,12 @@ func (t *TUN) WritePacket(pkt []byte) error {
 	if len(pkt) > t.mtu {
 		return ErrPacketTooBig
 	}
-	_, err := t.f.Write(pkt)
+	var err error
+	if t.offload {
+		err = t.writeOffload(pkt)
+	} else {
+		_, err = t.f.Write(pkt)
+	}
 	if err != nil {
 		if t.closed.Load() || errors.Is(err, os.ErrClosed) {
 			return ErrClosed
@@ -138,6 +198,11 @@ func (t *TUN) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 	max := min(len(bufs), len(sizes))
 	if max == 0 {
 		return 0, nil
+	}
+	if t.offload {
+		t.rmu.Lock()
+		defer t.rmu.Unlock()
+		return t.readOffload(bufs, sizes)
 	}
 	n := 0
 	var opErr error

@@ -49,11 +49,13 @@ func icmpEcho(src, dst [4]byte, id, seq uint16, payload []byte) []byte {
 }
 
 func TestTUNInNamespace(t *testing.T) {
-	t.Run("ReadPacket", func(t *testing.T) { testTUNInNamespace(t, false) })
-	t.Run("ReadPackets", func(t *testing.T) { testTUNInNamespace(t, true) })
+	t.Run("ReadPacket", func(t *testing.T) { testTUNInNamespace(t, false, false) })
+	t.Run("ReadPackets", func(t *testing.T) { testTUNInNamespace(t, true, false) })
+	t.Run("Offload/ReadPacket", func(t *testing.T) { testTUNInNamespace(t, false, true) })
+	t.Run("Offload/ReadPackets", func(t *testing.T) { testTUNInNamespace(t, true, true) })
 }
 
-func testTUNInNamespace(t *testing.T, batch bool) {
+func testTUNInNamespace(t *testing.T, batch, offload bool) {
 	if os.Geteuid() != 0 {
 		t.Skip("SKIPPING TUN test: needs root (creates a TUN device and a network namespace)")
 	}
@@ -66,11 +68,19 @@ func testTUNInNamespace(t *testing.T, batch bool) {
 
 	name := "ustl" + randHex(4)
 	const mtu = 1400
-	ep, err := OpenTUN(name, mtu)
-	if err != nil {
-		t.Fatal(err)
+	var tun *TUN
+	if offload {
+		var err error
+		if tun, err = OpenTUNConfig(TUNConfig{Name: name, MTU: mtu, Offload: true}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		ep, err := OpenTUN(name, mtu)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tun = ep.(*TUN)
 	}
-	tun := ep.(*TUN)
 	t.Cleanup(func() { tun.Close() })
 	if tun.Name() != name || tun.MTU() != mtu {
 		t.Fatalf("Name %q MTU %d", tun.Name(), tun.MTU())
