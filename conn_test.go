@@ -170,12 +170,18 @@ func transfer(t testing.TB, w, r net.Conn, n int64) time.Duration {
 func TestTransferAndHalfClose(t *testing.T) {
 	p := newPair(t, 1500)
 	c, s := p.dialAccept(t, "tcp", ":9", "10.0.0.2:9")
-	const n = 8 << 20
+	n := int64(8 << 20)
+	if raceEnabled {
+		n = 2 << 20
+	}
 	d := transfer(t, c, s, n)
 	t.Logf("client->server %d MiB in %v (%.0f Mbit/s)", n>>20, d, float64(n)*8/d.Seconds()/1e6)
 	// The client half-closed; the server can still send.
 	d = transfer(t, s, c, n)
 	t.Logf("server->client %d MiB in %v (%.0f Mbit/s)", n>>20, d, float64(n)*8/d.Seconds()/1e6)
+	sa, sb := p.A.Stats(), p.B.Stats()
+	t.Logf("A: OutSegs %d RetransSegs %d TCPTimeouts %d; B: OutSegs %d RetransSegs %d TCPTimeouts %d; WinProbe B %d ToZeroWindowAdv A %d FromZero A %d",
+		sa.TCP.OutSegs, sa.TCP.RetransSegs, sa.TCP.TCPTimeouts, sb.TCP.OutSegs, sb.TCP.RetransSegs, sb.TCP.TCPTimeouts, sb.TCP.TCPWinProbe, sa.TCP.TCPToZeroWindowAdv, sa.TCP.TCPFromZeroWindowAdv)
 }
 
 func TestRefused(t *testing.T) {

@@ -3,6 +3,7 @@ package ustack
 import (
 	"errors"
 	"net/netip"
+	"time"
 
 	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
@@ -14,6 +15,7 @@ type inputCtx struct {
 	seg   tcp.Segment
 	dirty []*endpoint // connections that took input and need Output
 	out   []byte      // scratch packet buffer for replies (ICMP, RST)
+	now   time.Time   // read time of the current batch
 }
 
 func newInputCtx(s *Stack) *inputCtx {

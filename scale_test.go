@@ -20,6 +20,9 @@ func TestIdleConnectionsScale(t *testing.T) {
 		t.Skip("short")
 	}
 	n := 10000
+	if raceEnabled {
+		n = 2000
+	}
 	if v := os.Getenv("USTACK_SCALE"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}

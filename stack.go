@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
@@ -213,6 +214,7 @@ func (s *Stack) readLoop(ifc *iface) {
 		}
 		for {
 			n, err := br.ReadPackets(bufs, sizes)
+			in.now = time.Now()
 			for i := 0; i < n; i++ {
 				s.input(in, ifc, bufs[i][:sizes[i]])
 			}
@@ -229,6 +231,7 @@ func (s *Stack) readLoop(ifc *iface) {
 	for {
 		n, err := ifc.ep.ReadPacket(buf)
 		if n > 0 {
+			in.now = time.Now()
 			s.input(in, ifc, buf[:n])
 			in.flush()
 		}

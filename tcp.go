@@ -181,7 +181,7 @@ func (e *endpoint) deliver(in *inputCtx, seg *tcp.Segment) bool {
 	if e.removed.Load() {
 		return false
 	}
-	now := time.Now()
+	now := in.now
 	st := e.tc.State()
 	if st == tcp.TimeWait && seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagACK|wire.TCPFlagRST) == wire.TCPFlagSYN &&
 		int32(seg.Seq-e.tc.Info().RcvNxt) > 0 && e.t.listenerFor(e.tuple.Local) != nil {

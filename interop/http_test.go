@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -168,7 +169,18 @@ func TestCurlFetchesFromUstack(t *testing.T) {
 			t.Logf("%s -> %s", url, strings.TrimSpace(out))
 		}
 	}
+	// A closed port: the kernel's connect gets ECONNREFUSED from our RST
+	// (curl exit status 7, "Couldn't connect").
+	for _, a := range []netip.Addr{n.Stack4.Addr(), n.Stack6.Addr()} {
+		out, err := runErr("ip", "netns", "exec", n.Name, "curl", "-sS", "--max-time", "5", "http://"+urlHost(a, 81)+"/")
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 || !strings.Contains(out, "connect") {
+			t.Errorf("curl to a closed port: %v %q, want exit 7 connection refused", err, out)
+		}
+	}
 	st := s.Stats()
+	if st.TCP.OutRsts != 2 || st.TCP.NoPort != 2 {
+		t.Errorf("OutRsts %d NoPort %d, want 2 and 2", st.TCP.OutRsts, st.TCP.NoPort)
+	}
 	t.Logf("TCP: InSegs %d OutSegs %d RetransSegs %d PassiveOpens %d OutRsts %d", st.TCP.InSegs, st.TCP.OutSegs, st.TCP.RetransSegs, st.TCP.PassiveOpens, st.TCP.OutRsts)
 	if st.TCP.PassiveOpens != 4 {
 		t.Errorf("PassiveOpens %d, want 4", st.TCP.PassiveOpens)

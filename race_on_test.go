@@ -1,0 +1,5 @@
+//go:build race
+
+package ustack
+
+const raceEnabled = true
