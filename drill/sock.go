@@ -223,9 +223,11 @@ func (r *runner) nargs(ev *Event, n ...int) error {
 	return r.failf(ev, "%s: %d arguments, expected %v", ev.Syscall.Name, got, n)
 }
 
-func done(ret int64) (sysResult, bool)                { return sysResult{ret: ret}, true }
-func fail(e syscall.Errno) (sysResult, bool)          { return sysResult{ret: -1, errno: e}, true }
-func immediate(res sysResult) func() (sysResult, bool) { return func() (sysResult, bool) { return res, true } }
+func done(ret int64) (sysResult, bool)       { return sysResult{ret: ret}, true }
+func fail(e syscall.Errno) (sysResult, bool) { return sysResult{ret: -1, errno: e}, true }
+func immediate(res sysResult) func() (sysResult, bool) {
+	return func() (sysResult, bool) { return res, true }
+}
 
 // syscall starts a system call line.
 func (r *runner) syscall(ev *Event, t time.Duration) error {
