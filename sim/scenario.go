@@ -45,6 +45,8 @@ type Options struct {
 	Seed    uint64
 	Sysctls []string // "name=value", applied to both hosts
 	Pcap    io.Writer
+	// ClientPort is the first ephemeral port client A uses (0: 49152).
+	ClientPort uint16
 }
 
 // Result is a finished scenario run.
@@ -111,6 +113,9 @@ func NewEnv(seed uint64, ab, ba Impairment) *Env {
 // Run runs the scenario.
 func (sc *Scenario) Run(opt Options) (*Result, error) {
 	e := NewEnv(opt.Seed, sc.AB, sc.BA)
+	if opt.ClientPort != 0 {
+		e.A.nextPort = opt.ClientPort
+	}
 	if sc.Tune != nil {
 		sc.Tune(e)
 	}

@@ -155,27 +155,38 @@ func TestAckLossKeepalive(t *testing.T) {
 func TestAckLossRetries2(t *testing.T) {
 	r := runScenario(t, "ack-loss-retries2")
 	a := firstConn(t, r.Env.A)
-	var data []time.Duration
+	var data, rto []time.Duration // every transmission; those an RTO caused
+	lastTimer := ""
 	for _, e := range r.Sim.Trace().Events {
-		if e.Host == "A" && e.Kind == KindSend && e.Len != nil && *e.Len > 0 {
+		if e.Host != "A" {
+			continue
+		}
+		if e.Kind == KindTimer {
+			lastTimer = e.Note
+		}
+		if e.Kind == KindSend && e.Len != nil && *e.Len > 0 {
 			data = append(data, e.T)
+			if strings.Contains(lastTimer, "retransmission timeout") {
+				rto = append(rto, e.T)
+			}
+			lastTimer = ""
 		}
 	}
-	if len(data) < 16 {
-		t.Fatalf("A sent its data %d times, want the original and 15 retransmissions\n%s", len(data), dump(r))
+	if len(rto) < 15 {
+		t.Fatalf("A retransmitted its data %d times on RTO, want 15 (tcp_retries2)\n%s", len(rto), dump(r))
 	}
-	// Backoff: each gap doubles until it reaches RTOMax.
-	for i := 2; i < len(data); i++ {
-		g0, g1 := data[i-1]-data[i-2], data[i]-data[i-1]
+	// Backoff: each RTO doubles until it reaches RTOMax.
+	for i := 2; i < len(rto); i++ {
+		g0, g1 := rto[i-1]-rto[i-2], rto[i]-rto[i-1]
 		if g1 != min(2*g0, 120*time.Second) {
-			t.Errorf("retransmission gaps %v then %v: not doubling up to 120s", g0, g1)
+			t.Errorf("RTO retransmission gaps %v then %v: not doubling up to 120s", g0, g1)
 		}
 	}
 	died := a.Closed - data[0]
 	if !errors.Is(a.Err, syscall.ETIMEDOUT) || died < 924600*time.Millisecond || died > 950*time.Second {
 		t.Errorf("A ended with %v %v after the first send, want ETIMEDOUT about 924.6s after it", a.Err, died)
 	}
-	t.Logf("retries2: %d transmissions, ETIMEDOUT %v after the first", len(data), died)
+	t.Logf("retries2: %d transmissions (%d on RTO), ETIMEDOUT %v after the first", len(data), len(rto), died)
 }
 
 func TestFastRetransmit(t *testing.T) {
@@ -316,45 +327,64 @@ func TestDeterministic(t *testing.T) {
 }
 
 // tshark reads every scenario's pcap without complaint, and flags a
-// retransmission / duplicate ACK on every frame the trace marks so.
+// retransmission / duplicate ACK on every frame the trace marks so. All
+// scenarios go into one capture (each with its own client port, so its own
+// TCP stream) because tshark is slow to start.
 func TestPcapTshark(t *testing.T) {
 	requireTshark(t)
-	for _, sc := range Scenarios() {
-		t.Run(sc.Name, func(t *testing.T) {
-			t.Parallel() // tshark is slow to start
-			var p bytes.Buffer
-			r, err := sc.Run(Options{Seed: 1, Pcap: &p})
-			if err != nil {
-				t.Fatal(err)
+	var all bytes.Buffer
+	type part struct {
+		name string
+		sent []*Event
+	}
+	var parts []part
+	for i, sc := range Scenarios() {
+		var p bytes.Buffer
+		r, err := sc.Run(Options{Seed: 1, Pcap: &p, ClientPort: uint16(40000 + 100*i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			all.Write(p.Bytes())
+		} else {
+			all.Write(p.Bytes()[24:]) // records only, without the file header
+		}
+		var sent []*Event
+		for i := range r.Sim.Trace().Events {
+			if e := &r.Sim.Trace().Events[i]; e.Kind == KindSend {
+				sent = append(sent, e)
 			}
-			pkts := tsharkRead(t, p.Bytes())
-			checkPcapClean(t, pkts)
-			var sent []*Event
-			for i := range r.Sim.Trace().Events {
-				if e := &r.Sim.Trace().Events[i]; e.Kind == KindSend {
-					sent = append(sent, e)
+		}
+		parts = append(parts, part{sc.Name, sent})
+	}
+	pkts := tsharkRead(t, all.Bytes())
+	checkPcapClean(t, pkts)
+	off := 0
+	for _, p := range parts {
+		if off+len(p.sent) > len(pkts) {
+			t.Fatalf("%s: tshark read %d packets, fewer than the traces sent", p.name, len(pkts))
+		}
+		rtx, dup := 0, 0
+		for i, e := range p.sent {
+			pk := pkts[off+i]
+			if e.Rtx {
+				rtx++
+				if !pk.Retransmit {
+					t.Errorf("%s: frame %s (%s) is a retransmission in the trace, not for tshark", p.name, pk.Frame, e)
 				}
 			}
-			if len(sent) != len(pkts) {
-				t.Fatalf("trace has %d sends, pcap %d packets", len(sent), len(pkts))
-			}
-			rtx, dup := 0, 0
-			for i, e := range sent {
-				if e.Rtx {
-					rtx++
-					if !pkts[i].Retransmit {
-						t.Errorf("frame %d (%s) is a retransmission in the trace, not for tshark", i+1, e)
-					}
-				}
-				if e.Dup {
-					dup++
-					if !pkts[i].DupAck {
-						t.Errorf("frame %d (%s) is a duplicate ACK in the trace, not for tshark", i+1, e)
-					}
+			if e.Dup {
+				dup++
+				if !pk.DupAck {
+					t.Errorf("%s: frame %s (%s) is a duplicate ACK in the trace, not for tshark", p.name, pk.Frame, e)
 				}
 			}
-			t.Logf("%d packets, %d retransmissions, %d dup acks", len(pkts), rtx, dup)
-		})
+		}
+		off += len(p.sent)
+		t.Logf("%s: %d packets, %d retransmissions, %d dup acks", p.name, len(p.sent), rtx, dup)
+	}
+	if off != len(pkts) {
+		t.Errorf("tshark read %d packets, the traces sent %d", len(pkts), off)
 	}
 }
 
