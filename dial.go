@@ -189,7 +189,10 @@ func (d *Dialer) dial(ctx context.Context, network string, raddr netip.AddrPort)
 			return c, nil
 		}
 		if st == tcp.Closed {
-			err := tc.Err()
+			err := e.icmpErr
+			if err == nil {
+				err = tc.Err()
+			}
 			if err == nil {
 				err = syscall.ECONNREFUSED
 			}

@@ -3,6 +3,7 @@ package ustack
 import (
 	"encoding/binary"
 	"net/netip"
+	"syscall"
 
 	"github.com/ustack/ustack/wire"
 )
@@ -42,16 +43,46 @@ func (s *Stack) icmp4Input(in *inputCtx, ip wire.IPv4, m []byte) {
 	case icmp4DestUnreach:
 		if m[1] == 4 {
 			c.InPktTooBigs.Add(1)
-			s.tcp.icmpError(m[8:], true, int(binary.BigEndian.Uint16(m[6:8])))
+			s.tcp.icmpError(m, false, 0, int(binary.BigEndian.Uint16(m[6:8])))
 		} else {
 			c.InDestUnreachs.Add(1)
-			s.tcp.icmpError(m[8:], false, 0)
+			s.tcp.icmpError(m, false, unreach4Errno(m[1]), 0)
 		}
 	case icmp4TimeExceed:
 		c.InTimeExcds.Add(1)
 	default:
 		c.InOtherTypes.Add(1)
 	}
+}
+
+// unreach4Errno maps an ICMPv4 destination unreachable code to the error
+// a connecting socket reports, as Linux's icmp_err_convert table does.
+func unreach4Errno(code uint8) syscall.Errno {
+	switch code {
+	case 0, 6, 11: // net unreachable / unknown / for TOS
+		return syscall.ENETUNREACH
+	case 2: // protocol unreachable
+		return syscall.ENOPROTOOPT
+	case 3: // port unreachable
+		return syscall.ECONNREFUSED
+	case 9, 10, 13: // administratively prohibited
+		return syscall.EHOSTUNREACH
+	}
+	return syscall.EHOSTUNREACH
+}
+
+// unreach6Errno maps an ICMPv6 destination unreachable code like Linux's
+// icmpv6_err_convert.
+func unreach6Errno(code uint8) syscall.Errno {
+	switch code {
+	case 0: // no route
+		return syscall.ENETUNREACH
+	case 1: // administratively prohibited
+		return syscall.EACCES
+	case 4: // port unreachable
+		return syscall.ECONNREFUSED
+	}
+	return syscall.EHOSTUNREACH
 }
 
 // icmp6Input handles an ICMPv6 message addressed to us.
@@ -75,10 +106,10 @@ func (s *Stack) icmp6Input(in *inputCtx, src, dst netip.Addr, m []byte) {
 		c.InEchoReps.Add(1)
 	case icmp6DestUnreach:
 		c.InDestUnreachs.Add(1)
-		s.tcp.icmpError(m[8:], false, 0)
+		s.tcp.icmpError(m, true, unreach6Errno(m[1]), 0)
 	case icmp6PktTooBig:
 		c.InPktTooBigs.Add(1)
-		s.tcp.icmpError(m[8:], true, int(binary.BigEndian.Uint32(m[4:8])))
+		s.tcp.icmpError(m, true, 0, int(binary.BigEndian.Uint32(m[4:8])))
 	case icmp6TimeExceed:
 		c.InTimeExcds.Add(1)
 	default:

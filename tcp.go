@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ustack/ustack/tcp"
@@ -80,6 +81,7 @@ type endpoint struct {
 	estab    bool      // reached ESTABLISHED once
 	rq, wq   waitq     // readers / writers (and dialers) waiting for progress
 	rdClosed bool      // CloseRead was called
+	icmpErr  error     // hard ICMP error that ended a connect
 	closed   bool      // the user closed the TCPConn
 
 	// guarded by timers.mu
@@ -441,10 +443,68 @@ func (t *tcpState) sendBare(in *inputCtx, tu tcp.Tuple, h *wire.TCPHeader) {
 	t.s.writeRaw(ifc, buf)
 }
 
-// icmpError handles an ICMP error quoting one of our packets.
-func (t *tcpState) icmpError(quoted []byte, tooBig bool, mtu int) {
-	// Path MTU changes and soft errors need an engine hook that the tcp
-	// package does not offer yet; the errors are counted by ICMP stats.
+// icmpError handles an ICMP error m (whole message) quoting one of our
+// TCP segments. errno != 0 is a destination unreachable: like Linux, it
+// fails a connection still in SYN-SENT with that error (ECONNREFUSED,
+// EHOSTUNREACH, ...) and is a soft error otherwise. mtu != 0 is a
+// fragmentation-needed / packet-too-big: the connection's MSS follows the
+// new path MTU.
+func (t *tcpState) icmpError(m []byte, v6 bool, errno syscall.Errno, mtu int) {
+	var src, dst netip.Addr
+	var th []byte
+	if v6 {
+		ip, proto, tr, err := wire.ICMPv6(m).Quoted()
+		if err != nil || proto != wire.ProtoTCP {
+			return
+		}
+		src, dst, th = ip.Src(), ip.Dst(), tr
+	} else {
+		ip, tr, err := wire.ICMPv4(m).Quoted()
+		if err != nil || ip.Protocol() != wire.ProtoTCP {
+			return
+		}
+		src, dst, th = ip.Src(), ip.Dst(), tr
+	}
+	if len(th) < 8 {
+		return
+	}
+	tu := tcp.Tuple{
+		Local:  netip.AddrPortFrom(src, binary.BigEndian.Uint16(th[0:2])),
+		Remote: netip.AddrPortFrom(dst, binary.BigEndian.Uint16(th[2:4])),
+	}
+	seq := binary.BigEndian.Uint32(th[4:8])
+	t.mu.RLock()
+	e := t.conns[tu]
+	t.mu.RUnlock()
+	if e == nil {
+		return
+	}
+	e.sh.mu.Lock()
+	defer e.sh.mu.Unlock()
+	if e.removed.Load() {
+		return
+	}
+	info := e.tc.Info()
+	// The quoted sequence number must be one we have in flight (RFC 5927).
+	if int32(seq-info.SndUna) < 0 || int32(seq-info.SndNxt) > 0 {
+		return
+	}
+	now := time.Now()
+	switch {
+	case mtu != 0:
+		min := 576
+		if v6 {
+			min = 1280
+		}
+		if mtu >= min && mtu < e.ifc.mtu {
+			e.tc.SetMTU(mtu)
+			e.updateLocked(now)
+		}
+	case errno != 0 && e.tc.State() == tcp.SynSent:
+		e.icmpErr = errno
+		e.tc.Abort()
+		e.updateLocked(now)
+	}
 }
 
 // shutdown aborts every connection and closes every listener.
