@@ -70,6 +70,7 @@ func fmtSeconds(d time.Duration) string {
 func (t *Trace) WriteJSON(w io.Writer) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
 	for i := range t.Events {
 		if err := enc.Encode(&t.Events[i]); err != nil {
 			return err
