@@ -24,15 +24,16 @@ type TUN struct {
 	closed  atomic.Bool
 
 	// Offload mode only.
-	rmu   sync.Mutex
-	rbuf  []byte
-	queue [][]byte // segments split from the last read
-	qhead int
-	free  [][]byte
-	stats TUNStats
-	one   [1][]byte // ReadPacket's buffer, under rmu
-	wmu   sync.Mutex
-	wbuf  []byte
+	rmu    sync.Mutex
+	rbuf   []byte
+	queue  [][]byte // segments split from the last read
+	qhead  int
+	free   [][]byte
+	stats  TUNStats
+	one    [1][]byte // ReadPacket's buffer, under rmu
+	wmu    sync.Mutex
+	wbuf   []byte
+	wstats TUNStats
 }
 
 // TUNConfig configures [OpenTUNConfig].
@@ -235,8 +236,13 @@ func (t *TUN) ReadPackets(bufs [][]byte, sizes []int) (int, error) {
 	return 0, fmt.Errorf("link: read %s: %w", t.name, err)
 }
 
-// WritePackets implements BatchWriter.
+// WritePackets implements BatchWriter. With offload on, runs of
+// consecutive segments of one TCP flow are merged into super-packets the
+// kernel takes in one write.
 func (t *TUN) WritePackets(pkts [][]byte) (int, error) {
+	if t.offload {
+		return t.writePacketsOffload(pkts)
+	}
 	for i, p := range pkts {
 		if err := t.WritePacket(p); err != nil {
 			return i, err

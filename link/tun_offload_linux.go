@@ -3,6 +3,7 @@
 package link
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,13 +28,19 @@ type TUNStats struct {
 	Segments           uint64 // packets handed out after splitting
 	ChecksumsCompleted uint64 // partial checksums completed
 	Malformed          uint64 // packets dropped for a bad offload header
+	GSOWrites          uint64 // super-packets written (WritePackets coalescing)
+	CoalescedSegments  uint64 // segments merged into those super-packets
 }
 
 // Stats returns the offload counters.
 func (t *TUN) Stats() TUNStats {
 	t.rmu.Lock()
-	defer t.rmu.Unlock()
-	return t.stats
+	st := t.stats
+	t.rmu.Unlock()
+	t.wmu.Lock()
+	st.GSOWrites, st.CoalescedSegments = t.wstats.GSOWrites, t.wstats.CoalescedSegments
+	t.wmu.Unlock()
+	return st
 }
 
 // readOffload is ReadPackets for a TUN with offloads on: the kernel hands
@@ -240,6 +247,144 @@ func fold(s uint32) uint16 {
 func (t *TUN) writeOffload(pkt []byte) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
+	return t.writeVnet(pkt)
+}
+
+// writePacketsOffload writes pkts, merging runs of consecutive TCP segments
+// of one flow (same addresses, ports, ACK, window and options, contiguous
+// sequence numbers, equal payload sizes but for a shorter last one, plain
+// ACK flags with PSH allowed on the last) into one super-packet the kernel
+// takes in a single write.
+func (t *TUN) writePacketsOffload(pkts [][]byte) (int, error) {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	for i := 0; i < len(pkts); {
+		if len(pkts[i]) > t.mtu {
+			return i, ErrPacketTooBig
+		}
+		j := i + 1
+		l4, hdr, ok := tcpHeaderLens(pkts[i])
+		mss := len(pkts[i]) - hdr
+		if ok && mss > 0 && pkts[i][l4+13] == 0x10 {
+			total := len(pkts[i])
+			for j < len(pkts) && total+len(pkts[j])-hdr <= 65535 &&
+				canCoalesce(pkts[i], pkts[j], l4, hdr, mss, uint32(total-hdr)) {
+				total += len(pkts[j]) - hdr
+				j++
+				if len(pkts[j-1])-hdr < mss || pkts[j-1][l4+13] != 0x10 {
+					break // a short or PSH segment ends the run
+				}
+			}
+		}
+		var err error
+		if j == i+1 {
+			err = t.writeVnet(pkts[i])
+		} else {
+			err = t.writeSuper(pkts[i:j], l4, hdr, mss)
+		}
+		if err != nil {
+			if t.closed.Load() || errors.Is(err, os.ErrClosed) {
+				return i, ErrClosed
+			}
+			return i, fmt.Errorf("link: write %s: %w", t.name, err)
+		}
+		i = j
+	}
+	return len(pkts), nil
+}
+
+// tcpHeaderLens returns the TCP offset and the header length of an
+// option-less IPv4 or plain IPv6 TCP packet.
+func tcpHeaderLens(p []byte) (l4, hdr int, ok bool) {
+	switch {
+	case len(p) >= 40 && p[0] == 0x45 && p[9] == 6 && binary.BigEndian.Uint16(p[6:])&0x3fff == 0:
+		l4 = 20
+	case len(p) >= 60 && p[0]>>4 == 6 && p[6] == 6:
+		l4 = 40
+	default:
+		return 0, 0, false
+	}
+	hdr = l4 + int(p[l4+12]>>4)*4
+	return l4, hdr, hdr >= l4+20 && hdr <= len(p)
+}
+
+func canCoalesce(first, p []byte, l4, hdr, mss int, off uint32) bool {
+	be := binary.BigEndian
+	if len(p) <= hdr || len(p)-hdr > mss || len(p) < hdr {
+		return false
+	}
+	if fl := p[l4+13]; fl != 0x10 && fl != 0x18 {
+		return false
+	}
+	if l4 == 20 {
+		// IPv4: equal but for total length, ID and checksum.
+		if p[0] != first[0] || p[1] != first[1] || !bytes.Equal(p[6:10], first[6:10]) || !bytes.Equal(p[12:20], first[12:20]) {
+			return false
+		}
+	} else if !bytes.Equal(p[0:4], first[0:4]) || !bytes.Equal(p[6:40], first[6:40]) {
+		return false
+	}
+	// TCP: same ports, ack, data offset, window, urgent and options.
+	if !bytes.Equal(p[l4:l4+4], first[l4:l4+4]) || !bytes.Equal(p[l4+8:l4+13], first[l4+8:l4+13]) ||
+		!bytes.Equal(p[l4+14:l4+16], first[l4+14:l4+16]) || !bytes.Equal(p[l4+18:hdr], first[l4+18:hdr]) {
+		return false
+	}
+	return be.Uint32(p[l4+4:]) == be.Uint32(first[l4+4:])+off
+}
+
+// writeSuper writes segs as one GSO super-packet.
+func (t *TUN) writeSuper(segs [][]byte, l4, hdr, mss int) error {
+	be, le := binary.BigEndian, binary.LittleEndian
+	total := hdr
+	for _, s := range segs {
+		total += len(s) - hdr
+	}
+	need := vnetHdrLen + total
+	if cap(t.wbuf) < need {
+		t.wbuf = make([]byte, need)
+	}
+	b := t.wbuf[:need]
+	h := b[:vnetHdrLen]
+	h[0] = vnetNeedsCsum
+	h[1] = vnetGSOTCPv4
+	if l4 == 40 {
+		h[1] = vnetGSOTCPv6
+	}
+	le.PutUint16(h[2:], uint16(hdr))
+	le.PutUint16(h[4:], uint16(mss))
+	le.PutUint16(h[6:], uint16(l4))
+	le.PutUint16(h[8:], 16)
+	p := b[vnetHdrLen:]
+	copy(p, segs[0][:hdr])
+	off := hdr
+	for _, s := range segs {
+		off += copy(p[off:], s[hdr:])
+	}
+	last := segs[len(segs)-1]
+	p[l4+13] = last[l4+13] // PSH from the last segment
+	var pseudo uint32
+	if l4 == 20 {
+		be.PutUint16(p[2:], uint16(total))
+		p[10], p[11] = 0, 0
+		be.PutUint16(p[10:], ^fold(sumBytes(p[:20], 0)))
+		pseudo = sumBytes(p[12:20], 0)
+	} else {
+		be.PutUint16(p[4:], uint16(total-40))
+		pseudo = sumBytes(p[8:40], 0)
+	}
+	// Partial checksum: the folded pseudo-header sum, for the kernel to
+	// finish per segment.
+	be.PutUint16(p[l4+16:], fold(pseudo+6+uint32(total-l4)))
+	if _, err := t.f.Write(b); err != nil {
+		return err
+	}
+	t.wstats.GSOWrites++
+	t.wstats.CoalescedSegments += uint64(len(segs))
+	return nil
+}
+
+// writeVnet writes pkt behind an empty vnet header. Called with t.wmu held.
+func (t *TUN) writeVnet(pkt []byte) error {
 	need := vnetHdrLen + len(pkt)
 	if cap(t.wbuf) < need {
 		t.wbuf = make([]byte, need, max(need, 2048))

@@ -3,12 +3,16 @@
 package link
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -241,4 +245,166 @@ func tcpPseudoLen(ip []byte, l4 int) uint32 {
 	ph[9] = 6
 	binary.BigEndian.PutUint16(ph[10:], uint16(len(ip)-l4))
 	return sum16(ph[:], 0)
+}
+
+// TestTUNHelperDiscard is not a test: TestTUNOffloadWrite runs the test
+// binary inside its namespace with USTACK_LINK_HELPER set, and this
+// function then serves as a kernel TCP receiver that counts bytes.
+func TestTUNHelperDiscard(t *testing.T) {
+	addr := os.Getenv("USTACK_LINK_HELPER")
+	if addr == "" {
+		t.Skip("helper process for TestTUNOffloadWrite")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Println("error", err)
+		return
+	}
+	fmt.Println("ready")
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(30 * time.Second))
+	c, err := ln.Accept()
+	if err != nil {
+		fmt.Println("error", err)
+		return
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	fmt.Println("received", n, err)
+}
+
+// TestTUNOffloadWrite sends 4 MB from a minimal TCP sender on the TUN side
+// to a kernel TCP receiver in the namespace, with WritePackets batches that
+// the offload path merges into super-packets.
+func TestTUNOffloadWrite(t *testing.T) {
+	tun, ns := nsTUN(t, 1500, true)
+	const total = 4 << 20
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	helper := exec.CommandContext(ctx, "ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestTUNHelperDiscard$", "-test.v")
+	helper.Env = append(os.Environ(), "USTACK_LINK_HELPER=10.77.0.1:5002")
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { helper.Process.Kill(); helper.Wait() })
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	waitLine := func(prefix string) string {
+		t.Helper()
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("helper exited before %q", prefix)
+				}
+				if strings.HasPrefix(l, "error") {
+					t.Fatalf("helper: %s", l)
+				}
+				if strings.HasPrefix(l, prefix) {
+					return l
+				}
+			case <-timeout:
+				t.Fatalf("timed out waiting for helper %q", prefix)
+			}
+		}
+	}
+	waitLine("ready")
+
+	us, them := [4]byte{10, 77, 0, 2}, [4]byte{10, 77, 0, 1}
+	const sport, dport, iss = 40000, 5002, 1000
+	mss := 1460
+	bufs := make([][]byte, 64)
+	for i := range bufs {
+		bufs[i] = make([]byte, 1500)
+	}
+	sizes := make([]int, 64)
+	// read handles incoming packets of our flow: it returns once something
+	// arrived and reports the peer's SYN-ACK sequence, ACK and window.
+	var irs, sndUna uint32 = 0, iss
+	var wnd uint32
+	gotSynAck := false
+	read := func() {
+		t.Helper()
+		n, err := tun.ReadPackets(bufs, sizes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			p := bufs[i][:sizes[i]]
+			if len(p) < 40 || p[0] != 0x45 || p[9] != 6 || binary.BigEndian.Uint16(p[22:]) != sport {
+				continue
+			}
+			tcp := p[20:]
+			if tcp[13]&0x04 != 0 {
+				t.Fatal("peer sent RST")
+			}
+			if tcp[13]&0x12 == 0x12 {
+				irs, gotSynAck = binary.BigEndian.Uint32(tcp[4:]), true
+			}
+			if tcp[13]&0x10 != 0 {
+				if a := binary.BigEndian.Uint32(tcp[8:]); int32(a-sndUna) > 0 {
+					sndUna = a
+				}
+				wnd = uint32(binary.BigEndian.Uint16(tcp[14:]))
+			}
+		}
+	}
+	opt := []byte{2, 4, byte(mss >> 8), byte(mss)}
+	if err := tun.WritePacket(tcp4(us, them, sport, dport, iss, 0, 0x02, 65535, opt, nil)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for !gotSynAck {
+		if time.Now().After(deadline) {
+			t.Fatal("no SYN-ACK")
+		}
+		read()
+	}
+	sndUna = iss + 1
+	sndNxt := uint32(iss + 1)
+	ack := irs + 1
+	if err := tun.WritePacket(tcp4(us, them, sport, dport, sndNxt, ack, 0x10, 65535, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	end := uint32(iss + 1 + total)
+	var batch [][]byte
+	for sndUna != end {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %d of %d bytes acked, stats %+v", sndUna-iss-1, total, tun.Stats())
+		}
+		batch = batch[:0]
+		for sndNxt != end && sndNxt-sndUna < wnd && len(batch) < 44 {
+			n := min(uint32(mss), end-sndNxt, wnd-(sndNxt-sndUna))
+			batch = append(batch, tcp4(us, them, sport, dport, sndNxt, ack, 0x10, 65535, nil, zeros[:n]))
+			sndNxt += n
+		}
+		if len(batch) > 0 {
+			if n, err := tun.WritePackets(batch); n != len(batch) || err != nil {
+				t.Fatalf("WritePackets = %d, %v", n, err)
+			}
+		}
+		read()
+	}
+	if err := tun.WritePacket(tcp4(us, them, sport, dport, sndNxt, ack, 0x11, 65535, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	l := waitLine("received")
+	if l != fmt.Sprintf("received %d <nil>", total) {
+		t.Fatalf("kernel receiver: %q, want %d bytes", l, total)
+	}
+	st := tun.Stats()
+	t.Logf("stats %+v (%.1f segments per super-packet)", st, float64(st.CoalescedSegments)/float64(max(st.GSOWrites, 1)))
+	if st.GSOWrites == 0 {
+		t.Error("no super-packets were written")
+	}
 }
