@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"github.com/ustack/ustack/tcp/cc"
+	"github.com/ustack/ustack/wire"
 	"time"
 )
 
@@ -103,8 +104,18 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 		c.persistAt = now.Add(c.probeTimeout())
 	}
 
+	// Spurious retransmissions: Eifel (RFC 3522) for RTOs, D-SACK for all.
+	if advanced && c.caState == CALoss && c.undoMarker && c.undoEifel && c.tsOK && seg.Options.HasTS &&
+		seg.Options.TSEcr != 0 && seqLT(seg.Options.TSEcr, c.undoTSVal) {
+		c.count(func(k *Counters) { k.TCPSpuriousRTOs++ })
+		c.undo()
+	} else if c.gotDSACK && c.undoMarker && c.undoRetrans <= 0 {
+		c.count(func(k *Counters) { k.TCPDSACKUndo++ })
+		c.undo()
+	}
+
 	// Loss detection and recovery state machine.
-	c.tlpAcked(ack, c.gotDSACK, now)
+	c.tlpAcked(ack, c.gotDSACK, advanced, newSACK, now)
 	losses += c.updateRecovery(advanced, priorInFlight, now)
 	if c.caState != CAOpen {
 		c.tlpAt = time.Time{}
@@ -270,6 +281,9 @@ func (c *Conn) processSACK(seg *Segment, prevUna uint32, now time.Time) bool {
 			}
 			if dsack {
 				c.gotDSACK = true
+				if c.undoMarker && c.dsackCoversRetrans(b) {
+					c.undoRetrans--
+				}
 				c.dsackDups++
 				c.count(func(k *Counters) {
 					k.TCPDSACKRecv++
@@ -364,6 +378,7 @@ func (c *Conn) updateRecovery(advanced bool, priorInFlight int, now time.Time) i
 		}
 		if enter {
 			c.caState = CARecovery
+			c.startUndo(now, false)
 			c.recoverSeq = c.sndNxt
 			c.forceRetrans = true
 			c.cc.OnCongestionEvent(now, priorInFlight)
@@ -427,4 +442,56 @@ func (c *Conn) sendCwnd() int {
 		return c.recoveryCwnd
 	}
 	return c.cc.Cwnd()
+}
+
+// startUndo opens an undo episode when a loss episode starts: retransmissions
+// are counted so that D-SACKs reporting all of them as duplicates prove the
+// episode spurious.
+func (c *Conn) startUndo(now time.Time, rto bool) {
+	c.undoMarker = true
+	c.undoRetrans = 0
+	c.undoEifel = rto
+	c.undoTSVal = c.tsVal(now)
+}
+
+// dsackCoversRetrans reports whether a D-SACK block reports a segment that
+// was retransmitted in the current episode (or is below SND.UNA, where it
+// can only be such a duplicate).
+func (c *Conn) dsackCoversRetrans(b wire.SACKBlock) bool {
+	if seqLEQ(b.Right, c.sndUna) {
+		return true
+	}
+	q := c.rtxQ()
+	for i := range q {
+		if seqLEQ(q[i].seq, b.Left) && seqGEQ(q[i].end, b.Right) {
+			return q[i].retrans
+		}
+	}
+	return false
+}
+
+// undo reverts a loss episode found spurious: congestion state restored,
+// segments no longer considered lost.
+func (c *Conn) undo() {
+	c.undoMarker = false
+	c.cc.Undo()
+	c.count(func(k *Counters) { k.TCPFullUndo++ })
+	q := c.rtxQ()
+	for i := range q {
+		s := &q[i]
+		if s.rtxOut {
+			s.rtxOut = false
+			c.retransOut--
+		}
+		if s.lost {
+			s.lost = false
+			c.lostOut--
+		}
+	}
+	c.caState = CAOpen
+	if c.sackedOut > 0 || c.dupacks > 0 {
+		c.caState = CADisorder
+	}
+	c.rtt.ResetBackoff()
+	c.retransmits = 0
 }

@@ -237,6 +237,10 @@ type Conn struct {
 	recoveryCwnd  int
 	ackedThisAck  int
 	gotDSACK      bool
+	undoMarker    bool
+	undoEifel     bool
+	undoRetrans   int
+	undoTSVal     uint32
 
 	// delivery-rate estimation
 	delivered     int64

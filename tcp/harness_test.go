@@ -76,6 +76,7 @@ type vnet struct {
 	out     [2]int
 	lcfg    *Config
 	hook    func()
+	delayFn func(from int, s *Segment) time.Duration
 	rx      []rxEvent
 	last    [2]State
 	states  [2][]string
@@ -107,6 +108,9 @@ func (v *vnet) flush(i int) {
 			return
 		}
 		d := v.delay
+		if v.delayFn != nil {
+			d = v.delayFn(i, s)
+		}
 		if v.rng != nil {
 			if v.rng.Float64() < v.loss {
 				return

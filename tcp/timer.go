@@ -140,6 +140,7 @@ func (c *Conn) onRTO(now time.Time) {
 	}
 	if c.caState != CALoss || c.retransmits == 0 {
 		c.cc.OnRTO(now, c.inFlight())
+		c.startUndo(now, true)
 	}
 	for k := range q {
 		s := &q[k]
@@ -156,6 +157,7 @@ func (c *Conn) onRTO(now time.Time) {
 		}
 	}
 	c.caState = CALoss
+	c.tlpOut = false
 	c.recoverSeq = c.sndNxt
 	c.dupacks = 0
 	c.retransmits++

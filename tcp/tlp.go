@@ -68,18 +68,26 @@ func (c *Conn) onTLP(now time.Time) {
 	c.rtoAt = now.Add(c.rtoWithUserTimeout(now))
 }
 
-// tlpAcked processes an ACK while a probe is outstanding: once the ACK
-// covers the probe, a retransmitted probe that was not reported as a
-// duplicate (D-SACK) repaired a real loss, which calls for a window
-// reduction (Linux tcp_process_tlp_ack).
-func (c *Conn) tlpAcked(ack uint32, dsack bool, now time.Time) {
+// tlpAcked processes an ACK while a probe is outstanding (Linux
+// tcp_process_tlp_ack): a probe of new data, or a retransmitted probe that
+// a D-SACK or a pure duplicate ACK shows to be a duplicate, needed no
+// repair; an ACK beyond the probe without such evidence means the probe
+// repaired a real loss, which calls for a window reduction.
+func (c *Conn) tlpAcked(ack uint32, dsack, advanced, newSACK bool, now time.Time) {
 	if !c.tlpOut || seqLT(ack, c.tlpHigh) {
 		return
 	}
-	c.tlpOut = false
-	if c.tlpWasRetrans && !dsack && c.caState == CAOpen {
-		c.count(func(k *Counters) { k.TCPLossProbeRecovery++ })
-		c.cc.OnCongestionEvent(now, c.inFlight())
-		c.cc.OnRecoveryEnd(now)
+	switch {
+	case !c.tlpWasRetrans, dsack:
+		c.tlpOut = false
+	case seqGT(ack, c.tlpHigh):
+		c.tlpOut = false
+		if c.caState == CAOpen || c.caState == CADisorder {
+			c.count(func(k *Counters) { k.TCPLossProbeRecovery++ })
+			c.cc.OnCongestionEvent(now, c.inFlight())
+			c.cc.OnRecoveryEnd(now)
+		}
+	case !advanced && !newSACK:
+		c.tlpOut = false
 	}
 }
