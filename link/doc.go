@@ -14,6 +14,11 @@
 //     asks writers to block instead. See [NewPipe].
 //   - [OpenTUN]: a Linux TUN device (IFF_TUN|IFF_NO_PI). Reads go through the
 //     Go runtime poller so Close unblocks a pending ReadPacket.
+//     [OpenTUNConfig] with Offload adds IFF_VNET_HDR with TSO and checksum
+//     offload: reads split the kernel's TCP super-packets into MTU-sized
+//     segments (exact checksums), and WritePackets merges runs of segments
+//     of one TCP flow into super-packets, so far fewer system calls move the
+//     same bytes. Callers still see plain IP packets of at most MTU bytes.
 //   - [Impair]: wraps an endpoint and impairs the packets written to it
 //     (delay, jitter, loss, reordering, duplication, corruption, a rate-limited
 //     bottleneck with a tail-drop queue). The decisions come from [Impairer],
