@@ -257,7 +257,8 @@ func TestLargeTransfersWithKernel(t *testing.T) {
 
 			// kernel curl -> ustack net/http
 			start = time.Now()
-			res := n.Exec(t, "curl", "-sS", "--max-time", "300", "--data-binary", "@"+file,
+			// -T streams the file (PUT); --data-binary would load it in memory.
+			res := n.Exec(t, "curl", "-sS", "--max-time", "300", "-T", file,
 				"-H", "Content-Type: application/octet-stream", fmt.Sprintf("http://%s/sha256", urlHost(fam.stack, 80)))
 			d = time.Since(start)
 			if res != fmt.Sprintf("%s %d\n", wantFile, size) {
