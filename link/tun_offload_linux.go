@@ -332,18 +332,29 @@ func canCoalesce(first, p []byte, l4, hdr, mss int, off uint32) bool {
 	return be.Uint32(p[l4+4:]) == be.Uint32(first[l4+4:])+off
 }
 
-// writeSuper writes segs as one GSO super-packet.
+// writeSuper writes segs as one GSO super-packet. Called with t.wmu held.
 func (t *TUN) writeSuper(segs [][]byte, l4, hdr, mss int) error {
-	be, le := binary.BigEndian, binary.LittleEndian
-	total := hdr
+	need := vnetHdrLen + hdr
 	for _, s := range segs {
-		total += len(s) - hdr
+		need += len(s) - hdr
 	}
-	need := vnetHdrLen + total
 	if cap(t.wbuf) < need {
 		t.wbuf = make([]byte, need)
 	}
-	b := t.wbuf[:need]
+	b := buildSuper(t.wbuf[:need], segs, l4, hdr, mss)
+	if _, err := t.f.Write(b); err != nil {
+		return err
+	}
+	t.wstats.GSOWrites++
+	t.wstats.CoalescedSegments += uint64(len(segs))
+	return nil
+}
+
+// buildSuper writes the vnet header and super-packet for segs into b, which
+// must be exactly long enough.
+func buildSuper(b []byte, segs [][]byte, l4, hdr, mss int) []byte {
+	be, le := binary.BigEndian, binary.LittleEndian
+	total := len(b) - vnetHdrLen
 	h := b[:vnetHdrLen]
 	h[0] = vnetNeedsCsum
 	h[1] = vnetGSOTCPv4
@@ -372,15 +383,11 @@ func (t *TUN) writeSuper(segs [][]byte, l4, hdr, mss int) error {
 		be.PutUint16(p[4:], uint16(total-40))
 		pseudo = sumBytes(p[8:40], 0)
 	}
-	// Partial checksum: the folded pseudo-header sum, for the kernel to
-	// finish per segment.
+	// Partial checksum (CHECKSUM_PARTIAL convention): the folded, not
+	// complemented, pseudo-header sum over the whole TCP length; the kernel
+	// adjusts it per segment and adds the data.
 	be.PutUint16(p[l4+16:], fold(pseudo+6+uint32(total-l4)))
-	if _, err := t.f.Write(b); err != nil {
-		return err
-	}
-	t.wstats.GSOWrites++
-	t.wstats.CoalescedSegments += uint64(len(segs))
-	return nil
+	return b
 }
 
 // writeVnet writes pkt behind an empty vnet header. Called with t.wmu held.
