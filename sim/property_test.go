@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/ustack/ustack/tcp"
 )
 
 // Over links that lose, reorder, duplicate and delay packets with jitter,
@@ -53,4 +55,56 @@ func TestFetchIntegrityUnderImpairments(t *testing.T) {
 		}
 	}
 	t.Logf("%d impaired fetches of %d bytes", n, size)
+}
+
+// An echo exchange under impairments: the client writes in chunks at
+// seeded times, half-closes, reads everything back and closes; both ends
+// must end CLOSED without error and the echo must match byte for byte.
+func TestEchoIntegrityUnderImpairments(t *testing.T) {
+	imps := []Impairment{
+		{Delay: 10 * ms, Loss: 0.05, Reorder: 0.05},
+		{Delay: 15 * ms, Jitter: 10 * ms, Duplicate: 0.05, Loss: 0.02},
+		{Delay: 1 * ms, RateBps: 5_000_000, QueueLen: 5},
+	}
+	for i, im := range imps {
+		for seed := uint64(1); seed <= 15; seed++ {
+			name := fmt.Sprintf("imp%d/seed%d", i, seed)
+			e := NewEnv(seed, im, im)
+			e.B.Listen(80, Echo())
+			rng := e.Sim.subRand()
+			var sent, got bytes.Buffer
+			var client *Conn
+			e.Sim.At(0, func() {
+				client = e.A.Dial(e.Server, Handler{
+					OnData: func(c *Conn, p []byte) {
+						got.Write(p)
+						if got.Len() == 60000 {
+							c.Close()
+						}
+					},
+				})
+			})
+			at := time.Duration(0)
+			for k := range 12 {
+				at += time.Duration(rng.IntN(200)) * ms
+				chunk := filler(5000)
+				chunk[0] = byte(k)
+				e.Sim.At(at, func() { client.Write(chunk); sent.Write(chunk) })
+			}
+			e.Sim.At(at+time.Millisecond, func() { client.CloseWrite() })
+			if err := e.Sim.Run(time.Hour); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if sent.Len() != 60000 || !bytes.Equal(got.Bytes(), sent.Bytes()) {
+				t.Errorf("%s (%+v): echoed %d bytes of %d, equal %v", name, im, got.Len(), sent.Len(), bytes.Equal(got.Bytes(), sent.Bytes()))
+			}
+			for _, h := range []*Host{e.A, e.B} {
+				for _, c := range h.Conns() {
+					if c.Err != nil || c.State() != tcp.Closed || !c.gone {
+						t.Errorf("%s: %s %s ended in %v with %v", name, h.Name, c.label(), c.State(), c.Err)
+					}
+				}
+			}
+		}
+	}
 }
