@@ -200,10 +200,11 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 }
 
 func runSim(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ustack sim", "ustack sim SCENARIO [--sysctl name=value]... [--seed N] [--json] [--pcap FILE]\n       ustack sim --list", stderr)
+	fs := newFlagSet("ustack sim", "ustack sim SCENARIO [--sysctl name=value]... [--seed N] [--brief | --json] [--pcap FILE]\n       ustack sim --list", stderr)
 	list := fs.Bool("list", false, "list the built-in scenarios")
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same trace)")
 	jsonOut := fs.Bool("json", false, "print the trace as JSON lines instead of the timeline")
+	brief := fs.Bool("brief", false, "print only the highlights: state changes, drops, retransmissions, timeouts, handshake and FIN segments")
 	pcapFile := fs.String("pcap", "", "write the packets to this pcap file (LINKTYPE_RAW)")
 	var sysctls sysctlFlag
 	fs.Var(&sysctls, "sysctl", "set a TCP sysctl on both hosts, e.g. net.ipv4.tcp_syn_retries=3 (repeatable)")
@@ -250,7 +251,11 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		err = tr.WriteJSON(stdout)
 	} else {
 		fmt.Fprintf(stdout, "scenario %s: %s\n\n", res.Scenario.Name, res.Scenario.Description)
-		err = tr.WriteText(stdout, sim.Everything)
+		if *brief {
+			err = tr.WriteHighlights(stdout)
+		} else {
+			err = tr.WriteText(stdout, sim.Everything)
+		}
 		if err == nil {
 			fmt.Fprintln(stdout)
 			res.Sim.WriteSummary(stdout)

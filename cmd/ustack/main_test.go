@@ -91,6 +91,10 @@ func TestSimSysctl(t *testing.T) {
 	if !strings.Contains(out, "15.000000  A:49152  error  connection timed out") {
 		t.Errorf("with tcp_syn_retries=3 the connect should time out at 15 s:\n%s", out)
 	}
+	code, out, _ = runCmd("sim", "--brief", "syn-timeout")
+	if code != 0 || strings.Contains(out, "recv") || !strings.Contains(out, "[RETRANSMISSION]") {
+		t.Errorf("sim --brief: exit %d, want highlights only:\n%s", code, out)
+	}
 	code, out, _ = runCmd("sim", "--seed", "2", "close", "--json")
 	if code != 0 || !strings.Contains(out, `"to":"TIME-WAIT"`) {
 		t.Errorf("sim close --json: exit %d, no TIME-WAIT in\n%s", code, out)
