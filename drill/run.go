@@ -734,9 +734,6 @@ func (r *runner) expectOut(ev *Event, lo, hi time.Duration, anyTime bool) (time.
 func (r *runner) match(ev *Event, p *outPkt, limit time.Time) error {
 	pk := ev.Packet
 	f := p.f
-	if pk.Flags&wire.TCPFlagSYN != 0 && p.flags&wire.TCPFlagSYN != 0 {
-		f.localISN, f.haveISN = p.seq-pk.Seq, true
-	}
 	rel := p.seq - f.localISN
 	plen := p.plen
 	flags := p.flags
