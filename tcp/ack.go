@@ -248,6 +248,7 @@ func (c *Conn) cleanRtx(ack uint32, now time.Time, seg *Segment) bool {
 // deliverOne accounts one newly delivered (acked or SACKed) segment for the
 // delivery-rate estimator (draft-cheng-iccrg-delivery-rate-estimation).
 func (c *Conn) deliverOne(s *txSeg, now time.Time) {
+	c.rackUpdate(s, now)
 	c.delivered++
 	c.deliveredTime = now
 	if !c.rsValid || s.delivered > c.rs.PriorDelivered {
@@ -363,6 +364,7 @@ func (c *Conn) updateRecovery(advanced bool, priorInFlight int, now time.Time) i
 	losses := 0
 	if c.sackOK {
 		losses = c.detectLosses()
+		losses += c.rackDetect(now)
 	}
 	q := c.rtxQ()
 	switch c.caState {

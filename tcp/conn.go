@@ -93,6 +93,7 @@ type txSeg struct {
 	seq, end uint32 // [seq, end), FIN included when fin
 	fin      bool
 	sentAt   time.Time // last (re)transmission
+	xmitN    uint64    // transmission order of the last (re)transmission
 	retrans  bool      // ever retransmitted (Karn)
 	rtxOut   bool      // retransmitted and not yet acked/sacked
 	sacked   bool
@@ -241,6 +242,12 @@ type Conn struct {
 	undoEifel     bool
 	undoRetrans   int
 	undoTSVal     uint32
+	rackXmit      time.Time
+	rackXmitN     uint64
+	xmitN         uint64
+	rackEnd       uint32
+	rackRTT       time.Duration
+	reoAt         time.Time
 
 	// delivery-rate estimation
 	delivered     int64

@@ -189,7 +189,8 @@ func (c *Conn) sendSegment(n int, fin bool, now time.Time, emit func(*Segment)) 
 		c.firstTxTime = now
 		c.deliveredTime = now
 	}
-	ts := txSeg{seq: seq, end: end, fin: fin, sentAt: now}
+	c.xmitN++
+	ts := txSeg{seq: seq, end: end, fin: fin, sentAt: now, xmitN: c.xmitN}
 	c.snapRate(&ts)
 	c.pushRtx(ts)
 	c.packetsOut++
@@ -260,6 +261,8 @@ func (c *Conn) retransmit(s *txSeg, now time.Time, emit func(*Segment)) {
 		c.undoRetrans++
 	}
 	s.sentAt = now
+	c.xmitN++
+	s.xmitN = c.xmitN
 	s.retrans = true
 	s.rtxOut = true
 	c.retransOut++

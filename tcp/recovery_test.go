@@ -19,19 +19,17 @@ func lossRun(t *testing.T, sack bool, size int, drops ...int) (*vnet, []byte) {
 	v.run(time.Second, func() bool { return v.c[1] != nil && v.c[1].State() == Established })
 	a, b := v.c[0], v.c[1]
 	mss := uint32(a.Info().SndMSS)
-	dropped := map[uint32]bool{}
+	// An index listed n times loses its first n transmissions.
+	left := map[uint32]int{}
+	for _, k := range drops {
+		left[1001+uint32(k)*mss]++
+	}
 	v.drop = func(from int, s *Segment) bool {
-		if from != 0 || len(s.Payload) == 0 {
+		if from != 0 || len(s.Payload) == 0 || left[s.Seq] == 0 {
 			return false
 		}
-		for _, k := range drops {
-			seq := 1001 + uint32(k)*mss
-			if s.Seq == seq && !dropped[seq] {
-				dropped[seq] = true
-				return true
-			}
-		}
-		return false
+		left[s.Seq]--
+		return true
 	}
 	msg := make([]byte, size)
 	rand.New(rand.NewSource(2)).Read(msg)
@@ -200,5 +198,16 @@ func TestSpuriousRTOUndo(t *testing.T) {
 	if k.TCPSpuriousRTOs != 1 || in.CAState != CAOpen || in.SndCwnd < cwnd0 {
 		t.Errorf("not undone: spurious %d dsackundo %d state %v cwnd %d (was %d) since %v\n%s",
 			k.TCPSpuriousRTOs, k.TCPDSACKUndo, in.CAState, in.SndCwnd, cwnd0, v.now.Sub(start), v.traceStr())
+	}
+}
+
+func TestRACKLostRetransmission(t *testing.T) {
+	// Segment 12 is lost, and so is its fast retransmission: RACK sees
+	// segments sent after the retransmission delivered and retransmits
+	// again without waiting for the RTO.
+	v, _ := lossRun(t, true, 60*1448, 12, 12)
+	k := v.ctr[0]
+	if k.TCPTimeouts != 0 || k.TCPLostRetransmit != 1 || k.RetransSegs != 2 || k.TCPSACKRecovery != 1 {
+		t.Errorf("timeouts %d lost retransmits %d retrans %d recoveries %d\n%s", k.TCPTimeouts, k.TCPLostRetransmit, k.RetransSegs, k.TCPSACKRecovery, v.traceStr())
 	}
 }

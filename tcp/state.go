@@ -70,7 +70,7 @@ func (c *Conn) setClosed(err error) {
 	}
 	c.setState(Closed)
 	c.rtoAt, c.persistAt, c.keepAt, c.delackAt, c.twAt, c.fw2At, c.paceAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	c.tlpAt = time.Time{}
+	c.tlpAt, c.reoAt = time.Time{}, time.Time{}
 	c.sendSyn, c.sendProbe, c.ackNow, c.forceRetrans = false, false, false, false
 	c.ooo = nil
 	c.oooBytes = 0

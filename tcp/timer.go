@@ -11,7 +11,7 @@ func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
 // pending. It includes the pacing release time.
 func (c *Conn) Deadline() time.Time {
 	var d time.Time
-	for _, t := range [...]time.Time{c.tlpAt, c.rtoAt, c.persistAt, c.delackAt, c.keepAt, c.twAt, c.fw2At, c.paceAt} {
+	for _, t := range [...]time.Time{c.reoAt, c.tlpAt, c.rtoAt, c.persistAt, c.delackAt, c.keepAt, c.twAt, c.fw2At, c.paceAt} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -30,6 +30,10 @@ func (c *Conn) Timeout(now time.Time) {
 	if due(c.fw2At, now) {
 		c.setClosed(nil)
 		return
+	}
+	if due(c.reoAt, now) {
+		c.reoAt = time.Time{}
+		c.onReorderTimer(now)
 	}
 	if due(c.tlpAt, now) {
 		c.tlpAt = time.Time{}
@@ -158,6 +162,7 @@ func (c *Conn) onRTO(now time.Time) {
 	}
 	c.caState = CALoss
 	c.tlpOut = false
+	c.reoAt = time.Time{}
 	c.recoverSeq = c.sndNxt
 	c.dupacks = 0
 	c.retransmits++
