@@ -181,7 +181,7 @@ func TestSeriesMedian(t *testing.T) {
 	}
 	s := &Series{Errors: []string{"boom"}}
 	s.finish()
-	if s.NA != "boom" || s.String() != "n/a" {
+	if s.NA != "boom" || s.String() != "n/a (boom)" {
 		t.Errorf("error-only series: NA %q String %q", s.NA, s.String())
 	}
 }

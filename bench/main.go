@@ -79,7 +79,7 @@ func parseFlags(args []string) (Options, error) {
 	fs.DurationVar(&o.MemLimit, "mem-limit", 90*time.Second, "time limit to open the memory benchmark's connections")
 	fs.IntVar(&o.MemRuns, "mem-runs", 1, "runs of the memory benchmark (heap per connection varies little; 0 = --runs)")
 	fs.DurationVar(&o.ImpairDur, "impair-dur", 4*time.Second, "duration of one impaired-link transfer")
-	fs.DurationVar(&o.LossDur, "loss-dur", 4*time.Second, "duration of one loss-sweep transfer")
+	fs.DurationVar(&o.LossDur, "loss-dur", 8*time.Second, "duration of one loss-sweep transfer")
 	fs.StringVar(&losses, "losses", "0,0.1,1,3", "loss rates in percent for the loss sweep")
 	fs.StringVar(&ccs, "ccs", "reno,cubic", "congestion controls for the loss sweep")
 	fs.BoolVar(&o.Verbose, "v", false, "log each run to stderr")
@@ -176,6 +176,8 @@ type Figure struct {
 	Unit   string             `json:"unit"`
 	Lower  bool               `json:"lower_is_better,omitempty"`
 	Values map[string]*Series `json:"values"`
+	// Ratios holds ustack/netstack and ustack/kernel of the medians.
+	Ratios map[string]float64 `json:"ratios,omitempty"`
 }
 
 // Series is one system's samples of a Figure.

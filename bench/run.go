@@ -195,6 +195,15 @@ func Run(o Options, ms []Maker) *Report {
 			for _, sr := range f.Values {
 				sr.finish()
 			}
+			for _, other := range []string{"netstack", "kernel"} {
+				u, v := f.Values["ustack"], f.Values[other]
+				if u != nil && v != nil && len(u.Samples) > 0 && len(v.Samples) > 0 && v.Median != 0 {
+					if f.Ratios == nil {
+						f.Ratios = map[string]float64{}
+					}
+					f.Ratios["ustack/"+other] = u.Median / v.Median
+				}
+			}
 			rep.Figures = append(rep.Figures, f)
 		}
 	}
@@ -307,7 +316,11 @@ func (s *Series) String() string {
 		if s.NA == "" {
 			return "n/a"
 		}
-		return "n/a"
+		why := s.NA
+		if len(why) > 40 {
+			why = why[:37] + "..."
+		}
+		return "n/a (" + why + ")"
 	}
 	if len(s.Samples) == 1 {
 		return num(s.Median)
