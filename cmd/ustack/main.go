@@ -5,6 +5,7 @@
 //	ustack sim --list            list the scenarios
 //	ustack demo --real           the demo with net/http on two ustack stacks, real time
 //	ustack copy [flags] FILE...  replay captured TCP sessions against a server
+//	ustack drill FILE...         run packetdrill scripts against the engine
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	tcpcopy "github.com/ustack/ustack/copy"
+	"github.com/ustack/ustack/drill"
 	"github.com/ustack/ustack/sim"
 )
 
@@ -32,6 +34,7 @@ commands:
   sim       run a built-in deterministic scenario on virtual time (ustack sim --list)
   copy      replay TCP sessions captured in pcap/pcapng files (or live) against a server
             and compare its answers with the captured ones
+  drill     run packetdrill scripts against the TCP engine on virtual time
   help      show this help, or "ustack help <command>" for a command's flags
 
 Run "ustack <command> --help" for the flags of a command.
@@ -51,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSim(args[1:], stdout, stderr)
 	case "copy":
 		return tcpcopy.Main(args[1:], stdout, stderr)
+	case "drill":
+		return drill.Main(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 && args[0] == "help" {
 			return run([]string{args[1], "--help"}, stdout, stderr)

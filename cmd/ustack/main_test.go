@@ -83,6 +83,16 @@ func TestCopyRouted(t *testing.T) {
 	}
 }
 
+func TestDrillRouted(t *testing.T) {
+	code, out, errOut := runCmd("drill", "../../drill/testdata/drill/close-active.pkt")
+	if !strings.Contains(out, "close-active.pkt") || code == 2 {
+		t.Errorf("drill script: exit %d, %s%s", code, out, errOut)
+	}
+	if code, _, errOut := runCmd("drill"); code != 2 || !strings.Contains(errOut, "usage: ustack drill") {
+		t.Errorf("drill without scripts: exit %d, %q", code, errOut)
+	}
+}
+
 func TestSimSysctl(t *testing.T) {
 	code, out, errOut := runCmd("sim", "syn-timeout", "--sysctl", "net.ipv4.tcp_syn_retries=3")
 	if code != 0 {
