@@ -1,0 +1,130 @@
+package tcp
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/wire"
+)
+
+func TestOrphanFinWait2Timeout(t *testing.T) {
+	v, a, b := established(t, nil)
+	a.Close()
+	v.flush(0)
+	v.advance(v.now.Sub(t0) + 100*time.Millisecond)
+	if a.State() != FinWait2 || b.State() != CloseWait {
+		t.Fatalf("%v %v", a.State(), b.State())
+	}
+	v.run(1000*time.Second, func() bool { return a.State() == Closed })
+	// FIN at 1.03 s, its ACK back at 1.05 s: FIN-WAIT-2 for tcp_fin_timeout.
+	if got := strings.Join(v.states[0][2:], "|"); got != "1.03s FIN-WAIT-1|1.05s FIN-WAIT-2|1m1.05s CLOSED" {
+		t.Errorf("states %s", got)
+	}
+}
+
+func TestTimeWaitReACKsFIN(t *testing.T) {
+	v, a, b := established(t, nil)
+	a.CloseWrite()
+	v.flush(0)
+	v.advance(v.now.Sub(t0) + 100*time.Millisecond)
+	// A's final ACK is lost once: B retransmits its FIN, A (TIME-WAIT)
+	// ACKs it again and restarts the 60 s.
+	lost := false
+	v.drop = func(from int, s *Segment) bool {
+		if from == 0 && !lost {
+			lost = true
+			return true
+		}
+		return false
+	}
+	b.CloseWrite()
+	v.flush(1)
+	v.run(300*time.Second, func() bool { return a.State() == Closed && b.State() == Closed })
+	fins := v.times(1, func(s *Segment) bool { return s.Flags&wire.TCPFlagFIN != 0 })
+	if len(fins) != 2 {
+		t.Fatalf("FINs %v\n%s", fins, v.traceStr())
+	}
+	tw := strings.Join(v.states[0][len(v.states[0])-2:], "|")
+	want := "1.14s TIME-WAIT|" + (fins[1] + 10*time.Millisecond + 60*time.Second).String() + " CLOSED"
+	if tw != want {
+		t.Errorf("A %s, want %s\n%s", tw, want, v.traceStr())
+	}
+}
+
+func TestHalfClose(t *testing.T) {
+	v, a, b := established(t, nil)
+	a.CloseWrite()
+	v.flush(0)
+	v.advance(v.now.Sub(t0) + 100*time.Millisecond)
+	msg := bytes.Repeat([]byte("half-close "), 5000)
+	var got []byte
+	sent := 0
+	buf := make([]byte, 4096)
+	v.hook = func() {
+		for sent < len(msg) {
+			n, _ := b.Send(msg[sent:])
+			if n == 0 {
+				break
+			}
+			sent += n
+			if sent == len(msg) {
+				b.CloseWrite()
+			}
+		}
+		v.flush(1)
+		for {
+			n, _ := a.Recv(buf)
+			if n == 0 {
+				break
+			}
+			got = append(got, buf[:n]...)
+		}
+		v.flush(0)
+	}
+	v.hook()
+	v.run(100*time.Second, func() bool { return a.State() == Closed && b.State() == Closed })
+	if !bytes.Equal(got, msg) || a.Err() != nil || b.Err() != nil {
+		t.Fatalf("got %d of %d, errs %v %v", len(got), len(msg), a.Err(), b.Err())
+	}
+}
+
+func TestOutOfOrderMemoryCap(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.RMem = [3]int{4096, 16384, 16384}
+	v, a, b := established(t, &cfg)
+	_ = a
+	in := b.Info()
+	// Out-of-order data beyond the first hole: accepted up to the window
+	// (= buffer), never more.
+	for i := 1; i < 40; i++ {
+		seg := Segment{Seq: in.RcvNxt + uint32(i)*1000, Ack: in.SndNxt, Flags: wire.TCPFlagACK, Window: 1000, Payload: make([]byte, 1000)}
+		inject(v, b, seg)
+		checkInvariants(t, b, "ooo")
+	}
+	if b.oooBytes > 16384 || b.oooBytes == 0 || b.Readable() != 0 {
+		t.Fatalf("ooo bytes %d readable %d", b.oooBytes, b.Readable())
+	}
+	// The hole is filled: everything queued becomes readable.
+	inject(v, b, Segment{Seq: in.RcvNxt, Ack: in.SndNxt, Flags: wire.TCPFlagACK, Window: 1000, Payload: make([]byte, 1000)})
+	if b.oooBytes != 0 || uint64(b.Readable()) != b.Info().BytesReceived {
+		t.Fatalf("after fill: ooo %d readable %d received %d", b.oooBytes, b.Readable(), b.Info().BytesReceived)
+	}
+}
+
+func TestSynReceivedRST(t *testing.T) {
+	syn := Segment{Seq: 777, Flags: wire.TCPFlagSYN, Window: 65535}
+	c, err := NewPassive(cfgDefault(), Tuple{Local: addrB, Remote: addrA}, 5000, &syn, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Output(t0, func(*Segment) {})
+	c.Input(&Segment{Seq: 778, Flags: wire.TCPFlagRST}, t0)
+	if c.State() != Closed {
+		t.Fatalf("state %v", c.State())
+	}
+	if _, err := NewPassive(cfgDefault(), Tuple{}, 1, &Segment{Flags: wire.TCPFlagSYN | wire.TCPFlagACK}, t0); err == nil {
+		t.Fatal("SYN-ACK accepted as SYN")
+	}
+}
