@@ -539,7 +539,17 @@ func TestImpairRealTime(t *testing.T) {
 			t.Fatalf("packet %d arrived after %v, before its %v delay", i, el, delay)
 		}
 	}
-	if st := ep.(*ImpairEndpoint).Stats(); st.Delivered != n {
-		t.Fatalf("stats %+v", st)
+	// The delivery goroutine counts a packet after handing it to the pipe, so the reader can
+	// get there first: wait for the count with a deadline.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := ep.(*ImpairEndpoint).Stats()
+		if st.Delivered == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", st)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
