@@ -128,3 +128,30 @@ func TestSynReceivedRST(t *testing.T) {
 		t.Fatal("SYN-ACK accepted as SYN")
 	}
 }
+
+func TestTimeWaitAcceptsSYN(t *testing.T) {
+	v, a, b := established(t, nil)
+	a.CloseWrite()
+	v.flush(0)
+	v.advance(v.now.Sub(t0) + 100*time.Millisecond)
+	b.CloseWrite()
+	v.flush(1)
+	v.advance(v.now.Sub(t0) + 100*time.Millisecond)
+	if a.State() != TimeWait {
+		t.Fatal(a.State())
+	}
+	rn := a.Info().RcvNxt
+	old := Segment{Seq: rn - 10, Flags: wire.TCPFlagSYN}
+	newer := Segment{Seq: rn + 100000, Flags: wire.TCPFlagSYN}
+	if a.AcceptsSYN(&old) || !a.AcceptsSYN(&newer) {
+		t.Errorf("AcceptsSYN old %v new %v", a.AcceptsSYN(&old), a.AcceptsSYN(&newer))
+	}
+	newer.Options.HasTS = true
+	newer.Options.TSVal = a.tsRecent - 5
+	if a.AcceptsSYN(&newer) {
+		t.Error("SYN failing PAWS accepted")
+	}
+	if d := a.NextISS() - a.Info().SndNxt; d != 65537 {
+		t.Error(d)
+	}
+}

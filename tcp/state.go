@@ -128,3 +128,37 @@ func (c *Conn) establish(now time.Time) {
 func (c *Conn) tsVal(now time.Time) uint32 {
 	return uint32(now.UnixMilli()) + c.tsOffset
 }
+
+// AcceptsSYN reports whether seg, a SYN for this connection's tuple, may
+// open a new incarnation of it (Linux tcp_timewait_state_process): the
+// connection is in TIME-WAIT (or CLOSED) and the SYN's sequence number lies
+// beyond RCV.NXT, or its timestamp is newer than TS.Recent. The stack then
+// discards this Conn and handles the SYN like a listener, preferably with
+// NextISS as the new initial sequence number. Otherwise the SYN goes to
+// Input, which answers with a challenge ACK.
+func (c *Conn) AcceptsSYN(seg *Segment) bool {
+	if seg.Flags&(flagSYN|flagACK|flagRST) != flagSYN {
+		return false
+	}
+	switch c.state {
+	case Closed:
+		return true
+	case TimeWait:
+	default:
+		return false
+	}
+	if c.tsOK && c.tsRecentOK && seg.Options.HasTS {
+		if seqLT(seg.Options.TSVal, c.tsRecent) {
+			return false // PAWS
+		}
+		if seqGT(seg.Options.TSVal, c.tsRecent) {
+			return true
+		}
+	}
+	return seqGT(seg.Seq, c.rcvNxt)
+}
+
+// NextISS is the initial sequence number Linux gives a connection that
+// replaces this one from TIME-WAIT: SND.NXT + 65535 + 2, so that old
+// duplicates cannot be mistaken for new data.
+func (c *Conn) NextISS() uint32 { return c.sndNxt + 65535 + 2 }
