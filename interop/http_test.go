@@ -196,7 +196,13 @@ func TestCurlFetchesFromUstack(t *testing.T) {
 // ustack client downloads from a kernel HTTP server and streams to a kernel
 // TCP sink.
 func TestLargeTransfersWithKernel(t *testing.T) {
-	n := NewNetns(t, NetnsConfig{})
+	for _, offload := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) { largeTransfers(t, offload) })
+	}
+}
+
+func largeTransfers(t *testing.T, offload bool) {
+	n := NewNetns(t, NetnsConfig{Offload: offload})
 	requireTool(t, "curl")
 	requireTool(t, "python3")
 	size := transferSize(t)
@@ -308,6 +314,9 @@ func TestLargeTransfersWithKernel(t *testing.T) {
 	st := s.Stats()
 	t.Logf("TCP: InSegs %d OutSegs %d RetransSegs %d ActiveOpens %d PassiveOpens %d", st.TCP.InSegs, st.TCP.OutSegs, st.TCP.RetransSegs, st.TCP.ActiveOpens, st.TCP.PassiveOpens)
 	t.Logf("IP: %+v", st.IP)
+	if tun, ok := n.TUN.(*link.TUN); ok && offload {
+		t.Logf("TUN offload: %+v", tun.Stats())
+	}
 }
 
 // sinkPy accepts TCP connections on [::]:port (dual stack) and answers each

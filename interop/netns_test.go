@@ -100,6 +100,9 @@ type Netns struct {
 // NetnsConfig sets up a namespace; zero fields take the defaults below.
 type NetnsConfig struct {
 	MTU int // default 1500
+	// Offload opens the TUN with IFF_VNET_HDR checksum and segmentation
+	// offload (link.TUNConfig.Offload).
+	Offload bool
 }
 
 // NewNetns creates a namespace "ustack-<random>", opens a TUN device in the
@@ -127,7 +130,7 @@ func NewNetns(t testing.TB, cfg NetnsConfig) *Netns {
 			t.Errorf("ip netns del %s: %v\n%s", n.Name, err, out)
 		}
 	})
-	tun, err := link.OpenTUN(n.Dev, cfg.MTU)
+	tun, err := link.OpenTUNConfig(link.TUNConfig{Name: n.Dev, MTU: cfg.MTU, Offload: cfg.Offload})
 	if err != nil {
 		t.Fatalf("OpenTUN %s: %v", n.Dev, err)
 	}
