@@ -16,6 +16,9 @@ import (
 	"github.com/ustack/ustack/wire"
 )
 
+// maxSteps bounds the timer events of one run.
+const maxSteps = 2000000
+
 // DefaultTolerance is packetdrill's default --tolerance_usecs (4 ms).
 const DefaultTolerance = 4 * time.Millisecond
 
@@ -95,6 +98,7 @@ type runner struct {
 	last     time.Duration         // script time of the previous event
 	buf      []byte
 	pollWake time.Time
+	steps    int
 }
 
 type flow struct {
@@ -327,6 +331,10 @@ func (r *runner) nextDeadline() time.Time {
 func (r *runner) advance(t time.Time) error {
 	stuck := 0
 	for r.err == nil {
+		r.steps++
+		if r.steps > maxSteps {
+			return r.failf(r.ev, "more than %d timer events: giving up at %s", maxSteps, fmtT(r.elapsed()))
+		}
 		d := r.nextDeadline()
 		if d.IsZero() || d.After(t) {
 			if t.After(r.now) {

@@ -537,7 +537,7 @@ func (r *runner) sysConnect(ev *Event) (func() (sysResult, bool), error) {
 // lenArg returns a length argument.
 func (r *runner) lenArg(ev *Event, i int) (int, error) {
 	v, err := r.intVal(ev.Syscall.Args[i])
-	if err != nil || v < 0 || v > 1<<26 {
+	if err != nil || v < 0 || v > 1<<24 {
 		return 0, r.failf(ev, "%s: bad length %v", ev.Syscall.Name, ev.Syscall.Args[i])
 	}
 	return int(v), nil
