@@ -6,13 +6,50 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
+
+// StackPath, when set, enables Main's --tun option: it returns a Dialer
+// that replays through the ustack stack on a new TUN device dev, owning the
+// captured client addresses so that each replayed connection keeps its
+// captured client address, and a Closer that removes the device. Importing
+// github.com/ustack/ustack/copy/stackdial sets it (this package does not
+// import the stack itself).
+var StackPath func(dev string, mtu int, clients []netip.Addr) (Dialer, io.Closer, error)
+
+// ScanClients reads the sources to their end and returns the distinct
+// client addresses of the sessions cfg keeps, in order of appearance.
+func ScanClients(srcs []Source, cfg AssemblerConfig) ([]netip.Addr, error) {
+	seen := map[netip.Addr]bool{}
+	var out []netip.Addr
+	a := NewAssembler(cfg, func(s *Session) {
+		if c := s.Client.Addr().Unmap(); !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	})
+	for _, src := range srcs {
+		for {
+			p, err := src.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return out, err
+			}
+			a.Packet(p)
+		}
+	}
+	a.Flush()
+	return out, nil
+}
 
 // Run reads every source in turn through one Assembler and replays each
 // finished session with a Replayer. A source error (corrupt or truncated
@@ -129,6 +166,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		noProgress  = fs.Bool("no-progress", false, "no progress bar even on a terminal")
 		failOnDiff  = fs.Bool("fail-on-diff", false, "exit 3 if any connection was not identical")
 		maxProblems = fs.Int("max-report", 1000, "list at most this many non-identical connections")
+		tunDev      = fs.String("tun", "", "replay through the ustack stack on a new TUN device `NAME`, keeping the captured client addresses (files only)")
+		tunMTU      = fs.Int("tun-mtu", 1500, "MTU of the --tun device")
+		tunSetup    = fs.String("tun-setup", "", "shell command run once the --tun device exists (env DEV names it), e.g. to give the kernel side an address and routes to the client addresses")
 	)
 	fs.Var(&pm, "x", "port mapping `[PORT-]HOST:PORT`, like tcpcopy: 80-127.0.0.1:8080 (repeatable, comma-separated)")
 	fs.Var(&pm, "target", "same as -x")
@@ -163,6 +203,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if *fast {
 		*speed = 0
+	}
+	if *tunDev != "" && *iface != "" {
+		fmt.Fprintln(stderr, "ustack copy: --tun needs capture files (the client addresses are collected before the replay), not -i")
+		return 2
 	}
 	if *speed < 0 || *copies < 1 || *conc < 1 {
 		fmt.Fprintln(stderr, "ustack copy: --speed must be >= 0, --copies and --concurrency >= 1")
@@ -210,9 +254,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	var dialer Dialer = NetDialer{Timeout: *dialTimeout}
+	if *tunDev != "" {
+		d, closer, err := openStackPath(*tunDev, *tunMTU, *tunSetup, files, AssemblerConfig{ServerPorts: hints, IdleTimeout: *idle, Filter: flt}, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "ustack copy:", err)
+			return 1
+		}
+		defer closer.Close()
+		dialer = d
+	}
 	opts := Options{
 		Target:      pm.Target,
-		Dialer:      NetDialer{Timeout: *dialTimeout},
+		Dialer:      dialer,
 		Speed:       *speed,
 		Copies:      *copies,
 		Concurrency: *conc,
@@ -256,6 +310,40 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 3
 	}
 	return 0
+}
+
+// openStackPath collects the client addresses of the files, creates the
+// TUN device with the stack owning them and runs the setup command.
+func openStackPath(dev string, mtu int, setup string, files []string, acfg AssemblerConfig, stderr io.Writer) (Dialer, io.Closer, error) {
+	if StackPath == nil {
+		return nil, nil, errors.New("--tun: this binary was built without the ustack replay path (import github.com/ustack/ustack/copy/stackdial)")
+	}
+	var srcs []Source
+	for _, f := range files {
+		s, err := OpenFile(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer s.Close()
+		srcs = append(srcs, s)
+	}
+	clients, err := ScanClients(srcs, acfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, closer, err := StackPath(dev, mtu, clients)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--tun %s: %w", dev, err)
+	}
+	if setup != "" {
+		cmd := exec.Command("/bin/sh", "-c", setup)
+		cmd.Env = append(os.Environ(), "DEV="+dev)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			closer.Close()
+			return nil, nil, fmt.Errorf("--tun-setup: %v\n%s", err, out)
+		}
+	}
+	return d, closer, nil
 }
 
 // isTerminal reports whether w is a character device (a terminal).
