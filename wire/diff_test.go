@@ -16,7 +16,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 )
 
-const diffN = 4000
+const diffN = 10000
 
 func randBytes(r *rand.Rand, n int) []byte {
 	b := make([]byte, n)
