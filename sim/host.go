@@ -314,6 +314,10 @@ func (c *Conn) State() tcp.State {
 // Write queues p for sending; data the engine's send buffer cannot take yet
 // is kept and pushed as the buffer drains.
 func (c *Conn) Write(p []byte) {
+	if c.gone {
+		c.trace(Event{Kind: KindApp, Note: fmt.Sprintf("write %d bytes", len(p)), Err: "connection closed"})
+		return
+	}
 	c.pending = append(c.pending, p...)
 	c.trace(Event{Kind: KindApp, Note: fmt.Sprintf("write %d bytes", len(p))})
 	c.kick()

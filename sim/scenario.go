@@ -47,6 +47,9 @@ type Options struct {
 	Pcap    io.Writer
 	// ClientPort is the first ephemeral port client A uses (0: 49152).
 	ClientPort uint16
+	// Link, when set, changes the scenario's link impairments (A->B and
+	// B->A) before the run.
+	Link func(ab, ba *Impairment)
 }
 
 // Result is a finished scenario run.
@@ -112,7 +115,11 @@ func NewEnv(seed uint64, ab, ba Impairment) *Env {
 
 // Run runs the scenario.
 func (sc *Scenario) Run(opt Options) (*Result, error) {
-	e := NewEnv(opt.Seed, sc.AB, sc.BA)
+	ab, ba := sc.AB, sc.BA
+	if opt.Link != nil {
+		opt.Link(&ab, &ba)
+	}
+	e := NewEnv(opt.Seed, ab, ba)
 	if opt.ClientPort != 0 {
 		e.A.nextPort = opt.ClientPort
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -205,10 +206,28 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 }
 
 func runSim(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ustack sim", "ustack sim SCENARIO [--sysctl name=value]... [--seed N] [--brief | --json] [--pcap FILE]\n       ustack sim --list", stderr)
+	fs := newFlagSet("ustack sim", "ustack sim SCENARIO [--sysctl name=value]... [--seed N] [--delay D] [--loss P] [--brief | --json] [--pcap FILE]\n       ustack sim --list", stderr)
 	list := fs.Bool("list", false, "list the built-in scenarios")
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same trace)")
 	jsonOut := fs.Bool("json", false, "print the trace as JSON lines instead of the timeline")
+	var delay *time.Duration
+	var loss *float64
+	fs.Func("delay", "override the scenario link's one-way delay, both ways (e.g. 50ms)", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return errors.New("want a non-negative duration such as 50ms")
+		}
+		delay = &d
+		return nil
+	})
+	fs.Func("loss", "override the scenario link's random loss probability, both ways (0..1)", func(v string) error {
+		p, err := strconv.ParseFloat(v, 64)
+		if err != nil || p < 0 || p > 1 {
+			return errors.New("want a probability between 0 and 1")
+		}
+		loss = &p
+		return nil
+	})
 	brief := fs.Bool("brief", false, "print only the highlights: state changes, drops, retransmissions, timeouts, handshake and FIN segments")
 	pcapFile := fs.String("pcap", "", "write the packets to this pcap file (LINKTYPE_RAW)")
 	var sysctls sysctlFlag
@@ -233,6 +252,18 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	opts := sim.Options{Seed: *seed, Sysctls: sysctls}
+	if delay != nil || loss != nil {
+		opts.Link = func(ab, ba *sim.Impairment) {
+			for _, im := range []*sim.Impairment{ab, ba} {
+				if delay != nil {
+					im.Delay = *delay
+				}
+				if loss != nil {
+					im.Loss = *loss
+				}
+			}
+		}
+	}
 	var pf *os.File
 	if *pcapFile != "" {
 		if pf, err = os.Create(*pcapFile); err != nil {

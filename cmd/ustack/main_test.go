@@ -105,6 +105,13 @@ func TestSimSysctl(t *testing.T) {
 	if code != 0 || strings.Contains(out, "recv") || !strings.Contains(out, "[RETRANSMISSION]") {
 		t.Errorf("sim --brief: exit %d, want highlights only:\n%s", code, out)
 	}
+	code, out, _ = runCmd("sim", "close", "--delay", "50ms", "--brief")
+	if code != 0 || !strings.Contains(out, "0.100000  A:49152  state  SYN-SENT -> ESTABLISHED") {
+		t.Errorf("sim close --delay 50ms: exit %d, want the handshake done at 100 ms:\n%s", code, out)
+	}
+	if code, _, _ := runCmd("sim", "close", "--loss", "2"); code != 2 {
+		t.Errorf("--loss 2: exit %d, want 2", code)
+	}
 	code, out, _ = runCmd("sim", "--seed", "2", "close", "--json")
 	if code != 0 || !strings.Contains(out, `"to":"TIME-WAIT"`) {
 		t.Errorf("sim close --json: exit %d, no TIME-WAIT in\n%s", code, out)
