@@ -187,7 +187,7 @@ func TestSeriesMedian(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
-	o, err := parseFlags([]string{"--runs", "5", "--only", "rr,loss", "--losses", "0,1.5", "--mtus", "1500"})
+	o, err := parseFlags([]string{"--runs", "5", "--only", "rr,loss,rr", "--losses", "0,1.5", "--mtus", "1500"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,5 +229,15 @@ func TestRunSmoke(t *testing.T) {
 	}
 	if testing.Verbose() {
 		os.Stdout.Write(buf.Bytes())
+	}
+}
+
+func TestParseFlagsAliases(t *testing.T) {
+	o, err := parseFlags([]string{"--only", "cpu,throughput,mem"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.Only, ",") != "throughput,memory" {
+		t.Errorf("--only cpu,throughput,mem gave %v", o.Only)
 	}
 }

@@ -41,6 +41,13 @@ type Options struct {
 // allBenches lists the benchmark groups in run order; loss is opt-in.
 var allBenches = []string{"throughput", "rr", "connrate", "memory", "impaired", "loss"}
 
+// benchAliases maps other names people use to benchmark groups (CPU per
+// GB is measured around the throughput transfers).
+var benchAliases = map[string]string{
+	"cpu": "throughput", "bulk": "throughput", "connect": "connrate", "conn": "connrate",
+	"mem": "memory", "heap": "memory", "impair": "impaired", "goodput": "impaired",
+}
+
 var defaultBenches = []string{"throughput", "rr", "connrate", "memory", "impaired"}
 
 func main() {
@@ -89,7 +96,14 @@ func parseFlags(args []string) (Options, error) {
 	if o.Runs < 1 {
 		return o, fmt.Errorf("--runs must be at least 1")
 	}
-	o.Only = splitList(only)
+	for _, b := range splitList(only) {
+		if a, ok := benchAliases[b]; ok {
+			b = a
+		}
+		if !slices.Contains(o.Only, b) {
+			o.Only = append(o.Only, b)
+		}
+	}
 	for _, b := range o.Only {
 		if !slices.Contains(allBenches, b) {
 			return o, fmt.Errorf("unknown benchmark %q (have %s)", b, strings.Join(allBenches, ","))
