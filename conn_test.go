@@ -375,3 +375,46 @@ func TestStackCloseUnblocks(t *testing.T) {
 		t.Errorf("Dial after Close: %v", err)
 	}
 }
+
+// TestTimeWaitReusedBySYN: the server closes first and keeps the tuple in
+// TIME-WAIT; the client connects again from the same port and the new SYN
+// takes the tuple over.
+func TestTimeWaitReusedBySYN(t *testing.T) {
+	p := newPair(t, 1500)
+	ln, err := p.B.Listen("tcp", ":60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	laddr := &net.TCPAddr{IP: net.ParseIP("10.0.0.1"), Port: 45000}
+	d := Dialer{Stack: p.A, LocalAddr: laddr}
+	for i := 0; i < 2; i++ {
+		c, err := d.Dial("tcp", "10.0.0.2:60")
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close() // server closes first: TIME-WAIT on B
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("read: %v", err)
+		}
+		c.Close()
+		waitFor(t, "TIME-WAIT on the server", func() bool {
+			n := 0
+			for _, c := range p.B.Connections() {
+				if c.State == tcp.TimeWait {
+					n++
+				}
+			}
+			return n == 1
+		})
+		waitFor(t, "the client tuple to close", func() bool { return len(p.A.Connections()) == 0 })
+	}
+	if n := p.B.Stats().TCP.TCPTimeWaitReuse; n != 1 {
+		t.Errorf("TCPTimeWaitReuse %d, want 1", n)
+	}
+}

@@ -11,7 +11,7 @@ import (
 type ConnInfo struct {
 	Local, Remote netip.AddrPort // Remote is the zero value for listeners
 	State         tcp.State
-	Info          tcp.Info // zero for listeners
+	Info          tcp.Info // only State is set for listeners
 	// RecvQ and SendQ are ss's Recv-Q and Send-Q: unread bytes and bytes
 	// not yet acknowledged (for listeners: accept queue length and
 	// backlog).
@@ -30,7 +30,7 @@ func (s *Stack) Connections() []ConnInfo {
 	var out []ConnInfo
 	for k, l := range t.listeners {
 		out = append(out, ConnInfo{
-			Local: netip.AddrPortFrom(k.addr, k.port), State: tcp.Listen,
+			Local: netip.AddrPortFrom(k.addr, k.port), State: tcp.Listen, Info: tcp.Info{State: tcp.Listen},
 			RecvQ: len(l.acceptq), SendQ: l.backlog,
 		})
 	}

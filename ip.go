@@ -16,6 +16,9 @@ type inputCtx struct {
 	dirty []*endpoint // connections that took input and need Output
 	out   []byte      // scratch packet buffer for replies (ICMP, RST)
 	now   time.Time   // read time of the current batch
+	// twISS is the ISN for a SYN that just ended a TIME-WAIT connection.
+	twISS   uint32
+	twISSOK bool
 }
 
 func newInputCtx(s *Stack) *inputCtx {

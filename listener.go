@@ -237,7 +237,11 @@ func (l *listener) handleSYN(in *inputCtx, tu tcp.Tuple, seg *tcp.Segment) {
 		return
 	}
 	now := time.Now()
-	tc, err := tcp.NewPassive(t.cfg, tu, t.isn(tu, now), seg, now)
+	iss := t.isn(tu, now)
+	if in.twISSOK {
+		iss = in.twISS
+	}
+	tc, err := tcp.NewPassive(t.cfg, tu, iss, seg, now)
 	if err != nil {
 		c.InErrs.Add(1)
 		return

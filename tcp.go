@@ -171,6 +171,7 @@ func (t *tcpState) input(in *inputCtx, src, dst netip.Addr, b []byte) {
 		return
 	}
 	t.noConn(in, tu, seg)
+	in.twISSOK = false
 }
 
 // deliver hands seg to e. It returns false if the segment must be treated
@@ -185,11 +186,12 @@ func (e *endpoint) deliver(in *inputCtx, seg *tcp.Segment) bool {
 	}
 	now := in.now
 	st := e.tc.State()
-	if st == tcp.TimeWait && seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagACK|wire.TCPFlagRST) == wire.TCPFlagSYN &&
-		int32(seg.Seq-e.tc.Info().RcvNxt) > 0 && e.t.listenerFor(e.tuple.Local) != nil {
-		// A new incarnation's SYN beyond the old sequence space ends
-		// TIME-WAIT (RFC 9293 3.10.7.4 note, as Linux does).
+	if st == tcp.TimeWait && e.tc.AcceptsSYN(seg) && e.t.listenerFor(e.tuple.Local) != nil {
+		// A new incarnation's SYN (newer timestamp or beyond the old
+		// sequence space) ends TIME-WAIT, as Linux does; the new
+		// connection starts its ISN above the old one's.
 		e.t.s.ctr.tcp.TCPTimeWaitReuse.Add(1)
+		in.twISS, in.twISSOK = e.tc.NextISS(), true
 		e.removeLocked()
 		return false
 	}
