@@ -26,11 +26,17 @@ type LiveSource struct {
 	num      int
 	stop     atomic.Bool
 	deadline time.Time
+	userDrop int64
 }
 
+// UserspaceDropped returns how many packets the userspace port check
+// dropped (the kernel BPF filter should leave almost none to drop).
+func (s *LiveSource) UserspaceDropped() int64 { return s.userDrop }
+
 // OpenLive opens interface ifname for capture. If ports is non-empty only
-// TCP packets with one of those ports (either side) are returned; the check
-// runs in userspace on the IP header. duration > 0 ends the capture (Next
+// TCP packets with one of those ports (either side) are returned: a classic
+// BPF filter drops the rest in the kernel (up to 32 ports), and the IP
+// header is checked again in userspace. duration > 0 ends the capture (Next
 // returns io.EOF) after that long; Stop ends it at any time.
 func OpenLive(ifname string, ports []uint16, duration time.Duration) (*LiveSource, error) {
 	ifi, err := net.InterfaceByName(ifname)
@@ -52,6 +58,19 @@ func OpenLive(ifname string, ports []uint16, duration time.Duration) (*LiveSourc
 		return nil, fmt.Errorf("live capture on %s: SO_RCVTIMEO: %w", ifname, err)
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+	if len(ports) > 0 && len(ports) <= 32 {
+		// The kernel drops other traffic before copying it to us; the
+		// userspace check in Next stays (packets queued before the
+		// filter was attached, IPv6 extension headers).
+		prog, err := portFilter(ports)
+		if err == nil {
+			err = attachFilter(fd, prog)
+		}
+		if err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("live capture on %s: BPF port filter: %w", ifname, err)
+		}
+	}
 	s := &LiveSource{name: ifname, fd: fd, loopback: ifi.Flags&net.FlagLoopback != 0, ports: ports, buf: make([]byte, 256<<10)}
 	if duration > 0 {
 		s.deadline = time.Now().Add(duration)
@@ -101,6 +120,7 @@ func (s *LiveSource) Next() (Packet, error) {
 		}
 		data := s.buf[:n]
 		if len(s.ports) > 0 && !matchPorts(data, s.ports) {
+			s.userDrop++
 			continue
 		}
 		s.num++

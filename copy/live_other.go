@@ -17,3 +17,6 @@ func OpenLive(ifname string, ports []uint16, duration time.Duration) (*LiveSourc
 
 // Stop does nothing.
 func (s *LiveSource) Stop() {}
+
+// UserspaceDropped returns 0.
+func (s *LiveSource) UserspaceDropped() int64 { return 0 }

@@ -120,6 +120,7 @@ func helperLiveCapture() int {
 		fmt.Fprintf(os.Stderr, "livecap: saw %d finished sessions, want %d\n", done, want)
 		return 1
 	}
+	os.WriteFile(os.Getenv("USTACK_COPY_OUT")+".userdrop", []byte(strconv.FormatInt(ls.UserspaceDropped(), 10)), 0o644)
 	return 0
 }
 
@@ -291,6 +292,11 @@ func TestNetnsCaptureReplay(t *testing.T) {
 	curl("-o", "/dev/null", "-d", "name=value&other=1", "http://127.0.0.1:8080/post")
 	curl("-o", "/dev/null", "-g", "http://[::1]:8080/v6")
 	curl("-o", "/dev/null", "-0", "http://127.0.0.1:8080/old")
+	// Traffic on other ports must stay out of both captures (the live
+	// capture's BPF filter drops it in the kernel).
+	if out, err := exec.Command("ip", "netns", "exec", ns, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:9999/").CombinedOutput(); err == nil {
+		t.Fatalf("curl to a closed port succeeded: %s", out)
+	}
 	for _, sizes := range []string{"10,70000,1,300", "5,5,5"} {
 		c := helper("echoclient", "USTACK_COPY_ADDRS=127.0.0.1:9090", "USTACK_COPY_SIZES="+sizes)
 		if out, err := c.CombinedOutput(); err != nil {
@@ -313,6 +319,10 @@ func TestNetnsCaptureReplay(t *testing.T) {
 	dumpStopped = true
 	if err := waitExit(t, live, "live capture helper", 15*time.Second); err != nil {
 		t.Fatalf("live capture helper: %v", err)
+	}
+
+	if b, err := os.ReadFile(liveFile + ".userdrop"); err != nil || string(b) != "0" {
+		t.Errorf("live capture: userspace port check dropped %q packets (err %v), want 0: the BPF filter should have", b, err)
 	}
 
 	captured := readSessions(t, pcapFile)
