@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/ustack/ustack/tcp"
@@ -106,6 +107,19 @@ func shellWords(s string) ([]string, error) {
 
 func (r *runner) setSysctl(ev *Event, name, value string) error {
 	name = strings.TrimSpace(name)
+	// Linux's proc_dointvec reads integers with base 0 (0x207 is common in
+	// Fast Open scripts); tcp.Config.Set wants decimal, so convert.
+	fields := strings.Fields(value)
+	for i, f := range fields {
+		if strings.HasPrefix(f, "0x") || strings.HasPrefix(f, "0X") {
+			if v, err := strconv.ParseInt(f[2:], 16, 64); err == nil {
+				fields[i] = strconv.FormatInt(v, 10)
+			}
+		}
+	}
+	if len(fields) > 0 && !strings.Contains(name, "fastopen_key") {
+		value = strings.Join(fields, " ")
+	}
 	if err := r.cfg.Set(name, strings.TrimSpace(value)); err != nil {
 		return r.failf(ev, "sysctl %s=%s: %v", name, value, err)
 	}
