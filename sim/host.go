@@ -31,6 +31,9 @@ type Host struct {
 	conns     map[tcp.Tuple]*Conn
 	all       []*Conn
 	listeners map[uint16]Handler
+	tfoPorts  map[uint16]bool       // listeners with TCP_FASTOPEN set
+	tfoCache  map[netip.Addr][]byte // client: Fast Open cookies by server
+	tfoKey    tcp.FastOpenKeys      // server key when Config has none
 	routes    map[netip.Addr]*direction
 	nextPort  uint16
 	ipID      uint16
@@ -46,6 +49,8 @@ func newHost(s *Sim, name string, addr netip.Addr) *Host {
 		rng:       s.subRand(),
 		conns:     make(map[tcp.Tuple]*Conn),
 		listeners: make(map[uint16]Handler),
+		tfoPorts:  make(map[uint16]bool),
+		tfoCache:  make(map[netip.Addr][]byte),
 		routes:    make(map[netip.Addr]*direction),
 		nextPort:  49152,
 	}
@@ -61,16 +66,55 @@ func (h *Host) Listen(port uint16, handler Handler) {
 	h.sim.trace.add(Event{T: h.sim.Elapsed(), Host: h.Name, Kind: KindApp, Note: fmt.Sprintf("listen :%d", port)})
 }
 
+// ListenFastOpen is Listen on a listener with TCP Fast Open enabled (like
+// setsockopt TCP_FASTOPEN): with net.ipv4.tcp_fastopen bit 0x2 set it grants
+// a cookie to a SYN that asks for one.
+func (h *Host) ListenFastOpen(port uint16, handler Handler) {
+	h.Listen(port, handler)
+	h.tfoPorts[port] = true
+}
+
 // Dial opens a connection to remote now; handler receives its events.
 func (h *Host) Dial(remote netip.AddrPort, handler Handler) *Conn {
+	return h.dial(remote, handler, false, nil)
+}
+
+// DialFastOpen opens a connection with TCP Fast Open (like sendto with
+// MSG_FASTOPEN) when net.ipv4.tcp_fastopen bit 0x1 is set: the SYN asks for
+// a cookie, or carries the cookie cached from an earlier connection to the
+// same server. data is queued before the SYN leaves, so an engine that
+// sends data in the SYN does so.
+func (h *Host) DialFastOpen(remote netip.AddrPort, handler Handler, data []byte) *Conn {
+	return h.dial(remote, handler, true, data)
+}
+
+func (h *Host) dial(remote netip.AddrPort, handler Handler, tfo bool, data []byte) *Conn {
 	port := h.nextPort
 	h.nextPort++
 	t := tcp.Tuple{Local: netip.AddrPortFrom(h.Addr, port), Remote: remote}
 	iss := h.rng.Uint32()
 	c := h.newConn(t, handler)
-	c.trace(Event{Kind: KindApp, Note: "connect " + remote.String()})
-	c.tc = tcp.NewActive(&c.cfg, t, iss, h.sim.now)
+	note := "connect " + remote.String()
+	if tfo && h.Config.FastOpen&tcp.FastOpenClient != 0 {
+		ck := h.tfoCache[remote.Addr()]
+		if len(ck) > 0 {
+			note += fmt.Sprintf(" (Fast Open, cookie %x)", ck)
+		} else {
+			note += " (Fast Open, cookie request)"
+		}
+		c.tfo = true
+		c.trace(Event{Kind: KindApp, Note: note})
+		c.tc = tcp.NewActive(&c.cfg, t, iss, h.sim.now)
+		c.tc.SetFastOpenCookie(ck)
+	} else {
+		c.trace(Event{Kind: KindApp, Note: note})
+		c.tc = tcp.NewActive(&c.cfg, t, iss, h.sim.now)
+	}
 	c.setup()
+	if len(data) > 0 {
+		c.pending = append(c.pending, data...)
+		c.trace(Event{Kind: KindApp, Note: fmt.Sprintf("write %d bytes", len(data))})
+	}
 	c.kick()
 	return c
 }
@@ -192,6 +236,7 @@ func (h *Host) receive(pkt []byte) {
 		}
 		c.tc = tc
 		c.setup()
+		h.grantFastOpen(c, seg)
 		c.kick()
 		return
 	}
@@ -216,6 +261,27 @@ func (h *Host) receive(pkt []byte) {
 	out.relSeq, out.relAck, out.hasAck = rst.Seq, rst.Ack, rst.Flags&wire.TCPFlagACK != 0
 	h.sim.trace.add(out)
 	h.transmit(t.Local, t.Remote, &rst)
+}
+
+// grantFastOpen puts a Fast Open cookie in the SYN-ACK of a passive
+// connection whose SYN asked for one, on a Fast Open listener.
+func (h *Host) grantFastOpen(c *Conn, syn *tcp.Segment) {
+	o := &syn.Options
+	if !o.HasFastOpen || o.CookieLen != 0 || !h.tfoPorts[c.Tuple.Local.Port()] || h.Config.FastOpen&tcp.FastOpenServer == 0 {
+		return
+	}
+	keys := h.Config.FastOpenKey
+	if keys.IsZero() {
+		if h.tfoKey.IsZero() {
+			for i := range h.tfoKey.Primary {
+				h.tfoKey.Primary[i] = byte(h.rng.Uint32())
+			}
+		}
+		keys = h.tfoKey
+	}
+	ck := keys.Cookie(c.Tuple.Remote.Addr(), c.Tuple.Local.Addr())
+	c.tc.SetFastOpenCookie(ck[:])
+	c.trace(Event{Kind: KindNote, Note: fmt.Sprintf("Fast Open cookie %x granted", ck)})
 }
 
 func fillSeg(e *Event, seg *tcp.Segment) {
@@ -272,6 +338,7 @@ type Conn struct {
 	wantCloseWrite    bool
 	wantClose         bool
 	paused            bool
+	tfo               bool
 	closing           bool
 	eof               bool
 	opened, closedCbk bool
@@ -532,6 +599,10 @@ func (c *Conn) observe() {
 		if st == tcp.Established && !c.opened {
 			c.opened = true
 			c.Established = c.h.sim.Elapsed()
+			if ck := c.tc.PeerFastOpenCookie(); c.tfo && len(ck) > 0 {
+				c.h.tfoCache[c.Tuple.Remote.Addr()] = ck
+				c.trace(Event{Kind: KindNote, Note: fmt.Sprintf("Fast Open cookie %x cached for %v", ck, c.Tuple.Remote.Addr())})
+			}
 			if c.handler.OnOpen != nil {
 				c.handler.OnOpen(c)
 			}

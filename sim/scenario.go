@@ -316,7 +316,27 @@ var moreBuiltins = []*Scenario{
 	},
 }
 
-func init() { builtins = append(builtins, moreBuiltins...) }
+func init() {
+	builtins = append(builtins, moreBuiltins...)
+	builtins = append(builtins, &Scenario{
+		Name: "fastopen",
+		Description: "TCP Fast Open (tcp_fastopen=3): A's first connection asks for a cookie in its SYN and B's SYN-ACK grants one; " +
+			"A's second connection presents the cached cookie in its SYN (the engine does not yet put data in the SYN, so the request follows the handshake)",
+		Limit: 120 * time.Second,
+		AB:    lan, BA: lan,
+		Tune: func(e *Env) {
+			e.A.Config.FastOpen = tcp.FastOpenClient | tcp.FastOpenServer
+			e.B.Config.FastOpen = tcp.FastOpenClient | tcp.FastOpenServer
+		},
+		Start: func(e *Env) {
+			e.B.ListenFastOpen(80, HTTPServer(1000))
+			req := []byte("GET / HTTP/1.0\r\n\r\n")
+			fetch := Handler{OnEOF: func(c *Conn) { c.Close() }}
+			e.Sim.At(0, func() { e.Client = e.A.DialFastOpen(e.Server, fetch, req) })
+			e.Sim.At(time.Second, func() { e.A.DialFastOpen(e.Server, fetch, req) })
+		},
+	})
+}
 
 // filler returns n bytes of deterministic data.
 func filler(n int) []byte {

@@ -434,3 +434,40 @@ func TestReset(t *testing.T) {
 		t.Errorf("B ended with %v at %v, A aborted at %v with %v; want ECONNRESET on B one delay after A's abort\n%s", b.Err, b.Closed, a.Closed, a.Err, dump(r))
 	}
 }
+
+func TestFastOpenCookie(t *testing.T) {
+	r := runScenario(t, "fastopen")
+	var syns, synacks []string
+	for _, e := range r.Sim.Trace().Events {
+		if e.Kind != KindSend {
+			continue
+		}
+		switch e.Flags {
+		case "S":
+			syns = append(syns, e.Opts)
+		case "S.":
+			synacks = append(synacks, e.Opts)
+		}
+	}
+	if len(syns) != 2 || len(synacks) != 2 {
+		t.Fatalf("%d SYNs and %d SYN-ACKs, want 2 each\n%s", len(syns), len(synacks), dump(r))
+	}
+	if !strings.HasSuffix(syns[0], ",FO") {
+		t.Errorf("first SYN options %q: want a Fast Open cookie request", syns[0])
+	}
+	_, cookie, ok := strings.Cut(synacks[0], "FO ")
+	if !ok || len(cookie) != 16 {
+		t.Fatalf("first SYN-ACK options %q: want an 8-byte Fast Open cookie", synacks[0])
+	}
+	if !strings.HasSuffix(syns[1], "FO "+cookie) {
+		t.Errorf("second SYN options %q: want the cached cookie %s", syns[1], cookie)
+	}
+	if strings.Contains(synacks[1], "FO") {
+		t.Errorf("second SYN-ACK %q: no new cookie expected for a SYN that carries one", synacks[1])
+	}
+	for _, c := range r.Env.A.Conns() {
+		if c.BytesRead != int64(len(HTTPResponse(1000))) || c.Err != nil {
+			t.Errorf("%s read %d bytes, error %v", c.label(), c.BytesRead, c.Err)
+		}
+	}
+}
