@@ -11,6 +11,26 @@
 // connection, listeners by port, RST when nothing listens). Packets are real
 // IPv4+TCP packets built with package wire, so they can be written to a pcap
 // file and read by Wireshark.
+//
+// Links apply link.Impairer's decisions (delay, jitter, loss, reorder,
+// duplication, corruption, a rate-limited tail-drop queue) on virtual time,
+// after drop rules that script losses exactly (DropSYNs, DropNthData,
+// DropAfterHandshake, HoldNthData, ...). Applications are Handlers (Echo,
+// Discard, HTTPServer, StartFetch, or callbacks) whose actions are scheduled
+// with Sim.At.
+//
+// The Trace records, with virtual timestamps: application actions, state
+// transitions, every segment sent and received (flags, seq, ack, length,
+// window, options; retransmissions and duplicate ACKs marked), drops, timer
+// expirations (what fired: RTO, TLP, keepalive, window probe, delayed ACK)
+// and errors. It is written as JSON lines (absolute sequence numbers) or as a
+// timeline (sequence numbers relative to each side's ISN, like tcpdump).
+// The pcap capture (CapturePcap) holds every packet as its sender transmits
+// it, including those the link then drops, like tcpdump on each sender.
+//
+// Built-in scenarios (Scenarios, RunScenario) reproduce Linux's timing
+// behaviours on the standard two-host topology (NewEnv); Demo is the
+// "ustack demo" fetch.
 package sim
 
 import (
