@@ -211,6 +211,12 @@ func (c *Conn) cleanRtx(ack uint32, now time.Time, seg *Segment) bool {
 		}
 		if s.retrans {
 			c.ackedRetrans = true
+			if c.undoMarker {
+				// Remember it: a later D-SACK below SND.UNA may report
+				// this retransmission as a duplicate.
+				c.undoRanges[c.undoN%len(c.undoRanges)] = wire.SACKBlock{Left: s.seq, Right: s.end}
+				c.undoN++
+			}
 		} else if first.IsZero() {
 			first = s.sentAt
 		}
@@ -452,6 +458,7 @@ func (c *Conn) sendCwnd() int {
 func (c *Conn) startUndo(now time.Time, rto bool) {
 	c.undoMarker = true
 	c.undoRetrans = 0
+	c.undoN = 0
 	c.undoEifel = rto
 	c.undoTSVal = c.tsVal(now)
 }
@@ -461,7 +468,13 @@ func (c *Conn) startUndo(now time.Time, rto bool) {
 // can only be such a duplicate).
 func (c *Conn) dsackCoversRetrans(b wire.SACKBlock) bool {
 	if seqLEQ(b.Right, c.sndUna) {
-		return true
+		for i := 0; i < min(c.undoN, len(c.undoRanges)); i++ {
+			r := c.undoRanges[i]
+			if seqLEQ(r.Left, b.Left) && seqGEQ(r.Right, b.Right) {
+				return true
+			}
+		}
+		return false
 	}
 	q := c.rtxQ()
 	for i := range q {

@@ -244,6 +244,8 @@ type Conn struct {
 	undoTSVal     uint32
 	rackXmit      time.Time
 	rackXmitN     uint64
+	undoRanges    [8]wire.SACKBlock
+	undoN         int
 	xmitN         uint64
 	rackEnd       uint32
 	rackRTT       time.Duration

@@ -135,16 +135,43 @@ func TestZeroWindowProbe(t *testing.T) {
 
 // transfer runs a bidirectional transfer with close over an impaired link.
 func transfer(t testing.TB, seed int64, size int, loss, dup, reord float64) {
+	transferStats(t, seed, size, loss, dup, reord, nil)
+}
+
+type xferTotal struct {
+	Counters
+	bytes uint64
+}
+
+func transferStats(t testing.TB, seed int64, size int, loss, dup, reord float64, total *xferTotal) {
 	rng := rand.New(rand.NewSource(seed))
-	v := newPair(t, cfgDefault(), cfgDefault(), time.Duration(1+rng.Intn(20))*time.Millisecond)
+	// Vary the options with the seed: SACK+TS+WS (Linux default), no SACK
+	// (NewReno), no timestamps, and small buffers without window scaling
+	// (zero windows under loss).
+	cfgs := [2]Config{DefaultConfig(), DefaultConfig()}
+	for i := range cfgs {
+		switch (seed + int64(i)) % 4 {
+		case 1:
+			cfgs[i].SACK = false
+		case 2:
+			cfgs[i].Timestamps = 0
+		case 3:
+			cfgs[i].WindowScaling = false
+			cfgs[i].RMem = [3]int{4096, 8192, 8192}
+			cfgs[i].WMem = [3]int{4096, 8192, 8192}
+		}
+	}
+	v := newPair(t, &cfgs[0], &cfgs[1], time.Duration(1+rng.Intn(20))*time.Millisecond)
 	v.rng = rng
 	v.loss, v.dup, v.reord = loss, dup, reord
 	v.noTrace = true
+	v.check = true
 	var msg [2][]byte
 	for i := range msg {
 		msg[i] = make([]byte, rng.Intn(size))
 		rng.Read(msg[i])
 	}
+	slow := seed%5 == 0
 	var sent [2]int
 	var got [2][]byte
 	var eof [2]bool
@@ -171,8 +198,17 @@ func transfer(t testing.TB, seed int64, size int, loss, dup, reord float64) {
 				sent[i] = -1
 				c.CloseWrite()
 			}
-			for !eof[i] {
-				n, err := c.Recv(buf)
+			rbuf := buf
+			skip := false
+			if slow {
+				// A slow reader: small reads, sometimes none (zero
+				// windows), but always some when nothing else would
+				// happen.
+				skip = rng.Intn(3) == 0 && !v.next().IsZero()
+				rbuf = buf[:1+rng.Intn(2000)]
+			}
+			for !eof[i] && !skip {
+				n, err := c.Recv(rbuf)
 				got[i] = append(got[i], buf[:n]...)
 				if err == io.EOF {
 					eof[i] = true
@@ -199,6 +235,25 @@ func transfer(t testing.TB, seed int64, size int, loss, dup, reord float64) {
 		if c.Err() != nil {
 			t.Fatalf("seed %d: endpoint %d error %v", seed, i, c.Err())
 		}
+		if total != nil {
+			k := &v.ctr[i]
+			total.InSegs += k.InSegs
+			total.OutSegs += k.OutSegs
+			total.RetransSegs += k.RetransSegs
+			total.TCPTimeouts += k.TCPTimeouts
+			total.TCPFastRetrans += k.TCPFastRetrans
+			total.TCPSACKRecovery += k.TCPSACKRecovery
+			total.TCPRenoRecovery += k.TCPRenoRecovery
+			total.TCPLossProbes += k.TCPLossProbes
+			total.TCPLostRetransmit += k.TCPLostRetransmit
+			total.TCPWinProbe += k.TCPWinProbe
+			total.TCPDSACKRecv += k.TCPDSACKRecv
+			total.TCPSpuriousRTOs += k.TCPSpuriousRTOs
+			total.TCPDSACKUndo += k.TCPDSACKUndo
+			total.TCPOFOQueue += k.TCPOFOQueue
+			total.TCPChallengeACK += k.TCPChallengeACK
+			total.bytes += uint64(len(got[i]))
+		}
 	}
 }
 
@@ -207,7 +262,20 @@ func TestLossyTransferProperty(t *testing.T) {
 	if testing.Short() {
 		seeds = 100
 	}
+	var k xferTotal
 	for s := 0; s < seeds; s++ {
-		transfer(t, int64(s), 120000, 0.05, 0.02, 0.05)
+		transferStats(t, int64(s), 120000, 0.05, 0.02, 0.05, &k)
+	}
+	t.Logf("%d seeds: %d bytes delivered, %d segments out, %d retransmitted; RTOs %d, fast retransmits %d, SACK recoveries %d, NewReno recoveries %d, loss probes %d, lost retransmissions %d, window probes %d, D-SACKs %d, spurious RTOs %d, D-SACK undos %d, out-of-order queued %d, challenge ACKs %d",
+		seeds, k.bytes, k.OutSegs, k.RetransSegs, k.TCPTimeouts, k.TCPFastRetrans, k.TCPSACKRecovery, k.TCPRenoRecovery, k.TCPLossProbes, k.TCPLostRetransmit, k.TCPWinProbe, k.TCPDSACKRecv, k.TCPSpuriousRTOs, k.TCPDSACKUndo, k.TCPOFOQueue, k.TCPChallengeACK)
+}
+
+func TestHeavyLossTransfer(t *testing.T) {
+	seeds := 200
+	if testing.Short() {
+		seeds = 20
+	}
+	for s := 0; s < seeds; s++ {
+		transfer(t, int64(100000+s), 30000, 0.2, 0.05, 0.2)
 	}
 }

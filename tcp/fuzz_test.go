@@ -123,6 +123,9 @@ func checkInvariants(t testing.TB, c *Conn, where string) {
 	if len(c.ooo) > 0 && seqLEQ(c.ooo[0].seq, c.rcvNxt) {
 		fail("ooo block at %d not beyond RCV.NXT %d", c.ooo[0].seq, c.rcvNxt)
 	}
+	if c.packetsOut > 0 && c.rtoAt.IsZero() && c.state != Closed && c.state != TimeWait {
+		fail("%d packets in flight without a retransmission timer", c.packetsOut)
+	}
 	if c.state == Closed && !c.Deadline().IsZero() {
 		fail("closed with a timer")
 	}

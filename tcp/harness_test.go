@@ -76,6 +76,7 @@ type vnet struct {
 	out     [2]int
 	lcfg    *Config
 	hook    func()
+	check   bool
 	delayFn func(from int, s *Segment) time.Duration
 	rx      []rxEvent
 	last    [2]State
@@ -192,6 +193,13 @@ func (v *vnet) step() bool {
 	}
 	if v.hook != nil {
 		v.hook()
+	}
+	if v.check {
+		for i, c := range v.c {
+			if c != nil {
+				checkInvariants(v.t, c, fmt.Sprintf("endpoint %d at %v", i, v.now.Sub(t0)))
+			}
+		}
 	}
 	return true
 }
