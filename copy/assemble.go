@@ -39,6 +39,7 @@ type CaptureStats struct {
 	Undecodable int64     `json:"undecodable"` // malformed or cut-short IP/TCP headers
 	Stray       int64     `json:"stray"`       // segments of no known connection carrying nothing (late ACKs, RSTs)
 	Sessions    int64     `json:"sessions"`
+	Midstream   int64     `json:"midstream"` // sessions without a handshake in the capture (roles guessed)
 	Filtered    int64     `json:"filtered"`
 	Gaps        int64     `json:"gaps"`
 	GapBytes    int64     `json:"gap_bytes"`
@@ -328,6 +329,9 @@ func (a *Assembler) segment(num int, ts time.Time, src, dst netip.AddrPort, t wi
 			return
 		}
 		a.Stats.Sessions++
+		if !syn {
+			a.Stats.Midstream++
+		}
 		c.s = &Session{ID: a.nextID, Client: client, Server: server, Start: ts, FirstPacket: num, Handshake: syn, Midstream: !syn}
 		a.active.pushBack(c)
 	} else {

@@ -176,9 +176,9 @@ func TestAssembleMidstreamAndReuse(t *testing.T) {
 	// Then the same 4-tuple is reused by a new connection with a new ISN.
 	f2 := NewSynthFlow(f.Client, f.Server, 9999, 8888)
 	pkts = cat(pkts, f2.Handshake(), f2.Data(ClientToServer, []byte("new"), 100), f2.Close())
-	ss, _ := assemble(t, AssemblerConfig{}, pkts)
-	if len(ss) != 2 {
-		t.Fatalf("%d sessions, want 2", len(ss))
+	ss, a := assemble(t, AssemblerConfig{}, pkts)
+	if len(ss) != 2 || a.Stats.Midstream != 1 {
+		t.Fatalf("%d sessions (%d midstream), want 2 (1)", len(ss), a.Stats.Midstream)
 	}
 	if !ss[0].Midstream || ss[0].Client != f.Client || ss[0].Server != f.Server {
 		t.Errorf("first session %v midstream %v", ss[0], ss[0].Midstream)

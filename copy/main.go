@@ -346,14 +346,14 @@ func openStackPath(dev string, mtu int, setup string, files []string, acfg Assem
 	return d, closer, nil
 }
 
-// isTerminal reports whether w is a character device (a terminal).
+// isTerminal reports whether w is a terminal (a file that answers the
+// termios ioctl; /dev/null, pipes and files do not).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return fileIsTerminal(f)
 }
 
 // progress draws a one-line progress bar on a terminal.

@@ -200,6 +200,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	c := r.Capture
 	fmt.Fprintf(&b, "  %d packets, %d sessions (%d filtered out), %d retransmitted and %d out-of-order segments, %d gaps (%d bytes)\n",
 		c.Packets, c.Sessions, c.Filtered, c.Retransmits, c.OutOfOrder, c.Gaps, c.GapBytes)
+	if c.Midstream > 0 {
+		fmt.Fprintf(&b, "  %d sessions started before the capture (no handshake: client guessed by port, beginning may be missing)\n", c.Midstream)
+	}
 	if c.Undecodable+c.Fragments > 0 {
 		fmt.Fprintf(&b, "  %d undecodable packets (first: packet %d), %d IP fragments skipped\n", c.Undecodable, c.FirstUndecodable, c.Fragments)
 	}
