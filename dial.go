@@ -25,7 +25,13 @@ type Dialer struct {
 	// picks the source address by route and an ephemeral port.
 	LocalAddr *net.TCPAddr
 	// FastOpen asks for TCP Fast Open (net.ipv4.tcp_fastopen bit 0x1 must
-	// be set): with a cached cookie the first Write goes out in the SYN.
+	// be set): the SYN carries the server's cookie cached from an earlier
+	// connection, or a cookie request; cookies the server grants are
+	// cached per server address. Dial then returns at once
+	// (TCP_FASTOPEN_CONNECT style) and the first Write is queued while the
+	// handshake runs. Carrying that data in the SYN itself is up to the
+	// engine (it does not yet); Stats counts TCPFastOpenActive when a
+	// cookie was sent.
 	FastOpen bool
 	// KeepAlive: > 0 enables keepalive probes with this idle time and
 	// interval; < 0 disables them; 0 leaves the sysctl default (off, as a
@@ -154,6 +160,15 @@ func (d *Dialer) dial(ctx context.Context, network string, raddr netip.AddrPort)
 	}
 	tc := tcp.NewActive(t.cfg, tu, t.isn(tu, now), now)
 	e := t.newEndpoint(tu, tc, ifc)
+	if d.FastOpen {
+		if ck, ok := t.clientCookie(raddr.Addr(), now); ok {
+			tc.SetFastOpenCookie(ck) // empty: cookie request
+			e.tfoClient = true
+			if len(ck) > 0 {
+				s.ctr.tcp.FastOpenActiveCookie.Add(1)
+			}
+		}
+	}
 	t.conns[tu] = e
 	t.mu.Unlock()
 	s.ctr.tcp.ActiveOpens.Add(1)

@@ -51,6 +51,7 @@ type listener struct {
 	synq    atomic.Int32 // half-open connections (SYN-RECEIVED)
 	// lastCookie is when a SYN cookie was last sent (Unix ns, 0 = never).
 	lastCookie atomic.Int64
+	fastOpen   atomic.Bool // TCP_FASTOPEN set on this listener
 	acceptq    chan *endpoint
 	done       chan struct{}
 
@@ -246,6 +247,7 @@ func (l *listener) handleSYN(in *inputCtx, tu tcp.Tuple, seg *tcp.Segment) {
 		c.InErrs.Add(1)
 		return
 	}
+	t.grantCookie(l, tc, tu, seg)
 	e := t.newEndpoint(tu, tc, ifc)
 	t.mu.Lock()
 	if t.closed || t.conns[tu] != nil {

@@ -85,7 +85,7 @@ type tcpCounters struct {
 	ActiveOpens, PassiveOpens,
 	InSegs, InErrs, InCsumErrors, OutSegs, OutRsts, NoPort,
 	ListenOverflows, ListenDrops, SyncookiesSent, SyncookiesRecv, SyncookiesFailed,
-	TCPTimeWaitReuse atomic.Uint64
+	TCPTimeWaitReuse, FastOpenActiveCookie, FastOpenCookieOK atomic.Uint64
 }
 
 type counters struct {
@@ -145,6 +145,8 @@ func (s *Stack) Stats() Stats {
 	// constructors, before SetCounters can attach the shard's counters.
 	st.TCP.ActiveOpens = tc.ActiveOpens.Load()
 	st.TCP.PassiveOpens = tc.PassiveOpens.Load()
+	st.TCP.TCPFastOpenActive += tc.FastOpenActiveCookie.Load()
+	st.TCP.TCPFastOpenPassive += tc.FastOpenCookieOK.Load()
 	st.TCP.InErrs += tc.InErrs.Load()
 	st.TCP.OutSegs += tc.OutSegs.Load()
 	st.TCP.OutRsts += tc.OutRsts.Load()

@@ -35,6 +35,7 @@ type tcpState struct {
 	key    [16]byte // ISN and port-selection secret
 
 	cookieKeys tcp.SynCookieKeys
+	tfo        fastOpen
 
 	mu        sync.RWMutex // guards conns, listeners, ports
 	conns     map[tcp.Tuple]*endpoint
@@ -56,6 +57,7 @@ func newTCPState(s *Stack) *tcpState {
 	rand.Read(t.cookieKeys[1][:])
 	lo, hi := t.portRange()
 	t.ports, _ = tcp.NewPortAllocator(&t.key, [2]int{lo, hi})
+	t.initFastOpen()
 	s.wg.Add(1)
 	go t.runTimers()
 	return t
@@ -74,15 +76,16 @@ type endpoint struct {
 	tw      atomic.Bool // in TIME-WAIT (for port reuse decisions)
 
 	// guarded by sh.mu
-	ln       *listener // passive open, until queued for Accept
-	queued   bool      // handed to ln's accept queue
-	synq     bool      // counted in ln's SYN queue
-	dirty    bool      // has input waiting for Output (reader batch)
-	estab    bool      // reached ESTABLISHED once
-	rq, wq   waitq     // readers / writers (and dialers) waiting for progress
-	rdClosed bool      // CloseRead was called
-	icmpErr  error     // hard ICMP error that ended a connect
-	closed   bool      // the user closed the TCPConn
+	ln        *listener // passive open, until queued for Accept
+	queued    bool      // handed to ln's accept queue
+	synq      bool      // counted in ln's SYN queue
+	dirty     bool      // has input waiting for Output (reader batch)
+	estab     bool      // reached ESTABLISHED once
+	tfoClient bool      // active open that used Fast Open
+	rq, wq    waitq     // readers / writers (and dialers) waiting for progress
+	rdClosed  bool      // CloseRead was called
+	icmpErr   error     // hard ICMP error that ended a connect
+	closed    bool      // the user closed the TCPConn
 
 	// guarded by timers.mu
 	hidx int
@@ -248,6 +251,11 @@ func (e *endpoint) updateLocked(now time.Time) {
 	e.tw.Store(st == tcp.TimeWait)
 	if !e.estab && st >= tcp.Established {
 		e.estab = true
+		if e.tfoClient {
+			if ck := e.tc.PeerFastOpenCookie(); len(ck) > 0 {
+				e.t.learnCookie(e.tuple.Remote.Addr(), ck, e.tc.Info().SndMSS)
+			}
+		}
 	}
 	if e.ln != nil && !e.queued {
 		switch {
