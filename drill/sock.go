@@ -174,11 +174,13 @@ func (r *runner) intVal(e Expr) (int64, error) {
 	case XInt:
 		return e.Int, nil
 	case XIdent:
-		v, ok := constants[e.Name]
-		if !ok {
-			return 0, fmt.Errorf("unknown constant %s", e.Name)
+		if v, ok := constants[e.Name]; ok {
+			return v, nil
 		}
-		return v, nil
+		if v, ok := errnos[e.Name]; ok {
+			return int64(v), nil
+		}
+		return 0, fmt.Errorf("unknown constant %s", e.Name)
 	case XOr:
 		var v int64
 		for _, x := range e.Elems {
@@ -1026,10 +1028,10 @@ func (r *runner) revents(s *socket) int64 {
 		if c.Err() != nil {
 			ev |= constants["POLLERR"]
 		}
+		// a closed socket is shut down both ways: readable (EOF or the
+		// error), writable (the write fails at once) and hung up
 		ev |= constants["POLLIN"] | constants["POLLRDNORM"] | constants["POLLRDHUP"] | constants["POLLHUP"]
-		if c.Err() == nil {
-			ev |= constants["POLLOUT"] | constants["POLLWRNORM"]
-		}
+		ev |= constants["POLLOUT"] | constants["POLLWRNORM"]
 	}
 	return ev
 }
