@@ -2,7 +2,9 @@ package tcp
 
 import (
 	"bytes"
+	"errors"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -153,5 +155,80 @@ func TestTimeWaitAcceptsSYN(t *testing.T) {
 	}
 	if d := a.NextISS() - a.Info().SndNxt; d != 65537 {
 		t.Error(d)
+	}
+}
+
+func TestPersistGivesUp(t *testing.T) {
+	cfgB := DefaultConfig()
+	cfgB.RMem = [3]int{4096, 16384, 16384}
+	v := newPair(t, cfgDefault(), &cfgB, 0)
+	v.run(time.Second, func() bool { return v.c[1] != nil && v.c[1].State() == Established })
+	a := v.c[0]
+	data := make([]byte, 100000)
+	sent := 0
+	v.hook = func() {
+		for sent < len(data) {
+			n, _ := a.Send(data[sent:])
+			if n == 0 {
+				break
+			}
+			sent += n
+		}
+		v.flush(0)
+	}
+	v.hook()
+	v.advance(100 * time.Millisecond)
+	if a.Info().SndWnd != 0 {
+		t.Fatal("window not closed")
+	}
+	rto := a.Info().RTO
+	// From now on B is gone: probes go unanswered.
+	v.drop = func(from int, s *Segment) bool { return from == 1 }
+	v.trace = nil
+	v.run(10000*time.Second, func() bool { return a.State() == Closed })
+	probes := v.times(0, func(s *Segment) bool { return len(s.Payload) == 0 && s.Flags == wire.TCPFlagACK })
+	// The persist timer started when the window closed (time 0): probes at
+	// cumulative RTO*2^k (capped at 120 s); 15 answered-never probes, then
+	// the connection dies at the next expiry.
+	var want []time.Duration
+	at := time.Duration(0)
+	for k := 0; k < 16; k++ {
+		at += BackoffRTO(rto, k, 120*time.Second)
+		if k < 15 {
+			want = append(want, at)
+		}
+	}
+	if !eqDur(probes, want) || v.now.Sub(t0) != at {
+		t.Errorf("probes %v\nwant   %v\ndied at %v want %v (%v)", probes, want, v.now.Sub(t0), at, a.Err())
+	}
+	if !errors.Is(a.Err(), syscall.ETIMEDOUT) || v.ctr[0].TCPWinProbe != 15 {
+		t.Errorf("err %v probes %d", a.Err(), v.ctr[0].TCPWinProbe)
+	}
+}
+
+func TestKeepaliveParams(t *testing.T) {
+	v, a, b := established(t, nil)
+	a.SetKeepAlive(true)
+	a.SetKeepAliveParams(10*time.Second, 5*time.Second, 3)
+	start := v.now
+	// While B answers, probes come every 10 s of idleness.
+	v.advance(v.now.Sub(t0) + 25*time.Second)
+	if n := v.ctr[0].TCPKeepAlive; n != 2 || a.State() != Established {
+		t.Fatalf("keepalives %d state %v", n, a.State())
+	}
+	// B disappears: 3 unanswered probes 5 s apart, then reset.
+	v.c[1] = nil
+	_ = b
+	fromB := v.times(1, func(*Segment) bool { return true })
+	lastRecv := fromB[len(fromB)-1] + v.delay
+	v.trace = nil
+	v.run(1000*time.Second, func() bool { return a.State() == Closed })
+	ka := v.times(0, func(s *Segment) bool { return s.Flags == wire.TCPFlagACK })
+	rst := v.times(0, func(s *Segment) bool { return s.Flags&wire.TCPFlagRST != 0 })
+	base := lastRecv // the last ACK A received
+	_ = start
+	want := []time.Duration{base + 10*time.Second, base + 15*time.Second, base + 20*time.Second}
+	if !eqDur(ka, want) || !eqDur(rst, []time.Duration{base + 25*time.Second}) || !errors.Is(a.Err(), syscall.ETIMEDOUT) {
+		t.Errorf("probes %v want %v; rst %v; err %v", ka, want, rst, a.Err())
 	}
 }
