@@ -159,6 +159,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		filter      = fs.String("filter", "", "session filter, e.g. 'port 80 and client 10.0.0.0/8' (terms: port, client, server, host, not, and, or)")
 		wait        = fs.Duration("wait", 2*time.Second, "how long to wait for expected response bytes when the target goes quiet")
 		dialTimeout = fs.Duration("dial-timeout", 5*time.Second, "connect timeout")
+		sessTimeout = fs.Duration("session-timeout", 60*time.Second, "give up on a replayed connection this long after its captured duration (scaled by --speed)")
 		jsonOut     = fs.Bool("json", false, "write the summary as JSON")
 		replayGaps  = fs.Bool("replay-gaps", false, "replay sessions whose client stream has a gap (bytes around it sent back to back)")
 		idle        = fs.Duration("idle", 5*time.Minute, "end a captured connection silent this long (capture time)")
@@ -265,14 +266,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		dialer = d
 	}
 	opts := Options{
-		Target:      pm.Target,
-		Dialer:      dialer,
-		Speed:       *speed,
-		Copies:      *copies,
-		Concurrency: *conc,
-		Wait:        *wait,
-		ReplayGaps:  *replayGaps,
-		MaxProblems: *maxProblems,
+		Target:         pm.Target,
+		Dialer:         dialer,
+		Speed:          *speed,
+		Copies:         *copies,
+		Concurrency:    *conc,
+		Wait:           *wait,
+		SessionTimeout: *sessTimeout,
+		ReplayGaps:     *replayGaps,
+		MaxProblems:    *maxProblems,
 	}
 	acfg := AssemblerConfig{ServerPorts: hints, IdleTimeout: *idle, MaxSessionBytes: *maxBytes, Filter: flt}
 

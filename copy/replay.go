@@ -59,6 +59,10 @@ type Options struct {
 	// (the bytes on either side are sent back to back); by default they are
 	// skipped and reported.
 	ReplayGaps bool
+	// SessionTimeout bounds each replayed connection beyond its captured
+	// duration (scaled by Speed): reads and writes past captured duration /
+	// Speed + SessionTimeout fail as timeouts. 0 = 60 s.
+	SessionTimeout time.Duration
 	// OnResult, if set, is called after each replayed connection (from the
 	// replaying goroutine).
 	OnResult func(*Result)
@@ -135,6 +139,9 @@ func NewReplayer(opts Options) *Replayer {
 	}
 	if opts.MaxProblems <= 0 {
 		opts.MaxProblems = 1000
+	}
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = 60 * time.Second
 	}
 	if opts.Speed < 0 {
 		opts.Speed = 0
@@ -276,6 +283,13 @@ func (r *Replayer) replay(ctx context.Context, s *Session, copyNum int, addr str
 		res.Status, res.Error, res.ErrorKind = StatusNoConnect, err.Error(), ErrorKind(err)
 		return res
 	}
+	limit := r.opts.SessionTimeout
+	if r.opts.Speed > 0 {
+		limit += time.Duration(float64(s.End.Sub(s.Start)) / r.opts.Speed)
+	}
+	conn.SetDeadline(begin.Add(limit))
+	ctx, cancel := context.WithDeadline(ctx, begin.Add(limit))
+	defer cancel()
 	httpMode := bytes.HasPrefix(s.ServerData, []byte("HTTP/1."))
 	rd := newRespReader(conn, s.ServerData, len(s.Exchanges), httpMode)
 	go rd.run()

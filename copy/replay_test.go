@@ -360,3 +360,42 @@ func TestReplayTiming(t *testing.T) {
 		}
 	}
 }
+
+func TestReplaySessionTimeout(t *testing.T) {
+	// A target that accepts and never reads nor answers: the replay gives
+	// up after the session timeout and counts a timeout; the run goes on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	defer func() {
+		ln.Close()
+		<-done
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	f := NewSynthFlow(cli4, srv4, 1, 1)
+	big := bytes.Repeat([]byte("x"), 8<<20) // more than the socket buffers hold
+	pkts := cat(f.Handshake(), f.Data(ClientToServer, big, 65000), f.Data(ServerToClient, []byte("ok"), 10), f.Close())
+	path := filepath.Join(t.TempDir(), "big.pcap")
+	writeCapture(t, path, LinkRaw, false, pkts)
+	rep := replayFile(t, path, Options{Target: mapAll(ln.Addr().String()), SessionTimeout: 300 * time.Millisecond, Wait: 100 * time.Millisecond})
+	if rep.Replayed != 1 || rep.Errors["timeout"] != 1 || rep.Status[StatusShorter] != 1 {
+		var b strings.Builder
+		rep.WriteText(&b)
+		t.Errorf("report:\n%s", b.String())
+	}
+}
