@@ -319,6 +319,31 @@ var moreBuiltins = []*Scenario{
 func init() {
 	builtins = append(builtins, moreBuiltins...)
 	builtins = append(builtins, &Scenario{
+		Name:        "fin-timeout",
+		Description: "A closes (orphaning its socket) while B's application never closes: A waits in FIN-WAIT-2 for tcp_fin_timeout (60 s) and is gone; B's late reply at +90 s gets a RST",
+		Limit:       200 * time.Second,
+		AB:          lan, BA: lan,
+		Start: func(e *Env) {
+			e.B.Listen(80, Handler{OnOpen: func(c *Conn) {
+				e.Sim.At(90*time.Second, func() { c.Write([]byte("too late\n")) })
+			}})
+			e.dial(0, Handler{OnOpen: func(c *Conn) {
+				e.Sim.After(time.Second, c.Close)
+			}})
+		},
+	}, &Scenario{
+		Name:        "close-unread",
+		Description: "B closes while data it has not read is still queued: like Linux it sends a RST instead of a FIN, and A's connection fails with ECONNRESET",
+		Limit:       60 * time.Second,
+		AB:          lan, BA: lan,
+		Start: func(e *Env) {
+			e.B.Listen(80, Handler{OnOpen: func(c *Conn) {
+				c.PauseReading(true)
+				e.Sim.After(time.Second, c.Close)
+			}})
+			e.dial(0, Handler{OnOpen: func(c *Conn) { c.Write([]byte("unread request\n")) }})
+		},
+	}, &Scenario{
 		Name: "fastopen",
 		Description: "TCP Fast Open (tcp_fastopen=3): A's first connection asks for a cookie in its SYN and B's SYN-ACK grants one; " +
 			"A's second connection presents the cached cookie in its SYN (the engine does not yet put data in the SYN, so the request follows the handshake)",

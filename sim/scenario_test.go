@@ -471,3 +471,32 @@ func TestFastOpenCookie(t *testing.T) {
 		}
 	}
 }
+
+func TestFinTimeout(t *testing.T) {
+	r := runScenario(t, "fin-timeout")
+	a, b := firstConn(t, r.Env.A), firstConn(t, r.Env.B)
+	fw2, ok := stateAt(a, tcp.FinWait2)
+	if !ok || a.Closed-fw2 != 60*time.Second || a.Err != nil {
+		t.Errorf("A: FIN-WAIT-2 at %v (%v), closed at %v with %v; want CLOSED 60s after FIN-WAIT-2\n%s", fw2, ok, a.Closed, a.Err, dump(r))
+	}
+	if !errors.Is(b.Err, syscall.ECONNRESET) || b.Closed != 90*time.Second+20*ms {
+		t.Errorf("B ended with %v at %v, want ECONNRESET at 90.02s (its late data answered with a RST)", b.Err, b.Closed)
+	}
+}
+
+func TestCloseUnreadSendsRST(t *testing.T) {
+	r := runScenario(t, "close-unread")
+	a, b := firstConn(t, r.Env.A), firstConn(t, r.Env.B)
+	var flags []string
+	for _, e := range r.Sim.Trace().Events {
+		if e.Host == "B" && e.Kind == KindSend && e.T >= time.Second {
+			flags = append(flags, e.Flags)
+		}
+	}
+	if len(flags) != 1 || !strings.HasPrefix(flags[0], "R") {
+		t.Errorf("B sent %v on close with unread data, want a single RST\n%s", flags, dump(r))
+	}
+	if !errors.Is(a.Err, syscall.ECONNRESET) || b.Err != nil {
+		t.Errorf("A ended with %v (want ECONNRESET), B with %v", a.Err, b.Err)
+	}
+}
