@@ -319,6 +319,19 @@ var moreBuiltins = []*Scenario{
 func init() {
 	builtins = append(builtins, moreBuiltins...)
 	builtins = append(builtins, &Scenario{
+		Name:        "reorder-deep",
+		Description: "A's 3rd data segment of 20 kB is held back 15 ms, long enough for many later segments to overtake it: B's SACKed duplicate ACKs trigger a fast retransmission that turns out spurious (B reports it with a D-SACK)",
+		Limit:       120 * time.Second,
+		AB:          lan, BA: lan,
+		Start: func(e *Env) {
+			e.Sim.AddDropRule(HoldNthData("A", 3, 15*ms))
+			e.B.Listen(80, Discard())
+			e.dial(0, Handler{OnOpen: func(c *Conn) {
+				c.Write(filler(20000))
+				c.CloseWrite()
+			}, OnEOF: func(c *Conn) { c.Close() }})
+		},
+	}, &Scenario{
 		Name:        "fin-timeout",
 		Description: "A closes (orphaning its socket) while B's application never closes: A waits in FIN-WAIT-2 for tcp_fin_timeout (60 s) and is gone; B's late reply at +90 s gets a RST",
 		Limit:       200 * time.Second,

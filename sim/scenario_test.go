@@ -500,3 +500,20 @@ func TestCloseUnreadSendsRST(t *testing.T) {
 		t.Errorf("A ended with %v (want ECONNRESET), B with %v", a.Err, b.Err)
 	}
 }
+
+func TestReorderDeep(t *testing.T) {
+	r := runScenario(t, "reorder-deep")
+	a, b := firstConn(t, r.Env.A), firstConn(t, r.Env.B)
+	if r.Env.A.Counters.TCPFastRetrans == 0 {
+		t.Errorf("no fast retransmission on SACKed duplicate ACKs\n%s", dump(r))
+	}
+	dsack := r.Sim.Trace().Find(func(e *Event) bool {
+		return e.Host == "B" && e.Kind == KindSend && e.Ack != nil && strings.Contains(e.relOpts, "sack 2897:4345")
+	})
+	if dsack == nil {
+		t.Errorf("B did not report the duplicate segment 2897:4345 with a D-SACK\n%s", dump(r))
+	}
+	if b.BytesRead != 20000 || a.Err != nil || b.Err != nil {
+		t.Errorf("B read %d bytes (want 20000); errors %v %v", b.BytesRead, a.Err, b.Err)
+	}
+}
