@@ -165,6 +165,14 @@ func (c *Conn) Input(seg *Segment, now time.Time) {
 				return
 			}
 			c.receiveData(seg, now)
+		default:
+			// CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer's FIN
+			// was received, so this is a retransmission of old data:
+			// acknowledge it (our ACK was lost), D-SACK if enabled.
+			if end := seg.Seq + uint32(len(seg.Payload)); seqLEQ(end, c.rcvNxt) {
+				c.setDSACK(seg.Seq, end, true)
+			}
+			c.ackNow = true
 		}
 	}
 
