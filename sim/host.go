@@ -426,6 +426,30 @@ func (c *Conn) PauseReading(pause bool) {
 	c.kick()
 }
 
+// Recv reads up to max bytes from the engine now, like one recv() call,
+// handing them to OnData, and returns how many it read. It is the way to
+// read from a connection whose automatic reading is paused (PauseReading).
+func (c *Conn) Recv(max int) int {
+	if c.gone || c.tc == nil || max <= 0 {
+		return 0
+	}
+	buf := c.h.sim.readBuf[:min(max, len(c.h.sim.readBuf))]
+	n, err := c.tc.Recv(buf)
+	note := fmt.Sprintf("recv %d bytes", n)
+	if err != nil {
+		note += " (" + err.Error() + ")"
+	}
+	c.trace(Event{Kind: KindApp, Note: note})
+	if n > 0 {
+		c.BytesRead += int64(n)
+		if c.handler.OnData != nil {
+			c.handler.OnData(c, buf[:n])
+		}
+	}
+	c.kick()
+	return n
+}
+
 func (c *Conn) label() string { return c.Tuple.Local.String() + ">" + c.Tuple.Remote.String() }
 
 func (c *Conn) trace(e Event) {

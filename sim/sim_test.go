@@ -155,3 +155,22 @@ func TestLinkRulesAndLossDeterministic(t *testing.T) {
 }
 
 func netipAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// With automatic reading paused, Recv reads exactly what the application
+// asks for, and reading opens the window again.
+func TestRecvWhilePaused(t *testing.T) {
+	e := NewEnv(1, Impairment{Delay: 5 * ms}, Impairment{Delay: 5 * ms})
+	var server *Conn
+	e.B.Listen(80, Handler{OnOpen: func(c *Conn) { server = c; c.PauseReading(true) }})
+	e.Sim.At(0, func() {
+		e.A.Dial(e.Server, Handler{OnOpen: func(c *Conn) { c.Write(filler(5000)) }})
+	})
+	var got []int
+	e.Sim.At(time.Second, func() { got = append(got, server.Recv(1000), server.Recv(100000), server.Recv(10)) })
+	if err := e.Sim.Run(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if server == nil || len(got) != 3 || got[0] != 1000 || got[1] != 4000 || got[2] != 0 || server.BytesRead != 5000 {
+		t.Fatalf("Recv returned %v, read %d; want [1000 4000 0] and 5000\n%s", got, server.BytesRead, text(e.Sim))
+	}
+}
