@@ -223,7 +223,7 @@ func (c *Conn) Info() Info {
 		SegsIn:        c.segsIn,
 		DataSegsOut:   c.dataSegsOut,
 		DataSegsIn:    c.dataSegsIn,
-		NotsentBytes:  int(c.dataEnd() - seqMax(c.sndNxt, c.sbufSeq)),
+		NotsentBytes:  max(0, int(int32(c.dataEnd()-seqMax(c.sndNxt, c.sbufSeq)))),
 		MinRTT:        c.minRTT,
 		DeliveryRate:  c.deliveryRate,
 		Delivered:     uint64(c.delivered),
