@@ -6,6 +6,44 @@
 // Abort), always passing the current time, and collects the segments it
 // wants to transmit with Output. Given the same inputs the engine behaves
 // identically, which makes it testable on a virtual clock.
+//
+// Driving a Conn: after every Input, Timeout or user call, call Output to
+// collect the segments to send, then re-arm a timer for Deadline (zero: no
+// timer). A Conn in state Closed may still emit a final RST from Output;
+// after that it can be forgotten. A *Conn is not safe for concurrent use.
+//
+// Behaviour follows RFC 9293 with Linux's choices where they differ:
+//
+//   - Handshake: MSS, window scale (shift clamped to 14; SYN windows never
+//     scaled), SACK-permitted and timestamps (per-connection offset) are
+//     negotiated. SYN and SYN-ACK are retransmitted with a 1 s initial RTO
+//     doubling (tcp_syn_retries / tcp_synack_retries, with optional
+//     tcp_syn_linear_timeouts); giving up closes with ETIMEDOUT.
+//   - Segment arrival: Linux's acceptability test (the segment must end at
+//     or after the last ACK sent and start within the window), PAWS, RFC
+//     5961 (exact-match RST, challenge ACKs for in-window RST and SYN and
+//     for ACKs outside [SND.UNA-MAX.SND.WND, SND.NXT]), per-connection
+//     tcp_invalid_ratelimit plus a stack-wide hook, RFC 1337 when enabled.
+//   - Data: send buffer with zero-copy payload slices, receive buffer with
+//     auto-tuning, out-of-order queue capped at the receive buffer, SACK
+//     and D-SACK blocks, receiver SWS avoidance, Nagle (SetNoDelay), Linux
+//     delayed ACKs (quick-ACK at start and after idle, ACK every second
+//     full-sized segment, 40 ms timer) and window updates on read.
+//   - Timers: RFC 6298 RTO with Karn and timestamps, tcp_retries2 as time
+//     (924.6 s), TCP_USER_TIMEOUT, keepalive (probes are bare ACKs with
+//     SEQ=SND.UNA-1), TIME-WAIT, orphan FIN-WAIT-2 timeout. Zero-window
+//     probing uses the Linux style: a bare ACK with SEQ=SND.UNA-1 (no data
+//     byte) whose reply carries the current window; when some window is
+//     open but less than the next segment, the probe sends the data that
+//     fits. Probes back off exponentially up to RTOMax and the connection
+//     is dropped after tcp_retries2 unanswered probes.
+//   - Loss recovery: a retransmission queue with per-segment state
+//     (SACKed, lost, retransmitted, delivery-rate snapshot), fast
+//     retransmit after tcp_reordering duplicate ACKs, NewReno partial ACKs
+//     without SACK, RFC 6675-style SACK recovery with PRR, RACK loss
+//     detection (also for lost retransmissions), tail loss probes, undo of
+//     spurious episodes (Eifel for RTOs, D-SACK), congestion control
+//     through tcp/cc with a rate sample per ACK.
 package tcp
 
 import (
