@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,6 +166,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		idle        = fs.Duration("idle", 5*time.Minute, "end a captured connection silent this long (capture time)")
 		maxBytes    = fs.Int("max-session-bytes", 64<<20, "stream bytes kept per session; more is dropped and the session marked")
 		noProgress  = fs.Bool("no-progress", false, "no progress bar even on a terminal")
+		list        = fs.Bool("list", false, "list the captured sessions (one line each) instead of replaying; no target needed")
 		failOnDiff  = fs.Bool("fail-on-diff", false, "exit 3 if any connection was not identical")
 		maxProblems = fs.Int("max-report", 1000, "list at most this many non-identical connections")
 		tunDev      = fs.String("tun", "", "replay through the ustack stack on a new TUN device `NAME`, keeping the captured client addresses (files only)")
@@ -193,6 +195,18 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		files = append(files, fs.Arg(0))
 		rest = fs.Args()[1:]
+	}
+	if *list {
+		if len(files) == 0 {
+			fmt.Fprintln(stderr, "ustack copy: --list needs capture files")
+			return 2
+		}
+		flt, err := ParseFilter(*filter)
+		if err != nil {
+			fmt.Fprintln(stderr, "ustack copy:", err)
+			return 2
+		}
+		return listSessions(files, AssemblerConfig{ServerPorts: append(serverPorts, pm.Ports()...), IdleTimeout: *idle, MaxSessionBytes: *maxBytes, Filter: flt}, stdout, stderr)
 	}
 	if pm.Empty() {
 		fmt.Fprintln(stderr, "ustack copy: no target: give -x [PORT-]HOST:PORT (see --help)")
@@ -310,6 +324,69 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if *failOnDiff && !rep.Identical() {
 		return 3
+	}
+	return 0
+}
+
+// listSessions prints one line per captured session, in session order.
+func listSessions(files []string, acfg AssemblerConfig, stdout, stderr io.Writer) int {
+	var srcs []Source
+	for _, f := range files {
+		s, err := OpenFile(f)
+		if err != nil {
+			fmt.Fprintln(stderr, "ustack copy:", err)
+			return 1
+		}
+		defer s.Close()
+		srcs = append(srcs, s)
+	}
+	var lines []string
+	var ids []int
+	a := NewAssembler(acfg, func(s *Session) {
+		flags := ""
+		if s.Midstream {
+			flags += " midstream"
+		}
+		if s.ClientRST || s.ServerRST {
+			flags += " reset"
+		}
+		if s.Truncated {
+			flags += " truncated"
+		}
+		for _, g := range s.Gaps {
+			flags += fmt.Sprintf(" gap(%s@%d+%d)", map[Dir]string{ClientToServer: "c", ServerToClient: "s"}[g.Dir], g.Offset, g.Len)
+		}
+		lines = append(lines, fmt.Sprintf("%d\t%v -> %v\t%s\t%d pkts\t%d/%d bytes\t%d exchanges\t%d retrans%s",
+			s.ID, s.Client, s.Server, s.Start.UTC().Format("15:04:05.000000"), s.Packets, len(s.ClientData), len(s.ServerData), len(s.Exchanges), s.Retransmitted, flags))
+		ids = append(ids, s.ID)
+	})
+	var readErr error
+	for _, src := range srcs {
+		for readErr == nil {
+			p, err := src.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				readErr = err
+				break
+			}
+			a.Packet(p)
+		}
+	}
+	a.Flush()
+	idx := make([]int, len(lines))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(i, j int) bool { return ids[idx[i]] < ids[idx[j]] })
+	fmt.Fprintln(stdout, "#\tclient -> server\tstart\tpackets\tclient/server bytes\texchanges\tretransmitted segments, marks")
+	for _, i := range idx {
+		fmt.Fprintln(stdout, lines[i])
+	}
+	if readErr != nil {
+		fmt.Fprintln(stderr, "ustack copy:", readErr)
+		return 1
 	}
 	return 0
 }

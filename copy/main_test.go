@@ -163,3 +163,16 @@ func TestHistogram(t *testing.T) {
 }
 
 func timeMicro(i int) time.Duration { return time.Duration(i) * time.Microsecond }
+
+func TestMainList(t *testing.T) {
+	path := synthCapture(t)
+	code, out, errOut := runMain("--list", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[1], "1\t10.0.0.1:40001 -> 10.0.0.2:80\t") || !strings.Contains(lines[1], "3 exchanges") ||
+		!strings.HasPrefix(lines[3], "3\t[fd00::1]:40003 -> [fd00::2]:80\t") {
+		t.Errorf("list:\n%s", out)
+	}
+}
