@@ -49,7 +49,11 @@ func lex(src string) ([]token, error) {
 	line := 1
 	i := 0
 	n := len(src)
+	depth := 0 // (), [] and {} nesting: statements continue across lines
 	addNL := func() {
+		if depth > 0 {
+			return
+		}
 		if len(toks) > 0 && toks[len(toks)-1].kind != tNewline {
 			toks = append(toks, token{kind: tNewline, line: line})
 		}
@@ -171,6 +175,14 @@ func lex(src string) ([]token, error) {
 			toks = append(toks, token{kind: tPunct, text: "...", line: line})
 			i += 3
 		case strings.IndexByte("+-*~<>()[]{},=:|&.!/", c) >= 0:
+			switch c {
+			case '(', '[', '{':
+				depth++
+			case ')', ']', '}':
+				if depth > 0 {
+					depth--
+				}
+			}
 			toks = append(toks, token{kind: tPunct, text: string(c), line: line})
 			i++
 		default:

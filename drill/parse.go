@@ -112,7 +112,10 @@ func (p *parser) timeValue() (time.Duration, bool, error) {
 func (p *parser) event() (*Event, error) {
 	t := p.peek()
 	ev := &Event{Line: t.line}
-	if p.is("*") {
+	if t.kind == tShell || t.kind == tPython {
+		// an untimed command or python block runs in sequence (+0)
+		ev.Time.Kind = TimeRelative
+	} else if p.is("*") {
 		p.next()
 		ev.Time.Kind = TimeAny
 	} else {
@@ -408,7 +411,9 @@ func (p *parser) syscall() (*Syscall, error) {
 	if t := p.peek(); t.kind == tIdent {
 		p.next()
 		sc.Errno = t.text
-		if p.is("(") {
+	}
+	if p.is("(") {
+		{
 			p.next()
 			var words []string
 			for !p.is(")") {

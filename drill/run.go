@@ -88,8 +88,8 @@ type runner struct {
 	cur    *flow // connection the next inbound packet and python block address
 	out    []outPkt
 
-	pending *pendingCall
-	err     error // failure found while time advanced
+	pending []*pendingCall // blocked system calls, oldest first
+	err     error          // failure found while time advanced
 
 	nextPort uint16
 	key      [16]byte
@@ -98,7 +98,10 @@ type runner struct {
 	last     time.Duration         // script time of the previous event
 	buf      []byte
 	pollWake time.Time
-	steps    int
+
+	localOverride, peerOverride netip.Addr
+	strictSegments              bool
+	steps                       int
 }
 
 type flow struct {
@@ -106,6 +109,7 @@ type flow struct {
 	c         *tcp.Conn
 	localISN  uint32
 	haveISN   bool
+	anchored  bool   // localISN set from the script's SYN line
 	tsOff     uint32 // ustack's TS val minus the script's
 	haveTSOff bool
 	listener  *socket // set while a child waits to be accepted
@@ -157,6 +161,22 @@ func Run(s *Script, opt Options) error {
 				return &Error{Line: o.Line, Msg: "bad --tolerance_usecs value " + o.Value}
 			}
 			r.tol = time.Duration(v) * time.Microsecond
+		case "local_ip", "remote_ip":
+			a, err := netip.ParseAddr(o.Value)
+			if err != nil {
+				return &Error{Line: o.Line, Msg: "bad --" + o.Name + " " + o.Value}
+			}
+			if o.Name == "local_ip" {
+				r.localOverride = a
+			} else {
+				r.peerOverride = a
+			}
+		case "tcp_ts_tick_usecs":
+			if o.Value != "1000" {
+				return &Error{Line: o.Line, Msg: "ustack's timestamp clock ticks every 1000 us; --tcp_ts_tick_usecs=" + o.Value + " is unsupported"}
+			}
+		case "strict_segments":
+			r.strictSegments = true
 		case "ip_version":
 			switch o.Value {
 			case "ipv4":
@@ -174,6 +194,15 @@ func Run(s *Script, opt Options) error {
 	if r.opt.IPv6 {
 		r.local, r.peer = LocalV6, RemoteV6
 	}
+	if r.localOverride.IsValid() {
+		r.local = r.localOverride
+	}
+	if r.peerOverride.IsValid() {
+		r.peer = r.peerOverride
+	}
+	if r.local.Is4() != r.peer.Is4() {
+		return &Error{Msg: fmt.Sprintf("local address %v and remote address %v are of different families", r.local, r.peer)}
+	}
 	for _, ev := range s.Events {
 		r.ev = ev
 		if err := r.event(ev); err != nil {
@@ -188,18 +217,19 @@ func Run(s *Script, opt Options) error {
 	if err := r.noStrayPackets(nil); err != nil {
 		return err
 	}
-	if r.pending != nil {
-		// let a blocked call finish (or time out) as scripted
-		r.ev = r.pending.ev
-		if err := r.advance(r.pending.limAt); err != nil {
+	for len(r.pending) > 0 {
+		// let blocked calls finish (or time out) as scripted
+		p := r.pending[0]
+		r.ev = p.ev
+		if err := r.advance(p.limAt); err != nil {
 			return err
 		}
 		if err := r.noStrayPackets(nil); err != nil {
 			return err
 		}
-	}
-	if r.pending != nil {
-		return &Error{Line: r.pending.ev.Line, Msg: fmt.Sprintf("%s call still blocked at the end of the script", r.pending.ev.Syscall.Name)}
+		if len(r.pending) > 0 && r.pending[0] == p {
+			return &Error{Line: p.ev.Line, Msg: fmt.Sprintf("%s call still blocked at the end of the script", p.ev.Syscall.Name)}
+		}
 	}
 	return nil
 }
@@ -316,7 +346,7 @@ func (r *runner) nextDeadline() time.Time {
 			d = t
 		}
 	}
-	if p := r.pending; p != nil {
+	for _, p := range r.pending {
 		if !p.wake.IsZero() && (d.IsZero() || p.wake.Before(d)) {
 			d = p.wake
 		}
@@ -742,11 +772,15 @@ func (r *runner) expectOut(ev *Event, lo, hi time.Duration, anyTime bool) (time.
 func (r *runner) match(ev *Event, p *outPkt, limit time.Time) error {
 	pk := ev.Packet
 	f := p.f
+	if pk.Flags&wire.TCPFlagSYN != 0 && p.flags&wire.TCPFlagSYN != 0 && !f.anchored {
+		// the script names ustack's ISN in its first SYN or SYN-ACK line
+		f.localISN, f.anchored = p.seq-pk.Seq, true
+	}
 	rel := p.seq - f.localISN
 	plen := p.plen
 	flags := p.flags
 	// TSO: one expected line may stand for several MSS-sized segments.
-	if plen > 0 && plen < pk.Len && rel == pk.Seq && flags&^(wire.TCPFlagPSH|wire.TCPFlagFIN) == pk.Flags&^(wire.TCPFlagPSH|wire.TCPFlagFIN) {
+	if !r.strictSegments && plen > 0 && plen < pk.Len && rel == pk.Seq && flags&^(wire.TCPFlagPSH|wire.TCPFlagFIN) == pk.Flags&^(wire.TCPFlagPSH|wire.TCPFlagFIN) {
 		last := *p
 		for plen < pk.Len {
 			for len(r.out) == 0 {

@@ -18,6 +18,7 @@ func (r *runner) shell(ev *Event, cmdline string, depth int) error {
 	if depth > 8 {
 		return r.failf(ev, "shell scripts nested too deeply")
 	}
+	cmdline = strings.ReplaceAll(cmdline, "\\\n", " ") // line continuations
 	for _, cmd := range splitCommands(cmdline) {
 		words, err := shellWords(cmd)
 		if err != nil {
@@ -73,12 +74,10 @@ func shellWords(s string) ([]string, error) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			} else {
-				cur.WriteByte(c)
-			}
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0 && !(quote == '"' && c == '$'):
+			cur.WriteByte(c)
 		case c == '"' || c == '\'':
 			quote, in = c, true
 		case c == '#' && !in:
@@ -89,6 +88,20 @@ func shellWords(s string) ([]string, error) {
 				cur.Reset()
 				in = false
 			}
+		case c == '$' && strings.HasPrefix(s[i:], "$(("):
+			j := strings.Index(s[i:], "))")
+			if j < 0 {
+				return nil, fmt.Errorf("unterminated $((")
+			}
+			v, err := evalPython(s[i+3:i+j], func(string) (int64, bool) { return 0, false })
+			if err != nil {
+				return nil, fmt.Errorf("arithmetic %q: %v", s[i:i+j+2], err)
+			}
+			cur.WriteString(strconv.FormatInt(v, 10))
+			in = true
+			i += j + 1
+		case quote != 0:
+			return nil, fmt.Errorf("unsupported shell syntax %q in quotes", c)
 		case c == '|' || c == '<' || c == '`' || c == '$':
 			return nil, fmt.Errorf("unsupported shell syntax %q", c)
 		default:
@@ -107,6 +120,10 @@ func shellWords(s string) ([]string, error) {
 
 func (r *runner) setSysctl(ev *Event, name, value string) error {
 	name = strings.TrimSpace(name)
+	if ignoredSysctls[strings.ReplaceAll(strings.TrimPrefix(name, "/proc/sys/"), "/", ".")] {
+		r.logf("sysctl %s=%s ignored (no ustack counterpart)", name, value)
+		return nil
+	}
 	// Linux's proc_dointvec reads integers with base 0 (0x207 is common in
 	// Fast Open scripts); tcp.Config.Set wants decimal, so convert.
 	fields := strings.Fields(value)
@@ -127,7 +144,30 @@ func (r *runner) setSysctl(ev *Event, name, value string) error {
 	return nil
 }
 
+// ignoredSysctls are Linux knobs with no counterpart in ustack (it has
+// no TSO, and tcp_fack is gone from Linux too). Setting them is accepted
+// and logged; any other unknown name fails the script.
+var ignoredSysctls = map[string]bool{
+	"net.ipv4.tcp_tso_win_divisor": true,
+	"net.ipv4.tcp_min_tso_segs":    true,
+	"net.ipv4.tcp_fack":            true,
+	"net.ipv4.tcp_ecn_option":      true,
+}
+
 func (r *runner) shellCommand(ev *Event, w []string, depth int) error {
+	// output redirections to /dev/null do not matter here
+	for len(w) > 1 {
+		last := w[len(w)-1]
+		if last == "2>&1" || last == ">/dev/null" || last == "2>/dev/null" || last == "&>/dev/null" {
+			w = w[:len(w)-1]
+			continue
+		}
+		if len(w) > 2 && (w[len(w)-2] == ">" || w[len(w)-2] == "2>") && last == "/dev/null" {
+			w = w[:len(w)-2]
+			continue
+		}
+		break
+	}
 	base := filepath.Base(w[0])
 	switch {
 	case base == "sysctl":
@@ -179,6 +219,10 @@ func (r *runner) shellCommand(ev *Event, w []string, depth int) error {
 	case strings.HasSuffix(base, ".sh") && len(w) == 1:
 		return r.sourceFile(ev, w[0], depth)
 	case base == "true" || base == ":":
+		return nil
+	case base == "tc" && len(w) >= 4 && w[1] == "qdisc" && (w[len(w)-1] == "pfifo" || w[len(w)-1] == "pfifo_fast"):
+		// ustack has no queueing discipline: a plain FIFO is what it has
+		r.logf("%s: no-op (ustack has no qdisc)", strings.Join(w, " "))
 		return nil
 	}
 	return r.failf(ev, "unsupported shell command %q (only sysctl settings are understood)", strings.Join(w, " "))

@@ -112,18 +112,22 @@ type pendingCall struct {
 func (p *pendingCall) limit() time.Time { return p.limAt }
 
 func (r *runner) retryPending() {
-	p := r.pending
-	if p == nil || r.err != nil {
-		return
-	}
-	res, done := p.try()
-	if !done {
-		if !r.now.Before(p.limAt) {
-			r.err = &Error{Line: p.ev.Line, Msg: fmt.Sprintf("%s call expected to return at %s, still blocked at %s", p.ev.Syscall.Name, fmtT(p.end), fmtT(r.elapsed()))}
+	for i := 0; i < len(r.pending) && r.err == nil; i++ {
+		p := r.pending[i]
+		res, done := p.try()
+		if !done {
+			if !r.now.Before(p.limAt) {
+				r.err = &Error{Line: p.ev.Line, Msg: fmt.Sprintf("%s call expected to return at %s, still blocked at %s", p.ev.Syscall.Name, fmtT(p.end), fmtT(r.elapsed()))}
+			}
+			continue
 		}
-		return
+		r.pending = append(r.pending[:i], r.pending[i+1:]...)
+		i--
+		r.finishPending(p, res)
 	}
-	r.pending = nil
+}
+
+func (r *runner) finishPending(p *pendingCall, res sysResult) {
 	at := r.elapsed()
 	if at < p.end-r.tol || at > p.end+r.tol {
 		r.err = &Error{Line: p.ev.Line, Msg: fmt.Sprintf("%s call expected to return at %s, returned at %s", p.ev.Syscall.Name, fmtT(p.end), fmtT(at))}
@@ -234,9 +238,6 @@ func immediate(res sysResult) func() (sysResult, bool) {
 // syscall starts a system call line.
 func (r *runner) syscall(ev *Event, t time.Duration) error {
 	sc := ev.Syscall
-	if r.pending != nil {
-		return r.failf(ev, "%s starts while the %s call of line %d is still blocked", sc.Name, r.pending.ev.Syscall.Name, r.pending.ev.Line)
-	}
 	var try func() (sysResult, bool)
 	var err error
 	r.pollWake = time.Time{}
@@ -295,8 +296,9 @@ func (r *runner) syscall(ev *Event, t time.Duration) error {
 		r.flush()
 		return r.checkResult(ev, res)
 	}
-	r.pending = &pendingCall{ev: ev, start: t, end: end, limAt: epoch.Add(end + r.tol), try: try}
-	r.pending.wake, r.pollWake = r.pollWake, time.Time{}
+	p := &pendingCall{ev: ev, start: t, end: end, limAt: epoch.Add(end + r.tol), try: try}
+	p.wake, r.pollWake = r.pollWake, time.Time{}
+	r.pending = append(r.pending, p)
 	return nil
 }
 
