@@ -12,53 +12,33 @@ import (
 // so when a message is summed in several calls every chunk except the last
 // must have an even length.
 //
-// Speed: 64 bytes per loop iteration, read as sixteen 32-bit words added
-// into four independent uint64 accumulators (no carry chain, so the adds
-// run in parallel); carries collect in the high halves and are folded once
-// at the end. Words are read little-endian and the folded result swapped,
-// since one's-complement sums are byte-order independent (RFC 1071). See
-// BenchmarkChecksum and BenchmarkChecksumVariants.
+// Speed: whole 64-byte blocks are read as sixteen 32-bit words added into
+// four independent uint64 accumulators (no carry chain, so the adds run in
+// parallel; carries collect in the high halves and are folded at the end).
+// Input under 512 bytes and the last 0..63 bytes use an 8-byte
+// add-with-carry chain, faster at header sizes. Words are read little-endian and the folded result
+// swapped, since one's-complement sums are byte-order independent
+// (RFC 1071). See BenchmarkChecksum and BenchmarkChecksumVariants.
 func ChecksumAdd(sum uint32, b []byte) uint32 {
-	var acc uint64
-	for len(b) > 0 {
-		// Each iteration adds < 2^34 to an accumulator; 1 GiB chunks keep
-		// the accumulators far from overflow.
-		n := min(len(b), 1<<30)
-		acc = foldTo32(acc) + sum64(b[:n])
-		b = b[n:]
+	var acc, c uint64
+	if len(b) >= 512 {
+		acc = sumBlocks(b)
+		b = b[len(b)&^63:]
 	}
-	for acc > 0xffff {
-		acc = (acc & 0xffff) + (acc >> 16)
+	// Short input (a typical header) and the last 0..63 bytes go through
+	// an 8-byte add-with-carry chain, which beats the split adds there.
+	for len(b) >= 32 {
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[0:8]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[8:16]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[16:24]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[24:32]), c)
+		b = b[32:]
 	}
-	r := uint64(sum) + uint64(bits.ReverseBytes16(uint16(acc)))
-	return uint32(r&0xffffffff) + uint32(r>>32)
-}
-
-func foldTo32(a uint64) uint64 {
-	return (a & 0xffffffff) + (a >> 32)
-}
-
-// sum64 returns the little-endian one's-complement partial sum of b
-// (len(b) <= 1<<30) in a uint64 that has not been folded.
-func sum64(b []byte) uint64 {
-	var a0, a1, a2, a3 uint64
-	for len(b) >= 64 {
-		a0 += uint64(binary.LittleEndian.Uint32(b[0:])) + uint64(binary.LittleEndian.Uint32(b[16:])) +
-			uint64(binary.LittleEndian.Uint32(b[32:])) + uint64(binary.LittleEndian.Uint32(b[48:]))
-		a1 += uint64(binary.LittleEndian.Uint32(b[4:])) + uint64(binary.LittleEndian.Uint32(b[20:])) +
-			uint64(binary.LittleEndian.Uint32(b[36:])) + uint64(binary.LittleEndian.Uint32(b[52:]))
-		a2 += uint64(binary.LittleEndian.Uint32(b[8:])) + uint64(binary.LittleEndian.Uint32(b[24:])) +
-			uint64(binary.LittleEndian.Uint32(b[40:])) + uint64(binary.LittleEndian.Uint32(b[56:]))
-		a3 += uint64(binary.LittleEndian.Uint32(b[12:])) + uint64(binary.LittleEndian.Uint32(b[28:])) +
-			uint64(binary.LittleEndian.Uint32(b[44:])) + uint64(binary.LittleEndian.Uint32(b[60:]))
-		b = b[64:]
-	}
-	acc := a0 + a1 + a2 + a3
 	for len(b) >= 8 {
-		x := binary.LittleEndian.Uint64(b)
-		acc += x&0xffffffff + x>>32
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[0:8]), c)
 		b = b[8:]
 	}
+	acc = foldTo32(acc) + c
 	if len(b) >= 4 {
 		acc += uint64(binary.LittleEndian.Uint32(b))
 		b = b[4:]
@@ -71,7 +51,41 @@ func sum64(b []byte) uint64 {
 		// Big-endian word [b0, 0] read little-endian is b0.
 		acc += uint64(b[0])
 	}
-	return acc
+	for acc > 0xffff {
+		acc = (acc & 0xffff) + (acc >> 16)
+	}
+	r := uint64(sum) + uint64(bits.ReverseBytes16(uint16(acc)))
+	return uint32(r&0xffffffff) + uint32(r>>32)
+}
+
+func foldTo32(a uint64) uint64 {
+	return (a & 0xffffffff) + (a >> 32)
+}
+
+// sumBlocks returns the little-endian one's-complement sum of the whole
+// 64-byte blocks of b, folded to at most 33 bits.
+func sumBlocks(b []byte) uint64 {
+	var acc uint64
+	for len(b) >= 64 {
+		// Each block adds < 2^34 to an accumulator; at most 1 GiB per
+		// round keeps the four accumulators far from overflow.
+		blk := b[:min(len(b), 1<<30)&^63]
+		b = b[len(blk):]
+		var a0, a1, a2, a3 uint64
+		for len(blk) >= 64 {
+			a0 += uint64(binary.LittleEndian.Uint32(blk[0:])) + uint64(binary.LittleEndian.Uint32(blk[16:])) +
+				uint64(binary.LittleEndian.Uint32(blk[32:])) + uint64(binary.LittleEndian.Uint32(blk[48:]))
+			a1 += uint64(binary.LittleEndian.Uint32(blk[4:])) + uint64(binary.LittleEndian.Uint32(blk[20:])) +
+				uint64(binary.LittleEndian.Uint32(blk[36:])) + uint64(binary.LittleEndian.Uint32(blk[52:]))
+			a2 += uint64(binary.LittleEndian.Uint32(blk[8:])) + uint64(binary.LittleEndian.Uint32(blk[24:])) +
+				uint64(binary.LittleEndian.Uint32(blk[40:])) + uint64(binary.LittleEndian.Uint32(blk[56:]))
+			a3 += uint64(binary.LittleEndian.Uint32(blk[12:])) + uint64(binary.LittleEndian.Uint32(blk[28:])) +
+				uint64(binary.LittleEndian.Uint32(blk[44:])) + uint64(binary.LittleEndian.Uint32(blk[60:]))
+			blk = blk[64:]
+		}
+		acc = foldTo32(acc) + foldTo32(a0) + foldTo32(a1) + foldTo32(a2) + foldTo32(a3)
+	}
+	return foldTo32(acc)
 }
 
 // checksumAddSlow is the plain RFC 1071 reference loop, used by tests and

