@@ -43,6 +43,7 @@ func (t *tcpState) sendSynCookie(in *inputCtx, l *listener, tu tcp.Tuple, seg *t
 		return
 	}
 	tc.SetMTU(ifc.mtu)
+	t.setTSOffset(tc, tu)
 	o := tcp.SynCookieOptions{
 		WScale: syn.Options.WScale, WScaleOK: syn.Options.HasWScale,
 		SACKOK: syn.Options.SACKPermitted,

@@ -35,6 +35,7 @@ type tcpState struct {
 	key    [16]byte // ISN and port-selection secret
 
 	cookieKeys tcp.SynCookieKeys
+	tsKey      [16]byte // timestamp offset secret (tcp.TSOffset)
 	tfo        fastOpen
 
 	mu        sync.RWMutex // guards conns, listeners, ports
@@ -55,6 +56,7 @@ func newTCPState(s *Stack) *tcpState {
 	rand.Read(t.key[:])
 	rand.Read(t.cookieKeys[0][:])
 	rand.Read(t.cookieKeys[1][:])
+	rand.Read(t.tsKey[:])
 	lo, hi := t.portRange()
 	t.ports, _ = tcp.NewPortAllocator(&t.key, [2]int{lo, hi})
 	t.initFastOpen()
@@ -126,7 +128,17 @@ func (t *tcpState) newEndpoint(tu tcp.Tuple, tc *tcp.Conn, ifc *iface) *endpoint
 	e.emitFn = e.emit
 	tc.SetCounters(&e.sh.ctr)
 	tc.SetMTU(ifc.mtu)
+	t.setTSOffset(tc, tu)
 	return e
+}
+
+// setTSOffset gives tc Linux's per address pair timestamp offset
+// (tcp_timestamps=1): TSval stays monotonic across connections between two
+// hosts, which PAWS needs when a new SYN reuses a TIME-WAIT tuple.
+func (t *tcpState) setTSOffset(tc *tcp.Conn, tu tcp.Tuple) {
+	if t.cfg.Timestamps == 1 {
+		tc.SetTimestampOffset(tcp.TSOffset(&t.tsKey, tu.Local.Addr(), tu.Remote.Addr()))
+	}
 }
 
 // isn returns an RFC 6528 initial sequence number.
