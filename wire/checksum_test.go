@@ -49,6 +49,9 @@ func TestChecksumMatchesReference(t *testing.T) {
 	for i := 0; i < 20000; i++ {
 		off := r.IntN(16)
 		n := r.IntN(300)
+		if i%5 == 0 { // around and above the 512-byte bulk threshold
+			n = 400 + r.IntN(3000)
+		}
 		if i%50 == 0 {
 			n = r.IntN(len(buf) - 16)
 		}
