@@ -321,6 +321,11 @@ func (r *runner) python(ev *Event) error {
 	if r.cur == nil || r.cur.c == nil {
 		return r.failf(ev, "python block without a connection under test")
 	}
+	// Info measures "time since" from the connection's latest call: an
+	// early Timeout (harmless) brings it to the current virtual time.
+	if r.cur.c.State() != tcp.Closed {
+		r.cur.c.Timeout(r.now)
+	}
 	vars := infoVars(r.cur.c.Info())
 	look := func(n string) (int64, bool) {
 		if v, ok := vars[n]; ok {

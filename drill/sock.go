@@ -681,6 +681,9 @@ func (r *runner) sysRead(ev *Event) (func() (sysResult, bool), error) {
 			return fail(syscall.ENOTCONN)
 		}
 		c := s.f.c
+		if s.shutRd && c.Readable() == 0 {
+			return done(0) // shut down for reading: EOF instead of blocking
+		}
 		if st := c.State(); st == tcp.SynSent || st == tcp.SynReceived {
 			if nonblock {
 				return fail(syscall.EAGAIN)
