@@ -332,6 +332,12 @@ func (r *Replayer) replay(ctx context.Context, s *Session, copyNum int, addr str
 			rd.waitFor(ctx, -1, wait) // until EOF or quiet
 		}
 	}
+	if s.ClientRST && !s.ClientFIN {
+		// The captured client aborted: end with a RST too.
+		if l, ok := conn.(interface{ SetLinger(int) error }); ok {
+			l.SetLinger(0)
+		}
+	}
 	conn.Close()
 	<-rd.done
 

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -397,5 +398,40 @@ func TestReplaySessionTimeout(t *testing.T) {
 		var b strings.Builder
 		rep.WriteText(&b)
 		t.Errorf("report:\n%s", b.String())
+	}
+}
+
+func TestReplayClientAbortSendsRST(t *testing.T) {
+	f := NewSynthFlow(cli4, srv4, 1, 1)
+	pkts := cat(f.Handshake(), f.Data(ClientToServer, []byte("hello"), 100), one(f.Segment(ClientToServer, f.CSeq, f.SSeq, 0x04|0x10, nil)))
+	path := filepath.Join(t.TempDir(), "rst.pcap")
+	writeCapture(t, path, LinkRaw, false, pkts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.ReadAll(c)
+		got <- err
+	}()
+	rep := replayFile(t, path, Options{Target: mapAll(ln.Addr().String())})
+	if rep.Status[StatusIdentical] != 1 {
+		t.Errorf("status %v", rep.Status)
+	}
+	select {
+	case err := <-got:
+		if ErrorKind(err) != "reset" {
+			t.Errorf("server read ended with %v, want a reset", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server read did not end")
 	}
 }
