@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/netip"
 	"os"
@@ -166,6 +167,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		idle        = fs.Duration("idle", 5*time.Minute, "end a captured connection silent this long (capture time)")
 		maxBytes    = fs.Int("max-session-bytes", 64<<20, "stream bytes kept per session; more is dropped and the session marked")
 		noProgress  = fs.Bool("no-progress", false, "no progress bar even on a terminal")
+		sample      = fs.Float64("sample", 100, "replay this percentage of the sessions (chosen by a hash of the 4-tuple, like tcpcopy -r)")
 		list        = fs.Bool("list", false, "list the captured sessions (one line each) instead of replaying; no target needed")
 		failOnDiff  = fs.Bool("fail-on-diff", false, "exit 3 if any connection was not identical")
 		maxProblems = fs.Int("max-report", 1000, "list at most this many non-identical connections")
@@ -231,6 +233,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "ustack copy:", err)
 		return 2
+	}
+	if *sample <= 0 || *sample > 100 {
+		fmt.Fprintln(stderr, "ustack copy: --sample must be in (0, 100]")
+		return 2
+	}
+	if *sample < 100 {
+		flt = sampled(flt, *sample)
 	}
 	hints := append([]uint16(nil), serverPorts...)
 	hints = append(hints, pm.Ports()...)
@@ -326,6 +335,23 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 3
 	}
 	return 0
+}
+
+// sampled keeps pct percent of the sessions f keeps, by a hash of the
+// 4-tuple (the same sessions on every run).
+func sampled(f func(c, s netip.AddrPort) bool, pct float64) func(c, s netip.AddrPort) bool {
+	limit := uint64(pct / 100 * float64(1<<32))
+	return func(c, s netip.AddrPort) bool {
+		if !f(c, s) {
+			return false
+		}
+		h := fnv.New32a()
+		b, _ := c.MarshalBinary()
+		h.Write(b)
+		b, _ = s.MarshalBinary()
+		h.Write(b)
+		return uint64(h.Sum32()) < limit
+	}
 }
 
 // listSessions prints one line per captured session, in session order.

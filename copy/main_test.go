@@ -176,3 +176,24 @@ func TestMainList(t *testing.T) {
 		t.Errorf("list:\n%s", out)
 	}
 }
+
+func TestSample(t *testing.T) {
+	all := func(netip.AddrPort, netip.AddrPort) bool { return true }
+	f := sampled(all, 25)
+	kept := 0
+	for i := 0; i < 4000; i++ {
+		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), uint16(30000+i))
+		if f(c, srv4) {
+			kept++
+		}
+		if f(c, srv4) != f(c, srv4) {
+			t.Fatal("sampling not deterministic")
+		}
+	}
+	if kept < 850 || kept > 1150 {
+		t.Errorf("kept %d of 4000 at 25%%", kept)
+	}
+	if code, _, errOut := runMain("-x", "127.0.0.1:1", "--sample", "0", "f.pcap"); code != 2 || !strings.Contains(errOut, "--sample") {
+		t.Errorf("--sample 0: exit %d %q", code, errOut)
+	}
+}
