@@ -278,9 +278,15 @@ func (r *runner) syscall(ev *Event, t time.Duration) error {
 	}
 	end := t
 	if ev.Time.Blocking {
+		// Like packetdrill: after a relative start the end is relative
+		// to the same base (the previous event), e.g. +0...0.100 blocks
+		// for 100 ms; "+" after the dots is relative to the start.
 		end = ev.Time.End
-		if ev.Time.EndRel {
+		switch {
+		case ev.Time.EndRel:
 			end = t + ev.Time.End
+		case ev.Time.Kind == TimeRelative:
+			end = t - ev.Time.T + ev.Time.End
 		}
 	}
 	r.flush()
@@ -922,6 +928,17 @@ func (r *runner) sysGetsockopt(ev *Event) (func() (sysResult, bool), error) {
 		}
 	case level == sol && name == constants["SO_KEEPALIVE"]:
 		got = int64(b2i(s.keepAlive))
+	case level == sol && name == constants["SO_SNDBUF"]:
+		// like Linux: the doubled request, or tcp_wmem[1] by default
+		got = int64(r.cfg.WMem[1])
+		if s.set[kSndBuf] {
+			got = int64(max(min(s.sndBuf, r.cfg.WMemMax)*2, 4608))
+		}
+	case level == sol && name == constants["SO_RCVBUF"]:
+		got = int64(r.cfg.RMem[1])
+		if s.set[kRcvBuf] {
+			got = int64(max(min(s.rcvBuf, r.cfg.RMemMax)*2, 2304))
+		}
 	case level == tcpl && name == constants["TCP_NODELAY"]:
 		got = int64(b2i(s.noDelay))
 	case level == tcpl && name == constants["TCP_USER_TIMEOUT"]:
