@@ -2,7 +2,9 @@ package tcpcopy
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -200,5 +202,53 @@ func TestAssembleFilterAndRST(t *testing.T) {
 	}
 	if a.Stats.Filtered != 1 || a.Stats.Sessions != 1 {
 		t.Errorf("filtered %d sessions %d", a.Stats.Filtered, a.Stats.Sessions)
+	}
+}
+
+// TestCaptureFileImpairments writes captures with retransmissions,
+// reordering, an overlap and a lost segment to pcap and pcapng files and
+// reads them back through OpenFile.
+func TestCaptureFileImpairments(t *testing.T) {
+	req := []byte("POST /upload HTTP/1.1\r\nContent-Length: 40\r\n\r\n0123456789012345678901234567890123456789")
+	resp := respondTo(httpReq("/upload"), false)
+	build := func(lose bool) [][]byte {
+		f := NewSynthFlow(cli4, srv4, 0xffffff00, 42)
+		hs := f.Handshake()
+		segs := f.Data(ClientToServer, req, 16) // 6 segments
+		overlap := f.Segment(ClientToServer, 0xffffff01+8, f.SSeq, 0x18, req[8:40])
+		rs := f.Data(ServerToClient, resp, 50)
+		order := [][]byte{segs[0], segs[2], segs[1], segs[1], overlap, segs[4], segs[3], segs[5]}
+		if lose {
+			order = [][]byte{segs[0], segs[1], segs[3], segs[4], segs[5]} // segs[2] never captured
+		}
+		return cat(hs, order, one(rs[1]), one(rs[0]), rs[1:], f.Close())
+	}
+	dir := t.TempDir()
+	for _, ng := range []bool{false, true} {
+		for _, lose := range []bool{false, true} {
+			path := filepath.Join(dir, fmt.Sprintf("imp-%v-%v.pcap", ng, lose))
+			writeCapture(t, path, LinkLinuxSLL, ng, build(lose))
+			ss := readSessions(t, path)
+			if len(ss) != 1 {
+				t.Fatalf("%s: %d sessions", path, len(ss))
+			}
+			s := ss[0]
+			if !bytes.Equal(s.ServerData, resp) {
+				t.Errorf("%s: response %q", path, s.ServerData)
+			}
+			if !lose {
+				if !bytes.Equal(s.ClientData, req) || len(s.Gaps) != 0 || s.Retransmitted < 2 || s.OutOfOrder < 2 {
+					t.Errorf("%s: client %q gaps %v retrans %d ooo %d", path, s.ClientData, s.Gaps, s.Retransmitted, s.OutOfOrder)
+				}
+				continue
+			}
+			want := append(append([]byte(nil), req[:32]...), req[48:]...)
+			if !bytes.Equal(s.ClientData, want) || len(s.Gaps) != 1 || s.Gaps[0] != (Gap{Dir: ClientToServer, Offset: 32, Len: 16, Packet: s.Gaps[0].Packet}) {
+				t.Errorf("%s: client %q gaps %+v", path, s.ClientData, s.Gaps)
+			}
+			if len(s.Exchanges) != 1 {
+				t.Errorf("%s: exchanges %+v", path, s.Exchanges)
+			}
+		}
 	}
 }
