@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +37,7 @@ type Options struct {
 	Losses      []float64
 	CCs         []string
 	Verbose     bool
+	CPUProfile  string
 }
 
 // allBenches lists the benchmark groups in run order; loss is opt-in.
@@ -56,7 +58,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
 	rep := Run(o, makers(o.Systems))
+	if o.CPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if o.JSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -90,6 +106,7 @@ func parseFlags(args []string) (Options, error) {
 	fs.StringVar(&losses, "losses", "0,0.1,1,3", "loss rates in percent for the loss sweep")
 	fs.StringVar(&ccs, "ccs", "reno,cubic", "congestion controls for the loss sweep")
 	fs.BoolVar(&o.Verbose, "v", false, "log each run to stderr")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
