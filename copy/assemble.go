@@ -37,6 +37,7 @@ type CaptureStats struct {
 	NonTCP      int64     `json:"non_tcp"`
 	Fragments   int64     `json:"fragments"`   // IP fragments (not reassembled, skipped)
 	Undecodable int64     `json:"undecodable"` // malformed or cut-short IP/TCP headers
+	CutShort    int64     `json:"cut_short"`   // frames shorter than on the wire (capture snap length)
 	Stray       int64     `json:"stray"`       // segments of no known connection carrying nothing (late ACKs, RSTs)
 	Sessions    int64     `json:"sessions"`
 	Midstream   int64     `json:"midstream"` // sessions without a handshake in the capture (roles guessed)
@@ -159,6 +160,9 @@ func (a *Assembler) Open() int { return len(a.conns) }
 func (a *Assembler) Packet(p Packet) {
 	a.Stats.Packets++
 	a.Stats.Bytes += int64(len(p.Data))
+	if p.OrigLen > len(p.Data) {
+		a.Stats.CutShort++
+	}
 	ip, err := NetworkLayer(p.LinkType, p.Data)
 	if err != nil {
 		a.undecodable(p.Num)

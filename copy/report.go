@@ -203,6 +203,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	if c.Midstream > 0 {
 		fmt.Fprintf(&b, "  %d sessions started before the capture (no handshake: client guessed by port, beginning may be missing)\n", c.Midstream)
 	}
+	if c.CutShort > 0 {
+		fmt.Fprintf(&b, "  %d packets were cut short by the capture's snap length: their data is missing (capture with tcpdump -s 0)\n", c.CutShort)
+	}
 	if c.Undecodable+c.Fragments > 0 {
 		fmt.Fprintf(&b, "  %d undecodable packets (first: packet %d), %d IP fragments skipped\n", c.Undecodable, c.FirstUndecodable, c.Fragments)
 	}

@@ -228,3 +228,33 @@ func TestUndecodablePacketsCounted(t *testing.T) {
 		t.Errorf("sessions %d gaps %d", rep.Capture.Sessions, rep.Capture.Gaps)
 	}
 }
+
+func TestSnapLengthCutShort(t *testing.T) {
+	pkts := linkTestPackets()
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	w.WriteFileHeader(60, layers.LinkTypeRaw)
+	for i, p := range pkts {
+		n := min(len(p), 60)
+		w.WritePacket(gopacket.CaptureInfo{Timestamp: t0.Add(time.Duration(i) * time.Millisecond), CaptureLength: n, Length: len(p)}, p[:n])
+	}
+	path := filepath.Join(t.TempDir(), "snap60.pcap")
+	os.WriteFile(path, buf.Bytes(), 0o644)
+	src, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	rep, err := Run(t.Context(), []Source{src}, AssemblerConfig{}, Options{Target: func(*Session) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Capture.CutShort == 0 || rep.Capture.Undecodable != rep.Capture.CutShort {
+		t.Errorf("cut short %d undecodable %d", rep.Capture.CutShort, rep.Capture.Undecodable)
+	}
+	var b strings.Builder
+	rep.WriteText(&b)
+	if !strings.Contains(b.String(), "cut short by the capture's snap length") {
+		t.Errorf("report:\n%s", b.String())
+	}
+}
