@@ -180,6 +180,8 @@ type Conn struct {
 	peerMSS, advMSS     int
 	sndMSS              int
 	mtuSet              bool
+	synEmitted          bool
+	pathMSS             int
 
 	// send buffer: byte with sequence number s is sbuf[sbufOff+int(s-sbufSeq)]
 	sbuf         []byte
@@ -464,6 +466,9 @@ func (c *Conn) acceptSYN(syn *Segment, now time.Time) {
 
 func (c *Conn) updateMSS() {
 	m := c.advMSS
+	if c.pathMSS > 0 && c.pathMSS < m {
+		m = c.pathMSS
+	}
 	if c.peerMSS > 0 && c.peerMSS < m {
 		m = c.peerMSS
 	}
@@ -692,22 +697,93 @@ func (c *Conn) Err() error { return c.err }
 // SetCounters makes the connection count into ctr (nil: no counting).
 func (c *Conn) SetCounters(ctr *Counters) { c.ctr = ctr }
 
-// SetMTU sets the MSS we advertise (and the largest we send) from the path
-// MTU: MTU minus 40 (IPv4) or 60 (IPv6) bytes of headers. Call it right
-// after NewActive or NewPassive, before the first Output.
+// SetMTU sets the path MTU: the MSS we send is at most MTU minus 40
+// (IPv4) or 60 (IPv6) bytes of headers. Called before the SYN or SYN-ACK
+// goes out (right after NewActive or NewPassive) it also sets the MSS we
+// advertise. Called later with a smaller MTU (ICMP fragmentation needed /
+// packet too big), segments in flight that no longer fit are split and
+// retransmitted at once (Linux tcp_simple_retransmit), without a
+// congestion-window reduction.
 func (c *Conn) SetMTU(mtu int) {
 	hdr := 40
 	if c.tuple.Remote.Addr().Is6() && !c.tuple.Remote.Addr().Is4In6() {
 		hdr = 60
 	}
-	if mtu-hdr < 88 {
+	m := mtu - hdr
+	if m < 88 {
 		return
 	}
-	c.advMSS = mtu - hdr
+	if !c.synEmitted {
+		c.advMSS = m
+	}
+	c.pathMSS = m
 	c.mtuSet = true
 	if c.peerMSS > 0 {
+		old := c.sndMSS
 		c.updateMSS()
+		if c.sndMSS < old && synchronized(c.state) {
+			c.resegment()
+		}
 	}
+}
+
+// resegment splits queued segments larger than the send MSS and marks them
+// lost so that Output retransmits them at the new size.
+func (c *Conn) resegment() {
+	q := c.rtxQ()
+	need := false
+	for i := range q {
+		if !q[i].sacked && c.segDataLen(&q[i]) > c.sndMSS {
+			need = true
+			break
+		}
+	}
+	if !need {
+		return
+	}
+	nq := make([]txSeg, 0, len(q)*2)
+	for _, s := range q {
+		dl := c.segDataLen(&s)
+		if s.sacked || dl <= c.sndMSS {
+			nq = append(nq, s)
+			continue
+		}
+		if s.lost {
+			c.lostOut--
+		}
+		if s.rtxOut {
+			c.retransOut--
+		}
+		c.packetsOut--
+		for off := 0; off < dl; off += c.sndMSS {
+			p := s
+			p.seq = s.seq + uint32(off)
+			p.end = p.seq + uint32(min(c.sndMSS, dl-off))
+			p.fin = false
+			if off+c.sndMSS >= dl && s.fin {
+				p.fin = true
+				p.end++
+			}
+			p.lost, p.rtxOut = true, false
+			c.lostOut++
+			c.packetsOut++
+			nq = append(nq, p)
+		}
+	}
+	c.rtx, c.rtxHead = nq, 0
+	if c.caState != CALoss {
+		c.caState = CALoss
+		c.recoverSeq = c.sndNxt
+	}
+	c.forceRetrans = true
+}
+
+func (c *Conn) segDataLen(s *txSeg) int {
+	n := int(s.end - s.seq)
+	if s.fin {
+		n--
+	}
+	return n
 }
 
 // SetNoDelay turns Nagle's algorithm off (true) or on (TCP_NODELAY).

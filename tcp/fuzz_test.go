@@ -223,6 +223,8 @@ func runFuzzInput(t testing.TB, data []byte) {
 					c.SetKeepAlive(b[1]&1 == 0)
 				case 4:
 					c.SetNoDelay(b[1]&1 == 0)
+				case 5:
+					c.SetMTU(300 + int(b[1])*8)
 				default:
 					c.Info()
 				}

@@ -232,3 +232,38 @@ func TestKeepaliveParams(t *testing.T) {
 		t.Errorf("probes %v want %v; rst %v; err %v", ka, want, rst, a.Err())
 	}
 }
+
+func TestPathMTUDrop(t *testing.T) {
+	v, a, b := established(t, nil)
+	// The path MTU falls to 1280: A's full-sized segments are dropped
+	// until the stack reports it (ICMP) with SetMTU.
+	v.drop = func(from int, s *Segment) bool { return from == 0 && len(s.Payload) > 1280-40-12 }
+	msg := make([]byte, 10*1448)
+	for i := range msg {
+		msg[i] = byte(i)
+	}
+	a.Send(msg)
+	v.flush(0)
+	v.advance(v.now.Sub(t0) + 5*time.Millisecond)
+	a.SetMTU(1280)
+	if a.Info().SndMSS != 1280-40-12 || a.Info().AdvMSS != 1460 {
+		t.Fatalf("mss %d adv %d", a.Info().SndMSS, a.Info().AdvMSS)
+	}
+	checkInvariants(t, a, "resegmented")
+	v.flush(0)
+	var got []byte
+	buf := make([]byte, 65536)
+	v.hook = func() {
+		n, _ := b.Recv(buf)
+		got = append(got, buf[:n]...)
+		v.flush(1)
+	}
+	v.run(10*time.Second, func() bool { return len(got) == len(msg) })
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("got %d of %d", len(got), len(msg))
+	}
+	if k := v.ctr[0]; k.TCPTimeouts != 0 {
+		t.Errorf("RTOs %d: resegmented data should go at once", k.TCPTimeouts)
+	}
+	checkInvariants(t, a, "after")
+}

@@ -316,6 +316,7 @@ func (c *Conn) pace(n int, now time.Time) {
 // emitSyn sends the SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED).
 func (c *Conn) emitSyn(now time.Time, emit func(*Segment)) {
 	c.sendSyn = false
+	c.synEmitted = true
 	s := &c.out
 	s.Seq = c.iss
 	s.Ack = 0
