@@ -23,6 +23,7 @@ import (
 type netstackSystem struct {
 	client, server *stack.Stack
 	links          []*nsLink
+	pipeStats
 }
 
 var (
@@ -31,8 +32,8 @@ var (
 )
 
 func newNetstack(cfg NetConfig) (System, error) {
-	ea, eb := newLinkPair(cfg)
-	ns := &netstackSystem{links: []*nsLink{newNSLink(ea), newNSLink(eb)}}
+	ea, eb, ps := newLinkPair(cfg)
+	ns := &netstackSystem{links: []*nsLink{newNSLink(ea), newNSLink(eb)}, pipeStats: ps}
 	var err error
 	if ns.client, err = newNSStack(cfg, ns.links[0], nsClientAddr); err != nil {
 		ea.Close()

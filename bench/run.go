@@ -242,6 +242,10 @@ func runOne(m Maker, cfg NetConfig, c benchCase) (map[string]float64, error) {
 			return
 		}
 		v, err := c.run(sys)
+		if ls, ok := sys.(linkStatser); ok && err == nil {
+			sent, dropped := ls.LinkStats()
+			v["link_sent"], v["link_dropped"] = float64(sent), float64(dropped)
+		}
 		sys.Close()
 		ch <- res{v, err}
 	}()

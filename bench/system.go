@@ -45,17 +45,38 @@ type Maker struct {
 // newLinkPair returns the two ends of an in-memory link with cfg's MTU and,
 // if cfg.Impair is set, the impairment applied to both directions (each end
 // impairs what it sends, with its own seed).
-func newLinkPair(cfg NetConfig) (a, b link.Endpoint) {
+func newLinkPair(cfg NetConfig) (a, b link.Endpoint, ps pipeStats) {
 	qlen := pipeQueueLen
 	pa, pb := link.NewPipe(link.PipeConfig{MTU: cfg.MTU, QueueLen: qlen})
 	a, b = pa, pb
+	ps = pipeStats{pa, pb}
 	if cfg.Impair != nil {
 		ia, ib := *cfg.Impair, *cfg.Impair
 		ib.Seed = ia.Seed + 1
 		a = link.Impair(a, ia)
 		b = link.Impair(b, ib)
 	}
-	return a, b
+	return a, b, ps
+}
+
+// pipeStats reports the in-memory link's drop-tail losses, which explain
+// retransmissions on an otherwise perfect link.
+type pipeStats [2]*link.PipeEndpoint
+
+// LinkStats returns the packets sent and dropped by the pipe's full queues,
+// both directions together.
+func (p pipeStats) LinkStats() (sent, dropped uint64) {
+	for _, e := range p {
+		st := e.Stats()
+		sent += st.Sent
+		dropped += st.Dropped
+	}
+	return sent, dropped
+}
+
+// linkStatser is implemented by systems running on the in-memory link.
+type linkStatser interface {
+	LinkStats() (sent, dropped uint64)
 }
 
 // impairedPath is the emulated WAN path: 100 Mbit/s bottleneck, 20 ms RTT

@@ -16,6 +16,7 @@ import (
 // path: the same link the netstack system runs on.
 type ustackSystem struct {
 	client, server *ustack.Stack
+	pipeStats
 }
 
 var (
@@ -38,7 +39,7 @@ func newUstack(cfg NetConfig) (System, error) {
 			return nil, fmt.Errorf("ustack: %w", err)
 		}
 	}
-	a, b := newLinkPair(cfg)
+	a, b, ps := newLinkPair(cfg)
 	cs, err := ustack.New(ustack.Config{TCP: tc})
 	if err != nil {
 		a.Close()
@@ -52,7 +53,7 @@ func newUstack(cfg NetConfig) (System, error) {
 		b.Close()
 		return nil, err
 	}
-	u := &ustackSystem{client: cs, server: ss}
+	u := &ustackSystem{client: cs, server: ss, pipeStats: ps}
 	if err := cs.AddInterface("p0", a, usClientPrefix); err != nil {
 		u.Close()
 		a.Close()
