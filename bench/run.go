@@ -228,19 +228,22 @@ func loadAvg() string {
 
 // runOne builds a fresh system, runs the case once and tears it down, with
 // a watchdog: a run that does not finish within c.limit is reported as an
-// error and abandoned.
+// error, and its system is closed to stop the run's loops (a run left going
+// would skew the runs after it).
 func runOne(m Maker, cfg NetConfig, c benchCase) (map[string]float64, error) {
 	type res struct {
 		v   map[string]float64
 		err error
 	}
 	ch := make(chan res, 1)
+	sysc := make(chan System, 1)
 	go func() {
 		sys, err := m.New(cfg)
 		if err != nil {
 			ch <- res{nil, err}
 			return
 		}
+		sysc <- sys
 		v, err := c.run(sys)
 		if ls, ok := sys.(linkStatser); ok && err == nil {
 			sent, dropped := ls.LinkStats()
@@ -255,8 +258,19 @@ func runOne(m Maker, cfg NetConfig, c benchCase) (map[string]float64, error) {
 	case r := <-ch:
 		return r.v, r.err
 	case <-t.C:
-		return nil, fmt.Errorf("run did not finish within %v", c.limit)
 	}
+	select {
+	case sys := <-sysc:
+		go sys.Close()
+	default:
+	}
+	grace := time.NewTimer(10 * time.Second)
+	defer grace.Stop()
+	select {
+	case <-ch:
+	case <-grace.C:
+	}
+	return nil, fmt.Errorf("run did not finish within %v", c.limit)
 }
 
 // WriteTable prints the report as an aligned text table.
