@@ -91,4 +91,13 @@ func (r *DemoResult) WriteSummary(w io.Writer) {
 		b.Counters.TCPFastRetrans, b.Counters.TCPSlowStartRetrans, a.Counters.RetransSegs)
 	fmt.Fprintf(w, "  packets lost:     %d of %d client->server, %d of %d server->client\n",
 		ab.Lost, ab.Sent, ba.Lost, ba.Sent)
+	if conns := b.Conns(); len(conns) > 0 && conns[0].tc != nil {
+		in := conns[0].tc.Info()
+		ss := "infinite"
+		if in.SndSsthresh < 1<<30 {
+			ss = fmt.Sprint(in.SndSsthresh)
+		}
+		fmt.Fprintf(w, "  server tcp_info:  srtt %v, rto %v, cwnd %d, ssthresh %s (packets), %d bytes retransmitted\n",
+			in.RTT, in.RTO, in.SndCwnd, ss, in.BytesRetrans)
+	}
 }
