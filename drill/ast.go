@@ -86,6 +86,9 @@ type Packet struct {
 	Ack      uint32
 	HasWin   bool
 	Win      uint16
+	HasUrg   bool
+	Urg      uint16
+	ECN      string   // "", "noecn", "ect0", "ect1", "ce" or "ect01" (either)
 	AnyOpts  bool     // <...>
 	Opts     []PktOpt // nil = no options
 }

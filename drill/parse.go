@@ -196,8 +196,25 @@ var flagBits = map[byte]uint8{
 func (p *parser) packet() (*Packet, error) {
 	dir := p.next()
 	pk := &Packet{Inbound: dir.text == "<"}
-	// flags: identifiers and dots up to the sequence number
+	if p.is("[") {
+		p.next()
+		t := p.next()
+		switch t.text {
+		case "noecn", "ect0", "ect1", "ce", "ect01":
+			pk.ECN = t.text
+		default:
+			return nil, p.errf(t, "unknown ECN marking [%s] (noecn, ect0, ect1, ect01, ce)", t.text)
+		}
+		if err := p.expect("]"); err != nil {
+			return nil, err
+		}
+	}
+	// flags: identifiers and dots up to the sequence number ("-" = none)
 	var fl strings.Builder
+	if p.is("-") {
+		p.next()
+		fl.WriteString("-")
+	}
 	for {
 		t := p.peek()
 		if (t.kind == tIdent || (t.kind == tPunct && t.text == ".")) && fl.Len() < 16 {
@@ -211,7 +228,7 @@ func (p *parser) packet() (*Packet, error) {
 		return nil, p.errf(p.peek(), "expected TCP flags (S . P F R ...) after %q", dir.text)
 	}
 	pk.FlagText = fl.String()
-	for i := 0; i < len(pk.FlagText); i++ {
+	for i := 0; i < len(pk.FlagText) && pk.FlagText != "-"; i++ {
 		b, ok := flagBits[pk.FlagText[i]]
 		if !ok {
 			return nil, p.errf(dir, "unknown TCP flag %q in %q", pk.FlagText[i], pk.FlagText)
@@ -264,6 +281,16 @@ func (p *parser) packet() (*Packet, error) {
 				return nil, p.errf(t, "window %d does not fit 16 bits", w)
 			}
 			pk.Win, pk.HasWin = uint16(w), true
+		case t.kind == tIdent && t.text == "urg":
+			p.next()
+			u, err := p.uint32Tok()
+			if err != nil {
+				return nil, err
+			}
+			if u > 65535 {
+				return nil, p.errf(t, "urgent pointer %d does not fit 16 bits", u)
+			}
+			pk.Urg, pk.HasUrg = uint16(u), true
 		case t.kind == tPunct && t.text == "<":
 			p.next()
 			if err := p.options(pk); err != nil {

@@ -107,3 +107,17 @@ func TestPython(t *testing.T) {
 		t.Error("unknown name accepted")
 	}
 }
+
+func TestParseECNUrgNoFlags(t *testing.T) {
+	s, err := Parse("0 < [ect0] - 1:1001(1000) win 20000\n+0 > [ce] U. 1:2(1) ack 1 urg 1\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := s.Events[0].Packet, s.Events[1].Packet
+	if a.ECN != "ect0" || a.Flags != 0 || a.Len != 1000 || b.ECN != "ce" || !b.HasUrg || b.Urg != 1 || b.Flags != wire.TCPFlagURG|wire.TCPFlagACK {
+		t.Errorf("%+v %+v", a, b)
+	}
+	if _, err := Parse("0 < [ect9] S 0:0(0)\n"); err == nil || !strings.Contains(err.Error(), "line 1: unknown ECN marking") {
+		t.Errorf("bad ECN: %v", err)
+	}
+}

@@ -126,6 +126,8 @@ type outPkt struct {
 	win   uint16
 	opts  []byte
 	plen  int
+	urg   uint16
+	ecn   uint8
 }
 
 // Run runs a parsed script against ustack's TCP engine on virtual time.
@@ -441,7 +443,7 @@ func (r *runner) transmit(f *flow, seg *tcp.Segment) {
 		r.err = r.failf(r.ev, "outbound packet addresses %v -> %v", p.t.Remote, p.t.Local)
 		return
 	}
-	o := outPkt{at: r.now, f: f, seq: p.seq, ack: p.ack, flags: p.flags, win: p.win, opts: p.opts, plen: p.plen}
+	o := outPkt{at: r.now, f: f, seq: p.seq, ack: p.ack, flags: p.flags, win: p.win, opts: p.opts, plen: p.plen, urg: p.urg, ecn: p.ecn}
 	if o.flags&wire.TCPFlagSYN != 0 && !f.haveISN {
 		f.localISN, f.haveISN = o.seq, true
 	}
@@ -462,6 +464,10 @@ func encodeWireOpts(o *wire.TCPOptions) []byte {
 // build writes an IPv4 or IPv6 packet carrying one TCP segment with the
 // raw option bytes given (padded with EOL to a multiple of 4).
 func (r *runner) build(src, dst netip.AddrPort, seq, ack uint32, flags uint8, win uint16, opts []byte, payload []byte) ([]byte, error) {
+	return r.buildFull(src, dst, seq, ack, flags, win, 0, 0, opts, payload)
+}
+
+func (r *runner) buildFull(src, dst netip.AddrPort, seq, ack uint32, flags uint8, win, urg uint16, ecn uint8, opts []byte, payload []byte) ([]byte, error) {
 	for len(opts)%4 != 0 {
 		opts = append(opts, wire.TCPOptEOL)
 	}
@@ -476,9 +482,9 @@ func (r *runner) build(src, dst netip.AddrPort, seq, ack uint32, flags uint8, wi
 	buf := make([]byte, iph+tl)
 	var err error
 	if iph == 20 {
-		_, err = wire.BuildIPv4(buf, &wire.IPv4Header{Protocol: wire.ProtoTCP, TTL: 64, DF: true, Src: src.Addr(), Dst: dst.Addr(), PayloadLen: tl})
+		_, err = wire.BuildIPv4(buf, &wire.IPv4Header{TOS: ecn, Protocol: wire.ProtoTCP, TTL: 64, DF: true, Src: src.Addr(), Dst: dst.Addr(), PayloadLen: tl})
 	} else {
-		_, err = wire.BuildIPv6(buf, &wire.IPv6Header{NextHeader: wire.ProtoTCP, HopLimit: 64, Src: src.Addr(), Dst: dst.Addr(), PayloadLen: tl})
+		_, err = wire.BuildIPv6(buf, &wire.IPv6Header{TrafficClass: ecn, NextHeader: wire.ProtoTCP, HopLimit: 64, Src: src.Addr(), Dst: dst.Addr(), PayloadLen: tl})
 	}
 	if err != nil {
 		return nil, err
@@ -487,7 +493,7 @@ func (r *runner) build(src, dst netip.AddrPort, seq, ack uint32, flags uint8, wi
 	body := make([]byte, len(opts)+len(payload))
 	copy(body, opts)
 	copy(body[len(opts):], payload)
-	h := wire.TCPHeader{SrcPort: src.Port(), DstPort: dst.Port(), Seq: seq, Ack: ack, Flags: flags, Window: win}
+	h := wire.TCPHeader{SrcPort: src.Port(), DstPort: dst.Port(), Seq: seq, Ack: ack, Flags: flags, Window: win, Urgent: urg}
 	if _, err := wire.BuildTCP(seg, &h, body, 0); err != nil {
 		return nil, err
 	}
@@ -504,6 +510,8 @@ type parsedPkt struct {
 	win      uint16
 	opts     []byte
 	plen     int
+	urg      uint16
+	ecn      uint8
 	seg      tcp.Segment
 }
 
@@ -512,6 +520,7 @@ type parsedPkt struct {
 func (r *runner) parsePacket(pkt []byte) (*parsedPkt, error) {
 	var src, dst netip.Addr
 	var payload []byte
+	var ecn uint8
 	if len(pkt) > 0 && pkt[0]>>4 == 6 {
 		ip, err := wire.ParseIPv6(pkt)
 		if err != nil {
@@ -525,6 +534,7 @@ func (r *runner) parsePacket(pkt []byte) (*parsedPkt, error) {
 			return nil, fmt.Errorf("protocol %d", proto)
 		}
 		src, dst, payload = ip.Src(), ip.Dst(), pl
+		ecn = ip.TrafficClass() & 3
 	} else {
 		ip, err := wire.ParseIPv4(pkt)
 		if err != nil {
@@ -537,6 +547,7 @@ func (r *runner) parsePacket(pkt []byte) (*parsedPkt, error) {
 			return nil, fmt.Errorf("protocol %d", ip.Protocol())
 		}
 		src, dst, payload = ip.Src(), ip.Dst(), ip.Payload()
+		ecn = ip.TOS() & 3
 	}
 	t, err := wire.ParseTCP(payload)
 	if err != nil {
@@ -553,6 +564,8 @@ func (r *runner) parsePacket(pkt []byte) (*parsedPkt, error) {
 		win:   t.Window(),
 		opts:  append([]byte(nil), t.Options()...),
 		plen:  len(t.Payload()),
+		urg:   t.Urgent(),
+		ecn:   ecn,
 	}
 	p.seg = tcp.Segment{Seq: p.seq, Ack: p.ack, Flags: p.flags, Window: p.win, Urgent: t.Urgent(), Payload: t.Payload()}
 	if err := t.ParseOptions(&p.seg.Options); err != nil {
@@ -625,7 +638,7 @@ func (r *runner) inject(ev *Event) error {
 	if pk.HasWin {
 		win = pk.Win
 	}
-	pkt, err := r.build(t.Remote, t.Local, seq, ack, pk.Flags, win, opts, make([]byte, pk.Len))
+	pkt, err := r.buildFull(t.Remote, t.Local, seq, ack, pk.Flags, win, pk.Urg, ecnBits[pk.ECN], opts, make([]byte, pk.Len))
 	if err != nil {
 		return r.failf(ev, "building inbound packet: %v", err)
 	}
@@ -824,6 +837,12 @@ func (r *runner) match(ev *Event, p *outPkt, limit time.Time) error {
 	if pk.HasWin && p.win != pk.Win {
 		diffs = append(diffs, "win")
 	}
+	if pk.HasUrg && p.urg != pk.Urg {
+		diffs = append(diffs, "urg")
+	}
+	if pk.ECN != "" && !ecnMatch(pk.ECN, p.ecn) {
+		diffs = append(diffs, fmt.Sprintf("ECN: IP ECN field %d", p.ecn))
+	}
 	if !pk.AnyOpts {
 		want, tsAt, err := encodeOpts(pk.Opts, remoteISN, 0)
 		if err != nil {
@@ -858,6 +877,16 @@ func (r *runner) eventTimeNoAdv(ev *Event) time.Duration {
 		return r.elapsed()
 	}
 	return ev.Time.T
+}
+
+// ecnBits are the IP ECN codepoints of the [..] markings.
+var ecnBits = map[string]uint8{"": 0, "noecn": 0, "ect1": 1, "ect0": 2, "ect01": 2, "ce": 3}
+
+func ecnMatch(want string, got uint8) bool {
+	if want == "ect01" {
+		return got == 1 || got == 2
+	}
+	return ecnBits[want] == got
 }
 
 func padOpts(b []byte) []byte {
@@ -913,12 +942,18 @@ func encodeOpts(opts []PktOpt, sackBase, tsEcrAdd uint32) ([]byte, int, error) {
 // packetText prints a packet line as written in the script.
 func packetText(pk *Packet) string {
 	var sb strings.Builder
+	if pk.ECN != "" {
+		fmt.Fprintf(&sb, "[%s] ", pk.ECN)
+	}
 	fmt.Fprintf(&sb, "%s %d:%d(%d)", flagText(pk.Flags), pk.Seq, pk.End, pk.Len)
 	if pk.HasAck {
 		fmt.Fprintf(&sb, " ack %d", pk.Ack)
 	}
 	if pk.HasWin {
 		fmt.Fprintf(&sb, " win %d", pk.Win)
+	}
+	if pk.HasUrg {
+		fmt.Fprintf(&sb, " urg %d", pk.Urg)
 	}
 	if pk.AnyOpts {
 		sb.WriteString(" <...>")
