@@ -241,3 +241,36 @@ func TestParseFlagsAliases(t *testing.T) {
 		t.Errorf("--only cpu,throughput,mem gave %v", o.Only)
 	}
 }
+
+// stuckSystem is a System whose benchmark blocks until it is closed.
+type stuckSystem struct{ closed chan struct{} }
+
+func (*stuckSystem) Name() string                                { return "stuck" }
+func (*stuckSystem) Listen(int) (net.Listener, error)            { return nil, io.EOF }
+func (*stuckSystem) Dial(context.Context, int) (net.Conn, error) { return nil, io.EOF }
+func (s *stuckSystem) Close() error {
+	select {
+	case <-s.closed:
+	default:
+		close(s.closed)
+	}
+	return nil
+}
+
+func TestWatchdogClosesStuckRun(t *testing.T) {
+	sys := &stuckSystem{closed: make(chan struct{})}
+	m := Maker{Name: "stuck", New: func(NetConfig) (System, error) { return sys, nil }}
+	c := benchCase{limit: 50 * time.Millisecond, run: func(s System) (map[string]float64, error) {
+		<-s.(*stuckSystem).closed
+		return nil, io.ErrUnexpectedEOF
+	}}
+	_, err := runOne(m, NetConfig{}, c)
+	if err == nil || !strings.Contains(err.Error(), "did not finish") {
+		t.Fatalf("runOne: %v, want a watchdog error", err)
+	}
+	select {
+	case <-sys.closed:
+	default:
+		t.Fatal("the stuck system was not closed")
+	}
+}
