@@ -578,7 +578,7 @@ func (r *runner) parsePacket(pkt []byte) (*parsedPkt, error) {
 func (r *runner) targetTuple(pk *Packet) (tcp.Tuple, *flow, error) {
 	pureSYN := pk.Flags&(wire.TCPFlagSYN|wire.TCPFlagACK) == wire.TCPFlagSYN
 	ls := r.firstListener()
-	curDead := r.cur == nil || r.cur.c == nil || r.cur.c.State() == tcp.Closed
+	curDead := r.cur == nil || r.cur.c == nil || r.cur.c.State() == tcp.Closed || r.cur.c.State() == tcp.TimeWait
 	if r.cur != nil && !(pureSYN && curDead && ls != nil) {
 		return r.cur.t, r.cur, nil
 	}
@@ -655,12 +655,18 @@ func (r *runner) inject(ev *Event) error {
 func (r *runner) deliver(p *parsedPkt) {
 	seg := &p.seg
 	f := r.flowBy[p.t]
+	ls := r.listenerOn(p.t.Local)
+	if f != nil && f.c != nil && f.c.State() == tcp.TimeWait && ls != nil && f.c.AcceptsSYN(seg) {
+		// a new incarnation of a connection in TIME-WAIT (RFC 6191)
+		r.passiveOpenISS(ls, p, f.c.NextISS())
+		return
+	}
 	if f != nil && f.c != nil && f.c.State() != tcp.Closed {
 		f.c.Input(seg, r.now)
 		r.afterInput(f)
 		return
 	}
-	if ls := r.listenerOn(p.t.Local); ls != nil && seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagACK|wire.TCPFlagRST) == wire.TCPFlagSYN {
+	if ls != nil && seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagACK|wire.TCPFlagRST) == wire.TCPFlagSYN {
 		r.passiveOpen(ls, p)
 		return
 	}
@@ -715,8 +721,11 @@ func (r *runner) listenerOn(a netip.AddrPort) *socket {
 }
 
 func (r *runner) passiveOpen(ls *socket, p *parsedPkt) {
+	r.passiveOpenISS(ls, p, tcp.ISN(&r.key, p.t, r.now))
+}
+
+func (r *runner) passiveOpenISS(ls *socket, p *parsedPkt, iss uint32) {
 	cfg := ls.connConfig(r.cfg)
-	iss := tcp.ISN(&r.key, p.t, r.now)
 	c, err := tcp.NewPassive(cfg, p.t, iss, &p.seg, r.now)
 	if err != nil {
 		r.err = r.failf(r.ev, "engine refused the SYN: %v", err)
