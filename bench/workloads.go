@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,16 @@ func noDelay(c net.Conn) {
 	}
 }
 
+// isTimeout reports whether err is a deadline expiry (Go's net and ustack
+// return os.ErrDeadlineExceeded, gonet an error with Timeout() true).
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // BulkResult is one bulk transfer's outcome.
 type BulkResult struct {
 	Bytes   int64
@@ -140,11 +151,13 @@ func bulk(sys System, dur time.Duration) (BulkResult, error) {
 		}
 	}()
 	var n int64
+	var rerr error
 	buf := make([]byte, 256<<10)
 	for {
 		m, err := server.Read(buf)
 		n += int64(m)
 		if err != nil {
+			rerr = err
 			break
 		}
 	}
@@ -154,6 +167,10 @@ func bulk(sys System, dur time.Duration) (BulkResult, error) {
 	client.Close()
 	server.Close()
 	wg.Wait()
+	if !isTimeout(rerr) {
+		// Only the window's end may stop the receiver.
+		return BulkResult{}, fmt.Errorf("receiver stopped after %v, %d bytes: %w", elapsed.Round(time.Millisecond), n, rerr)
+	}
 	if n == 0 {
 		return BulkResult{}, errors.New("no data received")
 	}
