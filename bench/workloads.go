@@ -208,6 +208,7 @@ func rr(sys System, conns int, dur time.Duration) (rate, cpuPer float64, err err
 	start := time.Now()
 	end := start.Add(dur)
 	var total atomic.Int64
+	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	for i := range conns {
 		c, s := clients[i], servers[i]
@@ -233,9 +234,11 @@ func rr(sys System, conns int, dur time.Duration) (rate, cpuPer float64, err err
 			var n int64
 			for time.Now().Before(end) {
 				if _, err := c.Write(b); err != nil {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("write after %d transactions: %w", n, err))
 					break
 				}
 				if _, err := io.ReadFull(c, b); err != nil {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("read after %d transactions: %w", n, err))
 					break
 				}
 				n++
@@ -244,6 +247,9 @@ func rr(sys System, conns int, dur time.Duration) (rate, cpuPer float64, err err
 		}()
 	}
 	wg.Wait()
+	if e, ok := firstErr.Load().(error); ok {
+		return 0, 0, e
+	}
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
 	n := total.Load()
