@@ -3,7 +3,9 @@ package ustack
 import (
 	"encoding/binary"
 	"net/netip"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/ustack/ustack/wire"
 )
@@ -161,10 +163,45 @@ func (s *Stack) icmpProto(src netip.Addr) uint8 {
 	return wire.ProtoICMPv6
 }
 
+// icmpLimiter is a token bucket for the ICMP errors the stack generates,
+// like Linux's net.ipv4.icmp_msgs_per_sec (1000) and icmp_msgs_burst (50),
+// so a flood of odd packets cannot be amplified. Echo replies are not
+// limited (Linux's default icmp_ratemask does not cover them either).
+type icmpLimiter struct {
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+const (
+	icmpMsgsPerSec = 1000
+	icmpMsgsBurst  = 50
+)
+
+func (l *icmpLimiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last.IsZero() {
+		l.tokens = icmpMsgsBurst
+	} else {
+		l.tokens = min(icmpMsgsBurst, l.tokens+now.Sub(l.last).Seconds()*icmpMsgsPerSec)
+	}
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
+}
+
 // icmp4Unreach sends a destination unreachable with code about the IPv4
 // packet orig, quoting its header and the first 8 bytes of payload as
 // RFC 792 requires (Linux quotes up to 576 bytes total; so do we).
 func (s *Stack) icmp4Unreach(in *inputCtx, orig []byte, code uint8) {
+	if !s.icmpLimit.allow(in.now) {
+		s.ctr.icmp.OutRateLimited.Add(1)
+		return
+	}
 	ip := wire.IPv4(orig)
 	src, dst := ip.Dst(), ip.Src()
 	if ip.IsFragment() && ip.FragmentOffset() != 0 {

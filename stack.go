@@ -41,7 +41,8 @@ type Stack struct {
 	done   chan struct{}
 	wg     sync.WaitGroup
 
-	tcp *tcpState
+	tcp       *tcpState
+	icmpLimit icmpLimiter
 }
 
 // iface is one link endpoint with its addresses.

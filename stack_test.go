@@ -293,3 +293,17 @@ func TestCloseStops(t *testing.T) {
 		t.Error("endpoint still open after Close")
 	}
 }
+
+func TestICMPErrorRateLimit(t *testing.T) {
+	s, peer := newTestStack(t)
+	pkt := ip4Packet(t, peer4, addr4.Addr(), 132, []byte("sctp?"))
+	for i := 0; i < 200; i++ {
+		peer.WritePacket(pkt)
+	}
+	waitFor(t, "200 packets", func() bool { return s.Stats().IP.InReceives == 200 })
+	st := s.Stats().ICMP
+	// The burst of 50 plus what refilled while the packets were processed.
+	if st.OutDestUnreachs < 50 || st.OutDestUnreachs > 150 || st.OutDestUnreachs+st.OutRateLimited != 200 {
+		t.Errorf("sent %d protocol unreachables, limited %d", st.OutDestUnreachs, st.OutRateLimited)
+	}
+}

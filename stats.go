@@ -39,6 +39,7 @@ type ICMPStats struct {
 	OutEchoReps     uint64
 	OutDestUnreachs uint64
 	OutErrors       uint64
+	OutRateLimited  uint64 // errors not sent: icmp_msgs_per_sec (1000/s, burst 50)
 }
 
 // TCPStats are the TCP MIB counters with Linux names: the engine's
@@ -76,7 +77,8 @@ type ipCounters struct {
 
 type icmpCounters struct {
 	InMsgs, InErrors, InCsumErrors, InEchos, InEchoReps, InDestUnreachs, InPktTooBigs,
-	InTimeExcds, InOtherTypes, OutMsgs, OutEchoReps, OutDestUnreachs, OutErrors atomic.Uint64
+	InTimeExcds, InOtherTypes, OutMsgs, OutEchoReps, OutDestUnreachs, OutErrors,
+	OutRateLimited atomic.Uint64
 }
 
 // tcpCounters are what the stack counts itself (engine counters live in
