@@ -135,16 +135,27 @@ func (h *Host) transmit(src, dst netip.AddrPort, seg *tcp.Segment) []byte {
 		Window: seg.Window, Urgent: seg.Urgent, Options: &opts,
 	}
 	tcpLen := th.Len() + len(seg.Payload)
-	pkt := make([]byte, wire.IPv4MinHeaderLen+tcpLen)
+	hl := wire.IPv4MinHeaderLen
+	if dst.Addr().Is6() {
+		hl = wire.IPv6HeaderLen
+	}
+	pkt := make([]byte, hl+tcpLen)
 	ps := wire.PseudoHeaderSum(src.Addr(), dst.Addr(), wire.ProtoTCP, tcpLen)
-	if _, err := wire.BuildTCP(pkt[wire.IPv4MinHeaderLen:], &th, seg.Payload, ps); err != nil {
+	if _, err := wire.BuildTCP(pkt[hl:], &th, seg.Payload, ps); err != nil {
 		h.note(fmt.Sprintf("cannot build TCP segment: %v", err))
 		return nil
 	}
-	h.ipID++
-	if _, err := wire.BuildIPv4(pkt, &wire.IPv4Header{TTL: 64, Protocol: wire.ProtoTCP, ID: h.ipID, DF: true,
-		Src: src.Addr(), Dst: dst.Addr(), PayloadLen: tcpLen}); err != nil {
-		h.note(fmt.Sprintf("cannot build IPv4 header: %v", err))
+	var err error
+	if dst.Addr().Is6() {
+		_, err = wire.BuildIPv6(pkt, &wire.IPv6Header{NextHeader: wire.ProtoTCP, HopLimit: 64,
+			Src: src.Addr(), Dst: dst.Addr(), PayloadLen: tcpLen})
+	} else {
+		h.ipID++
+		_, err = wire.BuildIPv4(pkt, &wire.IPv4Header{TTL: 64, Protocol: wire.ProtoTCP, ID: h.ipID, DF: true,
+			Src: src.Addr(), Dst: dst.Addr(), PayloadLen: tcpLen})
+	}
+	if err != nil {
+		h.note(fmt.Sprintf("cannot build IP header: %v", err))
 		return nil
 	}
 	h.sim.pcap.write(h.sim.now, pkt)
@@ -167,28 +178,50 @@ type parsed struct {
 	seg      tcp.Segment
 }
 
-func parsePacket(pkt []byte) (*parsed, error) {
+// ipTCP returns the addresses and TCP bytes of an IPv4 or IPv6 packet.
+func ipTCP(pkt []byte) (src, dst netip.Addr, payload []byte, err error) {
+	if len(pkt) > 0 && pkt[0]>>4 == 6 {
+		ip, err := wire.ParseIPv6(pkt)
+		if err != nil {
+			return src, dst, nil, err
+		}
+		proto, payload, err := ip.UpperLayer()
+		if err != nil {
+			return src, dst, nil, err
+		}
+		if proto != wire.ProtoTCP {
+			return src, dst, nil, fmt.Errorf("next header %d", proto)
+		}
+		return ip.Src(), ip.Dst(), payload, nil
+	}
 	ip, err := wire.ParseIPv4(pkt)
+	if err != nil {
+		return src, dst, nil, err
+	}
+	if !ip.ValidChecksum() {
+		return src, dst, nil, errors.New("bad IPv4 checksum")
+	}
+	if ip.Protocol() != wire.ProtoTCP {
+		return src, dst, nil, fmt.Errorf("protocol %d", ip.Protocol())
+	}
+	return ip.Src(), ip.Dst(), ip.Payload(), nil
+}
+
+func parsePacket(pkt []byte) (*parsed, error) {
+	src, dst, payload, err := ipTCP(pkt)
 	if err != nil {
 		return nil, err
 	}
-	if !ip.ValidChecksum() {
-		return nil, errors.New("bad IPv4 checksum")
-	}
-	if ip.Protocol() != wire.ProtoTCP {
-		return nil, fmt.Errorf("protocol %d", ip.Protocol())
-	}
-	payload := ip.Payload()
 	t, err := wire.ParseTCP(payload)
 	if err != nil {
 		return nil, err
 	}
-	if !t.ValidChecksum(wire.PseudoHeaderSum(ip.Src(), ip.Dst(), wire.ProtoTCP, len(payload))) {
+	if !t.ValidChecksum(wire.PseudoHeaderSum(src, dst, wire.ProtoTCP, len(payload))) {
 		return nil, errors.New("bad TCP checksum")
 	}
 	p := &parsed{
-		src: netip.AddrPortFrom(ip.Src(), t.SrcPort()),
-		dst: netip.AddrPortFrom(ip.Dst(), t.DstPort()),
+		src: netip.AddrPortFrom(src, t.SrcPort()),
+		dst: netip.AddrPortFrom(dst, t.DstPort()),
 	}
 	p.seg = tcp.Segment{Seq: t.Seq(), Ack: t.Ack(), Flags: t.Flags(), Window: t.Window(), Urgent: t.Urgent(), Payload: t.Payload()}
 	if err := t.ParseOptions(&p.seg.Options); err != nil {

@@ -153,8 +153,8 @@ func (d *direction) send(pkt []byte) {
 	d.n++
 	d.Stats.Sent++
 	p := Packet{From: d.from.Name, To: d.to.Name, N: d.n, Raw: pkt}
-	if ip, err := wire.ParseIPv4(pkt); err == nil {
-		if t, err := wire.ParseTCP(ip.Payload()); err == nil {
+	if _, _, payload, err := ipTCP(pkt); err == nil {
+		if t, err := wire.ParseTCP(payload); err == nil {
 			p.Flags, p.Seq, p.Ack, p.Len = t.Flags(), t.Seq(), t.Ack(), len(t.Payload())
 		}
 	}
@@ -227,9 +227,9 @@ func (d *direction) traceDrop(p *Packet, why string) {
 		e.relAck, e.hasAck = ack, true
 	}
 	// Show relative numbers when the sender's connection is known.
-	if ip, err := wire.ParseIPv4(p.Raw); err == nil {
-		if t, err := wire.ParseTCP(ip.Payload()); err == nil {
-			tu := tcp.Tuple{Local: netip.AddrPortFrom(ip.Src(), t.SrcPort()), Remote: netip.AddrPortFrom(ip.Dst(), t.DstPort())}
+	if src, dst, payload, err := ipTCP(p.Raw); err == nil {
+		if t, err := wire.ParseTCP(payload); err == nil {
+			tu := tcp.Tuple{Local: netip.AddrPortFrom(src, t.SrcPort()), Remote: netip.AddrPortFrom(dst, t.DstPort())}
 			if c := d.from.conns[tu]; c != nil {
 				e.Conn = c.label()
 				e.port = c.Tuple.Local.Port()

@@ -30,6 +30,9 @@ func TestFetchIntegrityUnderImpairments(t *testing.T) {
 			n++
 			name := fmt.Sprintf("imp%d/seed%d", i, seed)
 			e := NewEnv(seed, im, im)
+			if seed%2 == 0 {
+				e = NewEnv6(seed, im, im)
+			}
 			e.B.Listen(80, HTTPServer(size))
 			f := e.Sim.StartFetch(e.A, 0, e.Server, "GET / HTTP/1.0\r\n\r\n")
 			if err := e.Sim.Run(30 * time.Minute); err != nil {

@@ -50,6 +50,9 @@ type Options struct {
 	// Link, when set, changes the scenario's link impairments (A->B and
 	// B->A) before the run.
 	Link func(ab, ba *Impairment)
+	// IPv6 runs the scenario between fd00::1 and fd00::2 instead of
+	// 10.0.0.1 and 10.0.0.2.
+	IPv6 bool
 }
 
 // Result is a finished scenario run.
@@ -104,10 +107,19 @@ func ApplySysctls(cfg *tcp.Config, sysctls []string) error {
 
 // NewEnv builds the standard two-host topology.
 func NewEnv(seed uint64, ab, ba Impairment) *Env {
+	return newEnv(seed, ab, ba, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"))
+}
+
+// NewEnv6 builds the standard two-host topology over IPv6 (fd00::1, fd00::2).
+func NewEnv6(seed uint64, ab, ba Impairment) *Env {
+	return newEnv(seed, ab, ba, netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2"))
+}
+
+func newEnv(seed uint64, ab, ba Impairment, a, b netip.Addr) *Env {
 	s := New(seed)
 	e := &Env{Sim: s}
-	e.A = s.AddHost("A", netip.MustParseAddr("10.0.0.1"))
-	e.B = s.AddHost("B", netip.MustParseAddr("10.0.0.2"))
+	e.A = s.AddHost("A", a)
+	e.B = s.AddHost("B", b)
 	e.Link = s.Connect(e.A, e.B, ab, ba)
 	e.Server = netip.AddrPortFrom(e.B.Addr, 80)
 	return e
@@ -120,6 +132,9 @@ func (sc *Scenario) Run(opt Options) (*Result, error) {
 		opt.Link(&ab, &ba)
 	}
 	e := NewEnv(opt.Seed, ab, ba)
+	if opt.IPv6 {
+		e = NewEnv6(opt.Seed, ab, ba)
+	}
 	if opt.ClientPort != 0 {
 		e.A.nextPort = opt.ClientPort
 	}

@@ -13,9 +13,12 @@ import (
 	"github.com/ustack/ustack/tcp"
 )
 
+// testIPv6 makes runScenario run scenarios over IPv6 (TestScenariosIPv6).
+var testIPv6 bool
+
 func runScenario(t *testing.T, name string, sysctls ...string) *Result {
 	t.Helper()
-	r, err := RunScenario(name, Options{Seed: 1, Sysctls: sysctls})
+	r, err := RunScenario(name, Options{Seed: 1, Sysctls: sysctls, IPv6: testIPv6})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,9 +341,11 @@ func TestPcapTshark(t *testing.T) {
 		sent []*Event
 	}
 	var parts []part
-	for i, sc := range Scenarios() {
+	scs := Scenarios()
+	for i := range 2 * len(scs) {
+		sc, v6 := scs[i%len(scs)], i >= len(scs)
 		var p bytes.Buffer
-		r, err := sc.Run(Options{Seed: 1, Pcap: &p, ClientPort: uint16(40000 + 100*i)})
+		r, err := sc.Run(Options{Seed: 1, Pcap: &p, ClientPort: uint16(40000 + 100*i), IPv6: v6})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,7 +360,11 @@ func TestPcapTshark(t *testing.T) {
 				sent = append(sent, e)
 			}
 		}
-		parts = append(parts, part{sc.Name, sent})
+		name := sc.Name
+		if v6 {
+			name += " (IPv6)"
+		}
+		parts = append(parts, part{name, sent})
 	}
 	pkts := tsharkRead(t, all.Bytes())
 	checkPcapClean(t, pkts)
@@ -388,7 +397,6 @@ func TestPcapTshark(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprint
 
 func TestReorder(t *testing.T) {
 	r := runScenario(t, "reorder")
@@ -507,13 +515,43 @@ func TestReorderDeep(t *testing.T) {
 	if r.Env.A.Counters.TCPFastRetrans == 0 {
 		t.Errorf("no fast retransmission on SACKed duplicate ACKs\n%s", dump(r))
 	}
+	held := r.Sim.Trace().Find(func(e *Event) bool { return e.Kind == KindHold })
+	if held == nil {
+		t.Fatalf("no segment held\n%s", dump(r))
+	}
+	block := fmt.Sprintf("sack %d:%d", held.relSeq, held.relSeq+uint32(*held.Len))
 	dsack := r.Sim.Trace().Find(func(e *Event) bool {
-		return e.Host == "B" && e.Kind == KindSend && e.Ack != nil && strings.Contains(e.relOpts, "sack 2897:4345")
+		return e.Host == "B" && e.Kind == KindSend && e.Ack != nil && strings.Contains(e.relOpts, block)
 	})
 	if dsack == nil {
-		t.Errorf("B did not report the duplicate segment 2897:4345 with a D-SACK\n%s", dump(r))
+		t.Errorf("B did not report the duplicate held segment with a D-SACK (%s)\n%s", block, dump(r))
 	}
 	if b.BytesRead != 20000 || a.Err != nil || b.Err != nil {
 		t.Errorf("B read %d bytes (want 20000); errors %v %v", b.BytesRead, a.Err, b.Err)
+	}
+}
+
+// The scenario tests again, over IPv6: the engine's behaviour must not
+// depend on the address family.
+func TestScenariosIPv6(t *testing.T) {
+	testIPv6 = true
+	defer func() { testIPv6 = false }()
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"SynTimeout", TestSynTimeout}, {"SynTimeoutSysctl", TestSynTimeoutSysctl}, {"SynAckLoss", TestSynAckLoss},
+		{"AckLossKeepalive", TestAckLossKeepalive}, {"AckLossRetries2", TestAckLossRetries2},
+		{"FastRetransmit", TestFastRetransmit}, {"ZeroWindow", TestZeroWindow}, {"CloseTimeWait", TestCloseTimeWait},
+		{"SimultaneousClose", TestSimultaneousClose}, {"Reorder", TestReorder}, {"ReorderDeep", TestReorderDeep},
+		{"Refused", TestRefused}, {"Reset", TestReset}, {"FinTimeout", TestFinTimeout},
+		{"CloseUnread", TestCloseUnreadSendsRST}, {"FastOpen", TestFastOpenCookie},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.f(t)
+			if r := runScenario(t, "close"); !r.Env.A.Addr.Is6() {
+				t.Fatal("not running over IPv6")
+			}
+		})
 	}
 }

@@ -206,7 +206,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 }
 
 func runSim(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ustack sim", "ustack sim SCENARIO [--sysctl name=value]... [--seed N] [--delay D] [--loss P] [--brief | --json] [--pcap FILE]\n       ustack sim --list", stderr)
+	fs := newFlagSet("ustack sim", "ustack sim SCENARIO [--sysctl name=value]... [--seed N] [--delay D] [--loss P] [--ipv6] [--brief | --json] [--pcap FILE]\n       ustack sim --list", stderr)
 	list := fs.Bool("list", false, "list the built-in scenarios")
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same trace)")
 	jsonOut := fs.Bool("json", false, "print the trace as JSON lines instead of the timeline")
@@ -228,6 +228,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		loss = &p
 		return nil
 	})
+	ipv6 := fs.Bool("ipv6", false, "run the scenario over IPv6 (fd00::1, fd00::2)")
 	brief := fs.Bool("brief", false, "print only the highlights: state changes, drops, retransmissions, timeouts, handshake and FIN segments")
 	pcapFile := fs.String("pcap", "", "write the packets to this pcap file (LINKTYPE_RAW)")
 	var sysctls sysctlFlag
@@ -251,7 +252,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ustack sim: unknown scenario %q (see ustack sim --list)\n", pos[0])
 		return 2
 	}
-	opts := sim.Options{Seed: *seed, Sysctls: sysctls}
+	opts := sim.Options{Seed: *seed, Sysctls: sysctls, IPv6: *ipv6}
 	if delay != nil || loss != nil {
 		opts.Link = func(ab, ba *sim.Impairment) {
 			for _, im := range []*sim.Impairment{ab, ba} {

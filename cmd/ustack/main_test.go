@@ -109,6 +109,10 @@ func TestSimSysctl(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "0.100000  A:49152  state  SYN-SENT -> ESTABLISHED") {
 		t.Errorf("sim close --delay 50ms: exit %d, want the handshake done at 100 ms:\n%s", code, out)
 	}
+	code, out, _ = runCmd("sim", "close", "--ipv6", "--brief")
+	if code != 0 || !strings.Contains(out, "connect [fd00::2]:80") || !strings.Contains(out, "mss 1440") {
+		t.Errorf("sim close --ipv6: exit %d:\n%s", code, out)
+	}
 	if code, _, _ := runCmd("sim", "close", "--loss", "2"); code != 2 {
 		t.Errorf("--loss 2: exit %d, want 2", code)
 	}
