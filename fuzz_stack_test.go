@@ -23,8 +23,8 @@ type sinkEndpoint struct {
 	once   sync.Once
 	mu     sync.Mutex
 	writes int
-	last   []byte
-	keep   bool
+	// onWrite, if set, sees every packet written (under the sink's lock).
+	onWrite func(pkt []byte)
 }
 
 func newSink(mtu int) *sinkEndpoint { return &sinkEndpoint{mtu: mtu, done: make(chan struct{})} }
@@ -39,8 +39,8 @@ func (e *sinkEndpoint) ReadPacket(buf []byte) (int, error) {
 func (e *sinkEndpoint) WritePacket(pkt []byte) error {
 	e.mu.Lock()
 	e.writes++
-	if e.keep {
-		e.last = append(e.last[:0], pkt...)
+	if e.onWrite != nil {
+		e.onWrite(pkt)
 	}
 	e.mu.Unlock()
 	return nil
