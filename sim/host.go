@@ -397,6 +397,14 @@ func (c *Conn) SetKeepAlive(on bool) {
 	c.kick()
 }
 
+// SetUserTimeout sets TCP_USER_TIMEOUT: how long sent data may stay
+// unacknowledged before the connection is dropped (0 = tcp_retries2 rules).
+func (c *Conn) SetUserTimeout(d time.Duration) {
+	c.trace(Event{Kind: KindApp, Note: fmt.Sprintf("user timeout %v", d)})
+	c.tc.SetUserTimeout(d)
+	c.kick()
+}
+
 // Engine returns the underlying TCP engine.
 func (c *Conn) Engine() *tcp.Conn { return c.tc }
 

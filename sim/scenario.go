@@ -334,6 +334,19 @@ var moreBuiltins = []*Scenario{
 func init() {
 	builtins = append(builtins, moreBuiltins...)
 	builtins = append(builtins, &Scenario{
+		Name:        "user-timeout",
+		Description: "like ack-loss-retries2, but A sets TCP_USER_TIMEOUT to 10 s: its RTO is clamped so it gives up with ETIMEDOUT 10 s after the data was first sent",
+		Limit:       200 * time.Second,
+		AB:          lan, BA: lan,
+		Start: func(e *Env) {
+			e.Sim.AddDropRule(DropAfterHandshake("A"))
+			e.B.Listen(80, Discard())
+			e.dial(0, Handler{OnOpen: func(c *Conn) {
+				c.SetUserTimeout(10 * time.Second)
+				c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+			}})
+		},
+	}, &Scenario{
 		Name:        "reorder-deep",
 		Description: "A's 3rd data segment of 20 kB is held back 15 ms, long enough for many later segments to overtake it: B's SACKed duplicate ACKs trigger a fast retransmission that turns out spurious (B reports it with a D-SACK)",
 		Limit:       120 * time.Second,

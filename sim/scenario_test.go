@@ -545,7 +545,7 @@ func TestScenariosIPv6(t *testing.T) {
 		{"FastRetransmit", TestFastRetransmit}, {"ZeroWindow", TestZeroWindow}, {"CloseTimeWait", TestCloseTimeWait},
 		{"SimultaneousClose", TestSimultaneousClose}, {"Reorder", TestReorder}, {"ReorderDeep", TestReorderDeep},
 		{"Refused", TestRefused}, {"Reset", TestReset}, {"FinTimeout", TestFinTimeout},
-		{"CloseUnread", TestCloseUnreadSendsRST}, {"FastOpen", TestFastOpenCookie},
+		{"CloseUnread", TestCloseUnreadSendsRST}, {"FastOpen", TestFastOpenCookie}, {"UserTimeout", TestUserTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.f(t)
@@ -553,5 +553,21 @@ func TestScenariosIPv6(t *testing.T) {
 				t.Fatal("not running over IPv6")
 			}
 		})
+	}
+}
+
+func TestUserTimeout(t *testing.T) {
+	r := runScenario(t, "user-timeout")
+	a := firstConn(t, r.Env.A)
+	first := r.Sim.Trace().Find(func(e *Event) bool { return e.Host == "A" && e.Kind == KindSend && e.Len != nil && *e.Len > 0 })
+	if first == nil {
+		t.Fatalf("A sent no data\n%s", dump(r))
+	}
+	if !errors.Is(a.Err, syscall.ETIMEDOUT) || a.Closed-first.T != 10*time.Second {
+		t.Errorf("A ended with %v %v after its first data, want ETIMEDOUT after exactly 10s (TCP_USER_TIMEOUT)", a.Err, a.Closed-first.T)
+	}
+	// Giving up on retransmissions sends no RST (unlike the keepalive timeout).
+	if rst := r.Sim.Trace().Find(func(e *Event) bool { return e.Host == "A" && e.Kind == KindSend && e.T == a.Closed && strings.HasPrefix(e.Flags, "R") }); rst != nil {
+		t.Errorf("A sent %s when giving up", rst)
 	}
 }
