@@ -166,7 +166,7 @@ func replayMeasure(path, addr string, conc int) (measurement, error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(5 * time.Millisecond)
+		t := time.NewTicker(2 * time.Millisecond)
 		defer t.Stop()
 		var ms runtime.MemStats
 		for {
@@ -269,7 +269,15 @@ func TestLargeCapture(t *testing.T) {
 	}
 	small, large := results[0], results[1]
 	t.Logf("capture 4x larger: peak heap %.1f -> %.1f MB, max RSS %.1f -> %.1f MB", small.PeakHeapMB, large.PeakHeapMB, small.MaxRSSMB, large.MaxRSSMB)
-	if large.MaxRSSMB > 1.5*small.MaxRSSMB+20 {
+	// The live heap is what the design bounds (open sessions in the capture
+	// plus --concurrency sessions being replayed); RSS adds the garbage
+	// collector's headroom (GOGC=100 lets the heap reach twice the live
+	// data before a cycle) and varies with CPU contention, so it is
+	// reported, and held to a looser bound.
+	if large.PeakHeapMB > 1.5*small.PeakHeapMB+20 {
+		t.Errorf("peak heap grew with the capture: %.1f MB for %.0f MB vs %.1f MB for %.0f MB", large.PeakHeapMB, large.FileMB, small.PeakHeapMB, small.FileMB)
+	}
+	if large.MaxRSSMB > 3*small.MaxRSSMB+20 {
 		t.Errorf("max RSS grew with the capture: %.1f MB for %.0f MB vs %.1f MB for %.0f MB", large.MaxRSSMB, large.FileMB, small.MaxRSSMB, small.FileMB)
 	}
 }

@@ -176,7 +176,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		tunSetup    = fs.String("tun-setup", "", "shell command run once the --tun device exists (env DEV names it), e.g. to give the kernel side an address and routes to the client addresses")
 	)
 	fs.Var(&pm, "x", "port mapping `[PORT-]HOST:PORT`, like tcpcopy: 80-127.0.0.1:8080 (repeatable, comma-separated)")
-	fs.Var(&pm, "target", "same as -x")
+	fs.Var(&pm, "target", "same as -x `[PORT-]HOST:PORT`")
 	fs.Var(&serverPorts, "port", "server `port`(s): live capture filter, and which side is the server when a connection's handshake is missing")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
