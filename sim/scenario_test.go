@@ -149,6 +149,10 @@ func TestAckLossKeepalive(t *testing.T) {
 	if !errors.Is(a.Err, syscall.ETIMEDOUT) || a.Closed-a.Established != 7875*time.Second {
 		t.Errorf("A ended with %v at established+%v, want ETIMEDOUT at +7875s", a.Err, a.Closed-a.Established)
 	}
+	// Like Linux, the keepalive timeout resets the connection.
+	if rst := r.Sim.Trace().Find(func(e *Event) bool { return e.Host == "A" && e.Kind == KindSend && e.T == a.Closed && strings.HasPrefix(e.Flags, "R") }); rst == nil {
+		t.Errorf("A sent no RST when keepalive gave up")
+	}
 	b := firstConn(t, r.Env.B)
 	if !b.gone || b.Established != 0 {
 		t.Errorf("B's half-open connection: gone %v, established at %v; want dropped, never established", b.gone, b.Established)
