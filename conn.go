@@ -51,8 +51,9 @@ func (c *TCPConn) opErr(op string, err error) error {
 }
 
 // deadline is a settable deadline whose wait channel is closed when it
-// passes. A nil channel means no deadline (waits forever); nothing is
-// allocated for connections that never set one.
+// passes. As in net.Pipe, an open channel is kept across set calls, so a
+// goroutine already waiting on it sees a deadline set later; a channel is
+// allocated only once somebody waits or a deadline is set.
 type deadline struct {
 	mu     sync.Mutex
 	timer  *time.Timer
@@ -61,6 +62,15 @@ type deadline struct {
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
+func isClosedChan(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -68,33 +78,42 @@ func (d *deadline) set(t time.Time) {
 		<-d.cancel // the timer fired: wait for it to close cancel
 	}
 	d.timer = nil
+	closed := d.cancel != nil && isClosedChan(d.cancel)
 	if t.IsZero() {
-		d.cancel = nil
+		if closed {
+			d.cancel = nil
+		}
 		return
 	}
 	dur := time.Until(t)
 	if dur <= 0 {
-		d.cancel = closedChan
+		if d.cancel == nil {
+			d.cancel = closedChan
+		} else if !closed {
+			close(d.cancel)
+		}
 		return
 	}
-	ch := make(chan struct{})
-	d.cancel = ch
+	if d.cancel == nil || closed {
+		d.cancel = make(chan struct{})
+	}
+	ch := d.cancel
 	d.timer = time.AfterFunc(dur, func() { close(ch) })
 }
 
 func (d *deadline) wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.cancel == nil {
+		d.cancel = make(chan struct{})
+	}
 	return d.cancel
 }
 
 func (d *deadline) passed() bool {
-	select {
-	case <-d.wait():
-		return true
-	default:
-		return false
-	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancel != nil && isClosedChan(d.cancel)
 }
 
 // engineErr is the error of a connection the engine ended.

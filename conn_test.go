@@ -418,3 +418,47 @@ func TestTimeWaitReusedBySYN(t *testing.T) {
 		t.Errorf("TCPTimeWaitReuse %d, want 1", n)
 	}
 }
+
+// TestDeadlineSetWhileBlocked: a deadline set while Read, Write or Accept
+// is already blocked ends the call (net/http aborts background reads so).
+func TestDeadlineSetWhileBlocked(t *testing.T) {
+	p := newPair(t, 1500)
+	c, _ := p.dialAccept(t, "tcp", ":15", "10.0.0.2:15")
+	ln, err := p.A.ListenTCP("tcp", ":16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	errc := make(chan error, 3)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		errc <- err
+	}()
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			if _, err := c.Write(buf); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	go func() {
+		_, err := ln.Accept()
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the three calls block (no event to wait on)
+	past := time.Now().Add(-time.Second)
+	c.SetDeadline(past)
+	ln.SetDeadline(past)
+	for i := 0; i < 3; i++ {
+		select {
+		case err := <-errc:
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("blocked call returned %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a deadline set while blocked did not end the call")
+		}
+	}
+}
