@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/tcp"
+	"github.com/ustack/ustack/wire"
 )
 
 // Env is the standard two-host topology of the built-in scenarios: client A
@@ -334,6 +335,31 @@ var moreBuiltins = []*Scenario{
 func init() {
 	builtins = append(builtins, moreBuiltins...)
 	builtins = append(builtins, &Scenario{
+		Name:        "zero-window-dead",
+		Description: "B's application stops reading and, once B has advertised a zero window, B falls silent: A's window probes go unanswered, back off to 120 s, and after tcp_retries2 (15) probes A gives up with ETIMEDOUT",
+		Limit:       3 * time.Hour,
+		AB:          lan, BA: lan,
+		Tune: func(e *Env) {
+			e.B.Config.RMem = [3]int{4096, 16384, 16384}
+			e.B.Config.ModerateRcvbuf = false
+		},
+		Start: func(e *Env) {
+			closed := false
+			e.Sim.AddDropRule(&DropRule{Name: "B is silent after its zero window", From: "B", Match: func(p *Packet) bool {
+				if closed {
+					return true
+				}
+				if ip, tcpb, err := ipTCPView(p.Raw); err == nil && ip && tcpb.Window() == 0 && tcpb.Flags()&wire.TCPFlagSYN == 0 {
+					closed = true
+				}
+				return false
+			}})
+			h := Discard()
+			h.OnOpen = func(c *Conn) { c.PauseReading(true) }
+			e.B.Listen(80, h)
+			e.dial(0, Handler{OnOpen: func(c *Conn) { c.Write(filler(100000)) }})
+		},
+	}, &Scenario{
 		Name:        "user-timeout",
 		Description: "like ack-loss-retries2, but A sets TCP_USER_TIMEOUT to 10 s: its RTO is clamped so it gives up with ETIMEDOUT 10 s after the data was first sent",
 		Limit:       200 * time.Second,
@@ -411,4 +437,14 @@ func filler(n int) []byte {
 		b[i] = 'a' + byte(i%26)
 	}
 	return b
+}
+
+// ipTCPView returns the TCP header of a packet (ok reports a parse).
+func ipTCPView(pkt []byte) (ok bool, t wire.TCP, err error) {
+	_, _, payload, err := ipTCP(pkt)
+	if err != nil {
+		return false, nil, err
+	}
+	t, err = wire.ParseTCP(payload)
+	return err == nil, t, err
 }

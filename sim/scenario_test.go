@@ -150,7 +150,9 @@ func TestAckLossKeepalive(t *testing.T) {
 		t.Errorf("A ended with %v at established+%v, want ETIMEDOUT at +7875s", a.Err, a.Closed-a.Established)
 	}
 	// Like Linux, the keepalive timeout resets the connection.
-	if rst := r.Sim.Trace().Find(func(e *Event) bool { return e.Host == "A" && e.Kind == KindSend && e.T == a.Closed && strings.HasPrefix(e.Flags, "R") }); rst == nil {
+	if rst := r.Sim.Trace().Find(func(e *Event) bool {
+		return e.Host == "A" && e.Kind == KindSend && e.T == a.Closed && strings.HasPrefix(e.Flags, "R")
+	}); rst == nil {
 		t.Errorf("A sent no RST when keepalive gave up")
 	}
 	b := firstConn(t, r.Env.B)
@@ -401,7 +403,6 @@ func TestPcapTshark(t *testing.T) {
 	}
 }
 
-
 func TestReorder(t *testing.T) {
 	r := runScenario(t, "reorder")
 	a, b := firstConn(t, r.Env.A), firstConn(t, r.Env.B)
@@ -550,6 +551,7 @@ func TestScenariosIPv6(t *testing.T) {
 		{"SimultaneousClose", TestSimultaneousClose}, {"Reorder", TestReorder}, {"ReorderDeep", TestReorderDeep},
 		{"Refused", TestRefused}, {"Reset", TestReset}, {"FinTimeout", TestFinTimeout},
 		{"CloseUnread", TestCloseUnreadSendsRST}, {"FastOpen", TestFastOpenCookie}, {"UserTimeout", TestUserTimeout},
+		{"ZeroWindowDeadPeer", TestZeroWindowDeadPeer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.f(t)
@@ -571,7 +573,39 @@ func TestUserTimeout(t *testing.T) {
 		t.Errorf("A ended with %v %v after its first data, want ETIMEDOUT after exactly 10s (TCP_USER_TIMEOUT)", a.Err, a.Closed-first.T)
 	}
 	// Giving up on retransmissions sends no RST (unlike the keepalive timeout).
-	if rst := r.Sim.Trace().Find(func(e *Event) bool { return e.Host == "A" && e.Kind == KindSend && e.T == a.Closed && strings.HasPrefix(e.Flags, "R") }); rst != nil {
+	if rst := r.Sim.Trace().Find(func(e *Event) bool {
+		return e.Host == "A" && e.Kind == KindSend && e.T == a.Closed && strings.HasPrefix(e.Flags, "R")
+	}); rst != nil {
 		t.Errorf("A sent %s when giving up", rst)
+	}
+}
+
+func TestZeroWindowDeadPeer(t *testing.T) {
+	r := runScenario(t, "zero-window-dead")
+	a := firstConn(t, r.Env.A)
+	var probes []time.Duration
+	lastTimer := ""
+	for _, e := range r.Sim.Trace().Events {
+		if e.Host != "A" {
+			continue
+		}
+		if e.Kind == KindTimer {
+			lastTimer = e.Note
+		}
+		if e.Kind == KindSend && strings.Contains(lastTimer, "zero-window probe") {
+			probes = append(probes, e.T)
+			lastTimer = ""
+		}
+	}
+	if len(probes) != 15 {
+		t.Errorf("A sent %d window probes, want 15 (tcp_retries2) before giving up\n%s", len(probes), dump(r))
+	}
+	for i := 1; i < len(probes); i++ {
+		if g := probes[i] - probes[i-1]; g > 120*time.Second+50*ms {
+			t.Errorf("probe gap %v exceeds the 120 s RTO maximum", g)
+		}
+	}
+	if n := len(probes); n > 0 && (!errors.Is(a.Err, syscall.ETIMEDOUT) || a.Closed-probes[n-1] != 120*time.Second) {
+		t.Errorf("A ended with %v at %v, want ETIMEDOUT one 120 s backoff after the last probe (%v)", a.Err, a.Closed, probes[n-1])
 	}
 }
