@@ -716,9 +716,18 @@ func (c *Conn) armTimer() {
 			return
 		}
 		c.timerAt = time.Time{}
-		before := c.h.Counters
+		before, st := c.h.Counters, c.tc.State()
 		c.tc.Timeout(c.h.sim.now)
-		c.trace(Event{Kind: KindTimer, Note: timerNote(&before, &c.h.Counters)})
+		note := timerNote(&before, &c.h.Counters)
+		if note == "timer" && c.tc.State() == tcp.Closed {
+			switch st {
+			case tcp.TimeWait:
+				note = "timer: TIME-WAIT over"
+			case tcp.FinWait2:
+				note = "timer: FIN-WAIT-2 timeout"
+			}
+		}
+		c.trace(Event{Kind: KindTimer, Note: note})
 		c.kick()
 	})
 }
