@@ -143,8 +143,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if *loss < 0 || *loss > 1 || *size <= 0 || *delay < 0 || *rate < 0 || *queue < 0 {
-		fmt.Fprintln(stderr, "ustack demo: --loss must be in [0,1], --size positive, --delay, --rate and --queue not negative")
+	if *loss < 0 || *loss > 1 || *size <= 0 || *size > 256<<20 || *delay < 0 || *rate < 0 || *queue < 0 {
+		fmt.Fprintln(stderr, "ustack demo: --loss must be in [0,1], --size in 1..268435456, --delay, --rate and --queue not negative")
 		return 2
 	}
 	opts := sim.DemoOptions{Seed: *seed, Delay: *delay, Loss: *loss, Size: *size, RateBps: *rate, Queue: *queue, Sysctls: sysctls}

@@ -138,6 +138,11 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%s --help: exit %d, %q", c, code, errOut)
 		}
 	}
+	for _, bad := range [][]string{{"--size", "0"}, {"--size", "99999999999"}, {"--loss", "1.5"}, {"--delay", "-1s"}, {"--rate", "-5"}, {"extra"}} {
+		if code, _, _ := runCmd(append([]string{"demo"}, bad...)...); code != 2 {
+			t.Errorf("demo %v: exit %d, want 2", bad, code)
+		}
+	}
 	if code, _, _ := runCmd("demo", "--bogus"); code != 2 {
 		t.Errorf("demo --bogus: exit %d, want 2", code)
 	}
