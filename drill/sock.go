@@ -41,6 +41,8 @@ type socket struct {
 	linger       int
 	cong         string
 	fastOpenQlen int
+	userMSS      int             // TCP_MAXSEG (0 = none)
+	notsentLowat int64           // TCP_NOTSENT_LOWAT (0 = the sysctl)
 	reuse        map[int64]int64 // SO_REUSEADDR/SO_REUSEPORT values
 }
 
@@ -52,7 +54,7 @@ var constants = map[string]int64{
 	"SO_LINGER": 13, "SO_REUSEPORT": 15,
 	"TCP_NODELAY": 1, "TCP_MAXSEG": 2, "TCP_CORK": 3, "TCP_KEEPIDLE": 4, "TCP_KEEPINTVL": 5,
 	"TCP_KEEPCNT": 6, "TCP_INFO": 11, "TCP_CONGESTION": 13, "TCP_USER_TIMEOUT": 18,
-	"TCP_FASTOPEN": 23, "TCP_FASTOPEN_CONNECT": 30,
+	"TCP_FASTOPEN": 23, "TCP_FASTOPEN_CONNECT": 30, "TCP_NOTSENT_LOWAT": 25,
 	"F_GETFL": 3, "F_SETFL": 4, "O_RDONLY": 0, "O_WRONLY": 1, "O_RDWR": 2, "O_NONBLOCK": 0x800,
 	"SHUT_RD": 0, "SHUT_WR": 1, "SHUT_RDWR": 2,
 	"MSG_PEEK": 2, "MSG_DONTWAIT": 0x40, "MSG_NOSIGNAL": 0x4000, "MSG_FASTOPEN": 0x20000000,
@@ -415,7 +417,7 @@ func (s *socket) copyOptions(from *socket) {
 	*s = socket{fd: s.fd, f: s.f, connState: s.connState, local: s.local, bound: s.bound, nonblock: s.nonblock,
 		noDelay: from.noDelay, keepAlive: from.keepAlive, keepIdle: from.keepIdle, keepIntvl: from.keepIntvl,
 		keepCnt: from.keepCnt, userTimeout: from.userTimeout, sndBuf: from.sndBuf, rcvBuf: from.rcvBuf,
-		lingerOn: from.lingerOn, linger: from.linger, cong: from.cong}
+		lingerOn: from.lingerOn, linger: from.linger, cong: from.cong, userMSS: from.userMSS, notsentLowat: from.notsentLowat}
 	for k, v := range from.set {
 		set[k] = v
 	}
@@ -436,6 +438,9 @@ func (s *socket) connConfig(base tcp.Config) *tcp.Config {
 	if s.cong != "" {
 		c.CongestionControl = s.cong
 	}
+	if s.notsentLowat > 0 {
+		c.NotsentLowat = s.notsentLowat
+	}
 	return &c
 }
 
@@ -451,6 +456,14 @@ const (
 
 // applyAll applies the options set on the socket to a new connection.
 func (s *socket) applyAll(c *tcp.Conn) {
+	if s.userMSS > 0 {
+		// TCP_MAXSEG clamps the MSS we advertise and use
+		hdr := 40
+		if c.Tuple().Remote.Addr().Is6() {
+			hdr = 60
+		}
+		c.SetMTU(s.userMSS + hdr)
+	}
 	for _, k := range []int64{kNoDelay, kKeepParams, kKeepAlive, kUserTimeout, kSndBuf, kRcvBuf} {
 		if s.set[k] {
 			s.apply(c, k)
@@ -892,6 +905,29 @@ func (r *runner) sysSetsockopt(ev *Event) (func() (sysResult, bool), error) {
 		}
 		s.fastOpenQlen = int(v)
 		return ok, nil
+	case level == tcpl && name == constants["TCP_MAXSEG"]:
+		v, err := ival()
+		if err != nil {
+			return nil, err
+		}
+		if v < 88 || v > 65495 {
+			return immediate(sysResult{ret: -1, errno: syscall.EINVAL}), nil
+		}
+		if s.f != nil {
+			return nil, r.failf(ev, "TCP_MAXSEG on a connected socket is unsupported")
+		}
+		s.userMSS = int(v)
+		return ok, nil
+	case level == tcpl && name == constants["TCP_NOTSENT_LOWAT"]:
+		v, err := ival()
+		if err != nil {
+			return nil, err
+		}
+		if s.f != nil {
+			return nil, r.failf(ev, "TCP_NOTSENT_LOWAT on a connected socket is unsupported (the engine reads it from its Config)")
+		}
+		s.notsentLowat = v
+		return ok, nil
 	case level == tcpl && name == constants["TCP_FASTOPEN_CONNECT"]:
 		return nil, r.failf(ev, "TCP_FASTOPEN_CONNECT is unsupported (the engine does not send data in the SYN yet)")
 	default:
@@ -958,6 +994,16 @@ func (r *runner) sysGetsockopt(ev *Event) (func() (sysResult, bool), error) {
 		if s.keepCnt > 0 {
 			got = int64(s.keepCnt)
 		}
+	case level == tcpl && name == constants["TCP_MAXSEG"]:
+		got = 536
+		if s.userMSS > 0 {
+			got = int64(s.userMSS)
+		}
+		if s.f != nil && s.f.c.State() != tcp.SynSent {
+			got = int64(s.f.c.Info().SndMSS)
+		}
+	case level == tcpl && name == constants["TCP_NOTSENT_LOWAT"]:
+		got = s.notsentLowat // 0: not set on the socket (the sysctl applies)
 	case level == tcpl && name == constants["TCP_CONGESTION"]:
 		isStr = true
 		gotS = r.cfg.CongestionControl
