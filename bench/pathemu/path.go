@@ -1,0 +1,225 @@
+//go:build linux
+
+// Package pathemu emulates a network path in real time between two network
+// namespaces, so real TCP senders (the Linux kernel's, ustack's) can be
+// measured over a bottleneck with delay, a tail-drop queue and random loss.
+//
+// A Path creates two namespaces, A and B, and one TUN device in each (opened
+// in the root namespace, then moved). Every packet the kernel in A sends on
+// its TUN device is read by the Path, judged by link's deterministic
+// Impairer (random loss, bottleneck serialization at RateBps with a QueueLen
+// packet tail-drop queue, then Delay), and written to B's TUN device when
+// due; the reverse direction is impaired the same way. Addresses are only
+// configured inside the namespaces (A = 10.201.0.1/24, B = 10.201.0.2/24);
+// nothing is configured in the root namespace and nothing leaves the pair.
+//
+// With Config.StackA the A side has no kernel at all: the Path hands out an
+// in-memory endpoint (EndpointA) for a userspace stack that owns AddrA.
+//
+// Each direction records the queueing delay of every packet at the
+// bottleneck (time waiting before its serialization starts), computed from
+// the Impairer's decision, so queue delay is exact to the model and does not
+// depend on timer precision.
+package pathemu
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/ustack/ustack/link"
+)
+
+// Config describes the emulated path. Each direction gets the same
+// impairment (with its own seed).
+type Config struct {
+	Delay    time.Duration // one-way propagation delay (default 10 ms)
+	RateBps  int64         // bottleneck rate, bits/s (default 100e6)
+	QueueLen int           // tail-drop queue, packets (default 250)
+	Loss     float64       // random loss probability per direction
+	Seed     int64         // seed of the A->B direction; B->A uses Seed+1
+	MTU      int           // default 1500
+
+	// StackA leaves namespace A without a kernel endpoint: EndpointA
+	// returns the link endpoint a userspace stack on side A uses.
+	StackA bool
+}
+
+// Addresses used inside the namespaces.
+var (
+	AddrA  = netip.MustParseAddr("10.201.0.1")
+	AddrB  = netip.MustParseAddr("10.201.0.2")
+	Prefix = netip.MustParsePrefix("10.201.0.0/24")
+)
+
+// Path is a running emulated path.
+type Path struct {
+	cfg      Config
+	NSA, NSB string // namespace names
+
+	tunA, tunB link.Endpoint
+	stackEnd   link.Endpoint // StackA: the end handed to the stack
+	ab, ba     *direction
+	closed     bool
+}
+
+// DefaultConfig is the path of the BBR issue: 100 Mbit/s, 10 ms each way,
+// 250 packets of queue, no loss.
+func DefaultConfig() Config {
+	return Config{Delay: 10 * time.Millisecond, RateBps: 100e6, QueueLen: 250, MTU: 1500, Seed: 1}
+}
+
+// New sets up the namespaces and devices and starts the shuttles. The
+// caller must Close the Path.
+func New(cfg Config) (p *Path, err error) {
+	if cfg.MTU == 0 {
+		cfg.MTU = 1500
+	}
+	if cfg.Loss < 0 || cfg.Loss >= 1 {
+		return nil, fmt.Errorf("pathemu: loss %v out of [0,1)", cfg.Loss)
+	}
+	var rb [4]byte
+	if _, err := rand.Read(rb[:]); err != nil {
+		return nil, err
+	}
+	id := hex.EncodeToString(rb[:])
+	p = &Path{cfg: cfg, NSA: "ustack-pa-" + id, NSB: "ustack-pb-" + id}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	if err := run("ip", "netns", "add", p.NSB); err != nil {
+		return p, err
+	}
+	if !cfg.StackA {
+		if err := run("ip", "netns", "add", p.NSA); err != nil {
+			return p, err
+		}
+	}
+	tb, err := link.OpenTUN("upb"+id, cfg.MTU)
+	if err != nil {
+		return p, err
+	}
+	p.tunB = tb
+	if err := setupNS(p.NSB, tb.(interface{ Name() string }).Name(), AddrB); err != nil {
+		return p, err
+	}
+	var aSide link.Endpoint
+	if cfg.StackA {
+		stack, shuttle := link.NewPipe(link.PipeConfig{MTU: cfg.MTU, QueueLen: 4096})
+		p.stackEnd, aSide = stack, shuttle
+		p.tunA = shuttle
+	} else {
+		ta, err := link.OpenTUN("upa"+id, cfg.MTU)
+		if err != nil {
+			return p, err
+		}
+		p.tunA = ta
+		aSide = ta
+		if err := setupNS(p.NSA, ta.(interface{ Name() string }).Name(), AddrA); err != nil {
+			return p, err
+		}
+	}
+	im := link.Impairment{Delay: cfg.Delay, RateBps: cfg.RateBps, QueueLen: cfg.QueueLen, Loss: cfg.Loss, Seed: cfg.Seed}
+	p.ab = newDirection(aSide, p.tunB, im)
+	im.Seed++
+	p.ba = newDirection(p.tunB, aSide, im)
+	p.ab.start()
+	p.ba.start()
+	return p, nil
+}
+
+func setupNS(ns, dev string, addr netip.Addr) error {
+	cmds := [][]string{
+		{"ip", "link", "set", "dev", dev, "netns", ns},
+		{"ip", "-n", ns, "link", "set", "lo", "up"},
+		{"ip", "-n", ns, "addr", "add", netip.PrefixFrom(addr, Prefix.Bits()).String(), "dev", dev},
+		{"ip", "-n", ns, "link", "set", "dev", dev, "up"},
+		// Quiet the link: no IPv6 chatter on the measured path.
+		{"ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"},
+	}
+	for _, c := range cmds {
+		if err := run(c[0], c[1:]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func run(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pathemu: %s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Config returns the path's configuration.
+func (p *Path) Config() Config { return p.cfg }
+
+// EndpointA is the link endpoint of side A for a userspace stack (only with
+// Config.StackA; nil otherwise). The stack owns AddrA on it; Close of the
+// Path closes it too.
+func (p *Path) EndpointA() link.Endpoint { return p.stackEnd }
+
+// Stats returns the counters of the A->B and B->A directions.
+func (p *Path) Stats() (ab, ba Stats) { return p.ab.stats(), p.ba.stats() }
+
+// ResetStats zeroes both directions' counters (the model keeps its state).
+func (p *Path) ResetStats() { p.ab.reset(); p.ba.reset() }
+
+// Exec returns a command run inside namespace ns (p.NSA or p.NSB).
+func (p *Path) Exec(ns string, name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+}
+
+// Close stops the shuttles, closes the devices and deletes the namespaces.
+func (p *Path) Close() error {
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	var errs []error
+	for _, d := range []*direction{p.ab, p.ba} {
+		if d != nil {
+			d.stop()
+		}
+	}
+	for _, ep := range []link.Endpoint{p.tunA, p.tunB, p.stackEnd} {
+		if ep != nil {
+			ep.Close()
+		}
+	}
+	for _, d := range []*direction{p.ab, p.ba} {
+		if d != nil {
+			d.wait()
+		}
+	}
+	for _, ns := range []string{p.NSA, p.NSB} {
+		if nsExists(ns) {
+			if err := run("ip", "netns", "del", ns); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func nsExists(ns string) bool {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == ns {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,107 @@
+//go:build linux
+
+package pathemu
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("pathemu tests need root (network namespaces, TUN) and CI=true: failing instead of skipping")
+		}
+		t.Skip("SKIPPED: pathemu tests need root (network namespaces, TUN devices) — run as root to measure the path")
+	}
+	for _, tool := range []string{"ip", "iperf3", "ss"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: %v", tool, err)
+		}
+	}
+}
+
+// TestKernelFlowRate runs a 3 s Linux flow over the clean 100 Mbit/s path:
+// the bottleneck must be what limits it.
+func TestKernelFlowRate(t *testing.T) {
+	needRoot(t)
+	p, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+		if nsExists(p.NSA) || nsExists(p.NSB) {
+			t.Errorf("namespaces %s/%s left behind", p.NSA, p.NSB)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	res, err := RunFlows(ctx, p, &KernelFlow{CC: "cubic", Duration: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab, ba := p.Stats()
+	t.Logf("goodput %.1f Mbit/s, retransmits %d; A->B %+v mean queue delay %v; B->A delivered %d", res[0].GoodputBps/1e6, res[0].Retransmits,
+		ab.Delivered, ab.MeanQueueDelay(), ba.Delivered)
+	if g := res[0].GoodputBps; g < 80e6 || g > 100e6 {
+		t.Errorf("goodput %.1f Mbit/s, want 80..100 on a 100 Mbit/s bottleneck", g/1e6)
+	}
+	if ab.Dropped != 0 || ba.Dropped != 0 {
+		t.Errorf("random drops %d/%d with Loss 0", ab.Dropped, ba.Dropped)
+	}
+}
+
+// TestLossShowsDrops runs a short BBR flow (BBR keeps sending through
+// random loss, so the sample is large) with 3% loss each way: both
+// directions must count random drops near 3%.
+func TestLossShowsDrops(t *testing.T) {
+	needRoot(t)
+	cfg := DefaultConfig()
+	cfg.Loss = 0.03
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	res, err := RunFlows(ctx, p, &KernelFlow{CC: "bbr", Duration: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab, ba := p.Stats()
+	t.Logf("goodput %.1f Mbit/s, retransmits %d; A->B %d/%d dropped, B->A %d/%d dropped",
+		res[0].GoodputBps/1e6, res[0].Retransmits, ab.Dropped, ab.Packets, ba.Dropped, ba.Packets)
+	for _, d := range []struct {
+		name string
+		s    Stats
+	}{{"A->B", ab}, {"B->A", ba}} {
+		if d.s.Packets < 1000 {
+			t.Errorf("%s: only %d packets", d.name, d.s.Packets)
+			continue
+		}
+		frac := float64(d.s.Dropped) / float64(d.s.Packets)
+		if frac < 0.015 || frac > 0.05 {
+			t.Errorf("%s: dropped %d of %d (%.2f%%), want about 3%%", d.name, d.s.Dropped, d.s.Packets, 100*frac)
+		}
+	}
+	if res[0].Retransmits <= 0 {
+		t.Errorf("no retransmits with 3%% loss")
+	}
+}
+
+func TestJain(t *testing.T) {
+	if j := Jain(50, 50); j != 1 {
+		t.Errorf("Jain(50,50) = %v", j)
+	}
+	if j := Jain(100, 0); j != 0.5 {
+		t.Errorf("Jain(100,0) = %v", j)
+	}
+}
