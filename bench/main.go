@@ -106,9 +106,13 @@ func parseFlags(args []string) (Options, error) {
 	fs.StringVar(&losses, "losses", "0,0.1,1,3", "loss rates in percent for the loss sweep")
 	fs.StringVar(&ccs, "ccs", "reno,cubic", "congestion controls for the loss sweep")
 	fs.BoolVar(&o.Verbose, "v", false, "log each run to stderr")
+	fs.IntVar(&pipeQueueLen, "pipe-queue", pipeQueueLen, "per-direction drop-tail queue of the in-memory link, in packets")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if pipeQueueLen < 1 {
+		return o, fmt.Errorf("--pipe-queue must be at least 1")
 	}
 	if o.Runs < 1 {
 		return o, fmt.Errorf("--runs must be at least 1")

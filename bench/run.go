@@ -43,7 +43,7 @@ func cases(o Options) []benchCase {
 		for _, mtu := range o.MTUs {
 			cs = append(cs, benchCase{
 				bench: "throughput", name: fmt.Sprintf("1 conn, MTU %d", mtu),
-				metrics: []metric{{"throughput", "Gbit/s", false}, {"cpu", "CPU s/GB", true}},
+				metrics: []metric{{"throughput", "Gbit/s", false}, {"cpu", "CPU s/GB", true}, {"link_dropped", "pipe drops/run", true}},
 				cfg:     plain(mtu),
 				limit:   o.BulkDur + 30*time.Second,
 				run: func(sys System) (map[string]float64, error) {
@@ -187,7 +187,12 @@ func Run(o Options, ms []Maker) *Report {
 						sr.Errors = append(sr.Errors, err.Error())
 						continue
 					}
-					sr.Samples = append(sr.Samples, vals[f.Metric])
+					v, ok := vals[f.Metric]
+					if !ok {
+						sr.NA = "not measured (no in-memory pipe)"
+						continue
+					}
+					sr.Samples = append(sr.Samples, v)
 				}
 			}
 		}
@@ -355,6 +360,9 @@ func ratio(a, b *Series) string {
 
 // num formats v with about three significant digits.
 func num(v float64) string {
+	if v == float64(int64(v)) && abs(v) < 1e15 {
+		return fmt.Sprintf("%d", int64(v))
+	}
 	switch av := abs(v); {
 	case av >= 100000:
 		return fmt.Sprintf("%.0f", v)

@@ -95,6 +95,6 @@ func impairedPath(loss float64, seed int64) *link.Impairment {
 	}
 }
 
-// pipeQueueLen is the per-direction drop-tail queue of the in-memory link,
-// the default of link.Pipe.
+// pipeQueueLen is the per-direction drop-tail queue of the in-memory link;
+// the default is link.Pipe's (--pipe-queue changes it).
 var pipeQueueLen = link.DefaultPipeQueueLen
