@@ -167,6 +167,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		idle        = fs.Duration("idle", 5*time.Minute, "end a captured connection silent this long (capture time)")
 		maxBytes    = fs.Int("max-session-bytes", 64<<20, "stream bytes kept per session; more is dropped and the session marked")
 		noProgress  = fs.Bool("no-progress", false, "no progress bar even on a terminal")
+		ignoreHdr   = fs.String("http-ignore", "", "comma-separated HTTP response header `names` left out of the comparison, e.g. Date,Server,Set-Cookie")
 		sample      = fs.Float64("sample", 100, "replay this percentage of the sessions (chosen by a hash of the 4-tuple, like tcpcopy -r)")
 		list        = fs.Bool("list", false, "list the captured sessions (one line each) instead of replaying; no target needed")
 		failOnDiff  = fs.Bool("fail-on-diff", false, "exit 3 if any connection was not identical")
@@ -295,6 +296,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		Copies:         *copies,
 		Concurrency:    *conc,
 		Wait:           *wait,
+		IgnoreHeaders:  splitList(*ignoreHdr),
 		SessionTimeout: *sessTimeout,
 		ReplayGaps:     *replayGaps,
 		MaxProblems:    *maxProblems,
@@ -335,6 +337,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 3
 	}
 	return 0
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // sampled keeps pct percent of the sessions f keeps, by a hash of the

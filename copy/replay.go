@@ -59,6 +59,13 @@ type Options struct {
 	// (the bytes on either side are sent back to back); by default they are
 	// skipped and reported.
 	ReplayGaps bool
+	// IgnoreHeaders names HTTP/1.x response header fields (e.g. "Date")
+	// left out of the comparison when the captured stream is HTTP: such
+	// header lines are removed from both streams before they are compared,
+	// and offsets then count in the streams without them. The replayed
+	// response is kept in memory for this (up to the captured length plus
+	// 1 MiB).
+	IgnoreHeaders []string
 	// SessionTimeout bounds each replayed connection beyond its captured
 	// duration (scaled by Speed): reads and writes past captured duration /
 	// Speed + SessionTimeout fail as timeouts. 0 = 60 s.
@@ -292,6 +299,10 @@ func (r *Replayer) replay(ctx context.Context, s *Session, copyNum int, addr str
 	defer cancel()
 	httpMode := bytes.HasPrefix(s.ServerData, []byte("HTTP/1."))
 	rd := newRespReader(conn, s.ServerData, len(s.Exchanges), httpMode)
+	normalize := httpMode && len(r.opts.IgnoreHeaders) > 0
+	if normalize {
+		rd.keepLimit = len(s.ServerData) + 1<<20
+	}
 	go rd.run()
 	speed := r.opts.Speed
 	wait := r.opts.Wait
@@ -351,6 +362,27 @@ func (r *Replayer) replay(ctx context.Context, s *Session, copyNum int, addr str
 	}
 	want := int64(len(s.ServerData))
 	gapAt := int64(s.ServerGapOffset())
+	if normalize {
+		captured := s.ServerData
+		if gapAt >= 0 {
+			captured = captured[:gapAt]
+		}
+		a := stripHeaders(captured, r.opts.IgnoreHeaders)
+		b := stripHeaders(rd.kept, r.opts.IgnoreHeaders)
+		if gapAt >= 0 {
+			gapAt = int64(len(a))
+		} else {
+			want = int64(len(a))
+		}
+		rd.diffAt = -1
+		for i := 0; i < min(len(a), len(b)); i++ {
+			if a[i] != b[i] {
+				rd.diffAt = int64(i)
+				break
+			}
+		}
+		rd.got = int64(len(b)) + (rd.got - int64(len(rd.kept)))
+	}
 	switch {
 	case rd.diffAt >= 0 && (gapAt < 0 || rd.diffAt < gapAt):
 		res.Status, res.DiffOffset = StatusDiffers, rd.diffAt
@@ -397,6 +429,45 @@ func statusLine(b []byte) string {
 	return strings.TrimRight(string(b), "\r")
 }
 
+// stripHeaders returns b without the HTTP/1.x response header lines named
+// in names (case-insensitive). Header blocks are recognised as a line
+// starting with "HTTP/1." up to the next empty line; body bytes are kept.
+// The scan is a heuristic: it does not parse message lengths, so a body
+// line starting with "HTTP/1." would be taken for a header block.
+func stripHeaders(b []byte, names []string) []byte {
+	out := make([]byte, 0, len(b))
+	inHeader := false
+	for len(b) > 0 {
+		end := bytes.IndexByte(b, '\n')
+		line := b
+		if end >= 0 {
+			line = b[:end+1]
+		}
+		b = b[len(line):]
+		switch {
+		case !inHeader && bytes.HasPrefix(line, []byte("HTTP/1.")):
+			inHeader = true
+		case inHeader && (string(line) == "\r\n" || string(line) == "\n"):
+			inHeader = false
+		case inHeader:
+			if name, _, ok := bytes.Cut(line, []byte(":")); ok {
+				drop := false
+				for _, n := range names {
+					if strings.EqualFold(string(bytes.TrimSpace(name)), n) {
+						drop = true
+						break
+					}
+				}
+				if drop {
+					continue
+				}
+			}
+		}
+		out = append(out, line...)
+	}
+	return out
+}
+
 // respReader reads a replayed connection's response bytes, compares them
 // on the fly with the captured response and notes when each exchange's
 // first byte came.
@@ -415,6 +486,9 @@ type respReader struct {
 	err    error
 	first  []time.Time
 	head   [][]byte // first bytes of each exchange's response (HTTP mode)
+
+	keepLimit int    // > 0: keep up to this many response bytes in kept
+	kept      []byte // the response (IgnoreHeaders comparison)
 }
 
 func newRespReader(c net.Conn, want []byte, nex int, httpMode bool) *respReader {
@@ -456,6 +530,9 @@ func (rd *respReader) run() {
 						break
 					}
 				}
+			}
+			if rd.keepLimit > 0 && len(rd.kept) < rd.keepLimit {
+				rd.kept = append(rd.kept, b[:min(len(b), rd.keepLimit-len(rd.kept))]...)
 			}
 			rd.got += int64(n)
 			rd.mu.Unlock()
