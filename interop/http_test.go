@@ -236,7 +236,7 @@ func largeTransfers(t *testing.T, offload bool) {
 		})
 	}
 	startKernel("python3", "-m", "http.server", "--bind", "::", "8000", "--directory", dir)
-	startKernel("python3", "-c", sinkPy, "9000")
+	startSink(t, n)
 
 	for _, fam := range []struct {
 		name          string
@@ -317,6 +317,21 @@ func largeTransfers(t *testing.T, offload bool) {
 	if tun, ok := n.TUN.(*link.TUN); ok && offload {
 		t.Logf("TUN offload: %+v", tun.Stats())
 	}
+}
+
+// startSink runs sinkPy on port 9000 in the namespace until the test ends.
+func startSink(t *testing.T, n *Netns) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := n.Command(ctx, "python3", "-c", sinkPy, "9000")
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+	})
 }
 
 // sinkPy accepts TCP connections on [::]:port (dual stack) and answers each
