@@ -346,6 +346,11 @@ func (c *Conn) processFIN(now time.Time) {
 	c.rcvNxt++
 	c.rcvFin = true
 	c.oooFin = false
+	// Nothing can follow the FIN: drop out-of-order data beyond it (Linux
+	// purges the out-of-order queue in tcp_fin).
+	c.ooo = nil
+	c.oooBytes = 0
+	c.nSack = 0
 	c.ackNow = true
 	switch c.state {
 	case SynReceived, Established:
