@@ -1,0 +1,214 @@
+//go:build linux
+
+package pathemu
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/ustack/ustack"
+	"github.com/ustack/ustack/tcp"
+)
+
+// DiscardEnv names the environment variable that turns a program calling
+// MaybeServeDiscard into a one-off discard server listening on its value
+// (host:port).
+const DiscardEnv = "PATHEMU_DISCARD_ADDR"
+
+// DiscardResult is what the discard server prints (one JSON line).
+type DiscardResult struct {
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"` // from accept to EOF
+	Error   string  `json:"error,omitempty"`
+}
+
+// MaybeServeDiscard serves one discard connection and exits the process if
+// DiscardEnv is set; otherwise it returns at once. Call it first thing in
+// main (or TestMain) of a binary used as UstackFlow.Helper.
+func MaybeServeDiscard() {
+	addr := os.Getenv(DiscardEnv)
+	if addr == "" {
+		return
+	}
+	r := serveDiscard(addr, 5*time.Minute)
+	json.NewEncoder(os.Stdout).Encode(r)
+	if r.Error != "" {
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func serveDiscard(addr string, limit time.Duration) DiscardResult {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return DiscardResult{Error: err.Error()}
+	}
+	defer ln.Close()
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(limit))
+	c, err := ln.Accept()
+	if err != nil {
+		return DiscardResult{Error: err.Error()}
+	}
+	defer c.Close()
+	start := time.Now()
+	c.SetReadDeadline(start.Add(limit))
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		m, err := c.Read(buf)
+		n += int64(m)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return DiscardResult{Bytes: n, Seconds: time.Since(start).Seconds(), Error: err.Error()}
+		}
+	}
+	return DiscardResult{Bytes: n, Seconds: time.Since(start).Seconds()}
+}
+
+// UstackFlow is a bulk transfer from a ustack Stack owning AddrA on side A
+// (the Path must have Config.StackA) to a Go discard server run by the
+// Linux kernel in namespace B.
+type UstackFlow struct {
+	CC       string        // tcp.Config.CongestionControl: cubic, reno, bbr
+	Port     int           // default 5301
+	Duration time.Duration // default 20 s
+	// Helper is the program run in namespace B as the discard server (it
+	// must call MaybeServeDiscard); default: this executable.
+	Helper string
+
+	stack   *ustack.Stack
+	server  *exec.Cmd
+	sout    bytes.Buffer
+	serr    bytes.Buffer
+	done    chan error
+	retrans int64
+}
+
+// Name implements Flow.
+func (f *UstackFlow) Name() string { return "ustack-" + f.CC }
+
+// Start implements Flow.
+func (f *UstackFlow) Start(ctx context.Context, p *Path) error {
+	ep := p.EndpointA()
+	if ep == nil {
+		return errors.New("pathemu: ustack flow needs a Path with StackA")
+	}
+	if f.Port == 0 {
+		f.Port = 5301
+	}
+	if f.Duration == 0 {
+		f.Duration = 20 * time.Second
+	}
+	if f.Helper == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		f.Helper = exe
+	}
+	cfg := tcp.DefaultConfig()
+	cfg.CongestionControl = f.CC
+	s, err := ustack.New(ustack.Config{TCP: cfg})
+	if err != nil {
+		return fmt.Errorf("pathemu: ustack: %w", err)
+	}
+	if err := s.AddInterface("pa", ep, netip.PrefixFrom(AddrA, Prefix.Bits())); err != nil {
+		s.Close()
+		return fmt.Errorf("pathemu: ustack: %w", err)
+	}
+	f.stack = s
+	dst := netip.AddrPortFrom(AddrB, uint16(f.Port)).String()
+	f.server = exec.CommandContext(ctx, "ip", "netns", "exec", p.NSB, f.Helper)
+	f.server.Env = append(os.Environ(), DiscardEnv+"="+dst)
+	f.server.Stdout, f.server.Stderr = &f.sout, &f.serr
+	if err := f.server.Start(); err != nil {
+		s.Close()
+		return fmt.Errorf("pathemu: discard server: %w", err)
+	}
+	if err := WaitListen(ctx, p.NSB, f.Port, 5*time.Second); err != nil {
+		f.server.Process.Kill()
+		f.server.Wait()
+		s.Close()
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	c, err := s.DialContext(dctx, "tcp", dst)
+	cancel()
+	if err != nil {
+		f.server.Process.Kill()
+		f.server.Wait()
+		s.Close()
+		return fmt.Errorf("pathemu: ustack dial %s: %w", dst, err)
+	}
+	f.done = make(chan error, 1)
+	go func() { f.done <- f.send(c.(*ustack.TCPConn)) }()
+	return nil
+}
+
+func (f *UstackFlow) send(c *ustack.TCPConn) error {
+	buf := make([]byte, 128<<10)
+	end := time.Now().Add(f.Duration)
+	c.SetWriteDeadline(end)
+	var err error
+	for time.Now().Before(end) {
+		if _, err = c.Write(buf); err != nil {
+			break
+		}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = nil
+	}
+	f.retrans = int64(c.Info().TotalRetrans)
+	c.SetWriteDeadline(time.Time{})
+	if cerr := c.CloseWrite(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Result implements Flow.
+func (f *UstackFlow) Result() (Result, error) {
+	r := Result{Name: f.Name(), Retransmits: -1}
+	if f.done == nil {
+		return r, errors.New("pathemu: flow not started")
+	}
+	serr := <-f.done
+	wait := make(chan error, 1)
+	go func() { wait <- f.server.Wait() }()
+	select {
+	case <-wait:
+	case <-time.After(30 * time.Second):
+		f.server.Process.Kill()
+		<-wait
+	}
+	f.stack.Close()
+	r.Retransmits = f.retrans
+	var d DiscardResult
+	if err := json.Unmarshal(f.sout.Bytes(), &d); err != nil {
+		return r, fmt.Errorf("pathemu: %s: discard server output %q: %v (%s)", f.Name(), f.sout.String(), err, strings.TrimSpace(f.serr.String()))
+	}
+	r.Bytes, r.Seconds = d.Bytes, d.Seconds
+	if d.Seconds > 0 {
+		r.GoodputBps = float64(d.Bytes) * 8 / d.Seconds
+	}
+	var errs []error
+	if serr != nil {
+		errs = append(errs, fmt.Errorf("pathemu: %s send: %w", f.Name(), serr))
+	}
+	if d.Error != "" {
+		errs = append(errs, fmt.Errorf("pathemu: %s discard server: %s", f.Name(), d.Error))
+	}
+	return r, errors.Join(errs...)
+}
