@@ -399,3 +399,133 @@ func TestNetnsCaptureReplay(t *testing.T) {
 	}
 	t.Logf("changed server report:\n%s", text)
 }
+
+// TestNetnsPythonHTTPServer captures curl against a third-party server
+// (python3 -m http.server) in a namespace and replays it to another
+// instance on loopback: identical once the Date header is ignored, and
+// without that, any difference lies inside a Date line.
+func TestNetnsPythonHTTPServer(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("SKIPPED: python3 not installed")
+	}
+	var rb [4]byte
+	rand.Read(rb[:])
+	ns := "ustack-copy-" + hex.EncodeToString(rb[:])
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	dir := t.TempDir()
+	docs := filepath.Join(dir, "docs")
+	os.Mkdir(docs, 0o755)
+	os.WriteFile(filepath.Join(docs, "a.txt"), bytes.Repeat([]byte("alpha\n"), 1000), 0o644)
+	os.WriteFile(filepath.Join(docs, "b.txt"), []byte("beta\n"), 0o644)
+
+	startPy := func(args ...string) (*exec.Cmd, string) {
+		cmd := exec.Command(args[0], args[1:]...)
+		out, _ := cmd.StdoutPipe()
+		cmd.Stderr = io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			waitExit(t, cmd, "python http.server", 10*time.Second)
+		})
+		line := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if strings.HasPrefix(sc.Text(), "Serving HTTP") {
+					line <- sc.Text()
+					io.Copy(io.Discard, out)
+					return
+				}
+			}
+			close(line)
+		}()
+		tm := time.NewTimer(15 * time.Second)
+		defer tm.Stop()
+		select {
+		case l, ok := <-line:
+			if !ok {
+				t.Fatal("python http.server exited")
+			}
+			return cmd, l
+		case <-tm.C:
+			t.Fatal("python http.server not serving within 15 s")
+		}
+		return nil, ""
+	}
+	startPy("ip", "netns", "exec", ns, "python3", "-u", "-m", "http.server", "8000", "--bind", "127.0.0.1", "--directory", docs)
+
+	pcapFile := filepath.Join(dir, "py.pcap")
+	dump := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", "lo", "-w", pcapFile, "-U", "--immediate-mode", "-n", "tcp port 8000")
+	dumpErr, _ := dump.StderrPipe()
+	if err := dump.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			dump.Process.Signal(syscall.SIGINT)
+			waitExit(t, dump, "tcpdump", 10*time.Second)
+		}
+	}
+	t.Cleanup(stop)
+	waitLine(t, dumpErr, "listening on lo", "tcpdump")
+	run(t, "ip", "netns", "exec", ns, "curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
+		"http://127.0.0.1:8000/a.txt", "http://127.0.0.1:8000/b.txt", "http://127.0.0.1:8000/missing")
+	const sessions = 3 // http.server speaks HTTP/1.0: one connection per request
+	deadline := time.Now().Add(15 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for completeSessions(pcapFile) < sessions {
+		if time.Now().After(deadline) {
+			t.Fatalf("capture holds %d complete sessions, want %d", completeSessions(pcapFile), sessions)
+		}
+		<-tick.C // poll the condition until the deadline
+	}
+	stop()
+
+	// A second instance on the root namespace's loopback, same files.
+	_, serving := startPy("python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", docs)
+	f := strings.Fields(serving) // Serving HTTP on 127.0.0.1 port N (http://...) ...
+	port := ""
+	for i, w := range f {
+		if w == "port" && i+1 < len(f) {
+			port = f[i+1]
+		}
+	}
+	if port == "" {
+		t.Fatalf("cannot find the port in %q", serving)
+	}
+	target := "8000-127.0.0.1:" + port
+
+	code, out, errOut := runMain("-x", target, "--fast", "--json", pcapFile)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	captured := readSessions(t, pcapFile)
+	for _, p := range rep.Problems {
+		s := captured[p.Session-1]
+		if p.Status != StatusDiffers {
+			t.Errorf("session %d: %s, want identical or differing in the Date header", p.Session, p.Status)
+			continue
+		}
+		lineStart := bytes.LastIndexByte(s.ServerData[:p.DiffOffset], '\n') + 1
+		if !bytes.HasPrefix(s.ServerData[lineStart:], []byte("Date: ")) {
+			t.Errorf("session %d differs at %d outside a Date line: %q", p.Session, p.DiffOffset, s.ServerData[lineStart:p.DiffOffset+1])
+		}
+	}
+	code, out, errOut = runMain("-x", target, "--fast", "--http-ignore", "Date", pcapFile)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("identical %d, differs 0", sessions)) {
+		t.Fatalf("with --http-ignore Date: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("python http.server replay:\n%s", out)
+}
