@@ -550,8 +550,10 @@ func (c *Conn) emit(seg *tcp.Segment) {
 		}
 		c.lastAck, c.lastWin, c.lastSeq, c.haveLastAck = seg.Ack, seg.Window, seg.Seq, true
 	}
-	if seg.Flags&wire.TCPFlagACK != 0 && len(seg.Payload) > 0 {
-		c.lastAck, c.lastWin, c.lastSeq, c.haveLastAck = seg.Ack, seg.Window, seg.Seq+uint32(len(seg.Payload)), true
+	if seg.Flags&wire.TCPFlagACK != 0 && seg.Len() > 0 {
+		// Data or FIN: a following pure ACK repeating its ack and window
+		// (at the next sequence number) is a duplicate too.
+		c.lastAck, c.lastWin, c.lastSeq, c.haveLastAck = seg.Ack, seg.Window, seg.Seq+seg.Len(), true
 	}
 	e := c.traceSeg(KindSend, seg, "")
 	e.Rtx, e.Dup = rtx, dup

@@ -394,6 +394,13 @@ func TestPcapTshark(t *testing.T) {
 					t.Errorf("%s: frame %s (%s) is a duplicate ACK in the trace, not for tshark", p.name, pk.Frame, e)
 				}
 			}
+			// And the other way round: the trace misses nothing tshark flags.
+			if pk.Retransmit && !e.Rtx {
+				t.Errorf("%s: tshark flags frame %s (%s) as a retransmission, the trace does not", p.name, pk.Frame, e)
+			}
+			if pk.DupAck && !e.Dup {
+				t.Errorf("%s: tshark flags frame %s (%s) as a duplicate ACK, the trace does not", p.name, pk.Frame, e)
+			}
 		}
 		off += len(p.sent)
 		t.Logf("%s: %d packets, %d retransmissions, %d dup acks", p.name, len(p.sent), rtx, dup)
