@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -459,6 +460,29 @@ func TestDeadlineSetWhileBlocked(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("a deadline set while blocked did not end the call")
+		}
+	}
+}
+
+func TestConnectionsString(t *testing.T) {
+	p := newPair(t, 1500)
+	c, _ := p.dialAccept(t, "tcp", ":17", "10.0.0.2:17")
+	ln, err := p.B.Listen("tcp4", ":18")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c.Write([]byte("hello"))
+	waitFor(t, "the data to be acked", func() bool { return c.Info().BytesAcked >= 5 })
+	var lines []string
+	for _, ci := range p.B.Connections() {
+		lines = append(lines, ci.String())
+	}
+	out := strings.Join(lines, "\n")
+	t.Logf("\n%s", out)
+	for _, want := range []string{"LISTEN", "0.0.0.0:18 *:*", "ESTAB", "5      0      10.0.0.2:17 10.0.0.1:", "rtt:", "cwnd:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q", want)
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package ustack
 
 import (
+	"fmt"
 	"net/netip"
 	"sort"
+	"time"
 
 	"github.com/ustack/ustack/tcp"
 )
@@ -16,6 +18,46 @@ type ConnInfo struct {
 	// not yet acknowledged (for listeners: accept queue length and
 	// backlog).
 	RecvQ, SendQ int
+}
+
+// String formats the entry like a line of `ss -tani`: state, queues,
+// addresses, then for connections the tcp_info fields ss shows.
+func (ci ConnInfo) String() string {
+	st := ssState[ci.State]
+	if st == "" {
+		st = ci.State.String()
+	}
+	peer := "*:*"
+	if ci.Remote.IsValid() {
+		peer = ci.Remote.String()
+	}
+	line := fmt.Sprintf("%-10s %-6d %-6d %s %s", st, ci.RecvQ, ci.SendQ, ci.Local, peer)
+	if ci.State == tcp.Listen {
+		return line
+	}
+	i := &ci.Info
+	line += fmt.Sprintf(" rto:%g rtt:%g/%g mss:%d cwnd:%d", ms(i.RTO), ms(i.RTT), ms(i.RTTVar), i.SndMSS, i.SndCwnd)
+	if i.SndSsthresh > 0 && i.SndSsthresh < 1<<30 {
+		line += fmt.Sprintf(" ssthresh:%d", i.SndSsthresh)
+	}
+	line += fmt.Sprintf(" bytes_sent:%d bytes_acked:%d bytes_received:%d segs_out:%d segs_in:%d",
+		i.BytesSent, i.BytesAcked, i.BytesReceived, i.SegsOut, i.SegsIn)
+	if i.TotalRetrans > 0 {
+		line += fmt.Sprintf(" retrans:%d/%d", i.Retrans, i.TotalRetrans)
+	}
+	if i.PacingRate > 0 {
+		line += fmt.Sprintf(" pacing_rate:%dbps", i.PacingRate*8)
+	}
+	return line
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+var ssState = map[tcp.State]string{
+	tcp.Established: "ESTAB", tcp.SynSent: "SYN-SENT", tcp.SynReceived: "SYN-RECV",
+	tcp.FinWait1: "FIN-WAIT-1", tcp.FinWait2: "FIN-WAIT-2", tcp.TimeWait: "TIME-WAIT",
+	tcp.Closed: "UNCONN", tcp.CloseWait: "CLOSE-WAIT", tcp.LastAck: "LAST-ACK",
+	tcp.Listen: "LISTEN", tcp.Closing: "CLOSING",
 }
 
 // Connections returns every connection (any state, including TIME-WAIT)
@@ -39,7 +81,7 @@ func (s *Stack) Connections() []ConnInfo {
 		e.sh.mu.Lock()
 		info := e.tc.Info()
 		ci := ConnInfo{Local: e.tuple.Local, Remote: e.tuple.Remote, State: e.tc.State(), Info: info,
-			RecvQ: e.tc.Readable(), SendQ: int(info.SndNxt - info.SndUna)}
+			RecvQ: e.tc.Readable(), SendQ: int(info.SndNxt-info.SndUna) + info.NotsentBytes}
 		e.sh.mu.Unlock()
 		out = append(out, ci)
 	}
