@@ -108,7 +108,9 @@ func (c *Conn) rtoWithUserTimeout(now time.Time) time.Duration {
 func (c *Conn) onRTO(now time.Time) {
 	switch c.state {
 	case SynSent, SynReceived:
-		limit := c.cfg.SynRetries
+		// Linux: SYN retransmissions are limited to tcp_syn_retries plus
+		// tcp_syn_linear_timeouts, SYN-ACKs to tcp_synack_retries.
+		limit := c.cfg.SynRetries + c.cfg.SynLinearTimeouts
 		if c.passive {
 			limit = c.cfg.SynackRetries
 		}

@@ -47,16 +47,21 @@ func isSyn(s *Segment) bool { return s.Flags&wire.TCPFlagSYN != 0 }
 
 func TestSYNLostForever(t *testing.T) {
 	for _, tc := range []struct {
-		retries int
-		want    []time.Duration
-		fail    time.Duration
+		retries, linear int
+		want            []time.Duration
+		fail            time.Duration
 	}{
-		{6, secs(0, 1, 3, 7, 15, 31, 63), 127 * time.Second},
-		{2, secs(0, 1, 3), 7 * time.Second},
+		{6, 0, secs(0, 1, 3, 7, 15, 31, 63), 127 * time.Second},
+		{2, 0, secs(0, 1, 3), 7 * time.Second},
+		// Linux 6.5+ default tcp_syn_linear_timeouts=4: give up at 131 s.
+		{6, 4, secs(0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67), 131 * time.Second},
 	} {
-		t.Run(fmt.Sprint("syn_retries=", tc.retries), func(t *testing.T) {
+		t.Run(fmt.Sprint("syn_retries=", tc.retries, ",linear=", tc.linear), func(t *testing.T) {
 			cfg := DefaultConfig()
 			if err := cfg.Set("net.ipv4.tcp_syn_retries", fmt.Sprint(tc.retries)); err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Set("net.ipv4.tcp_syn_linear_timeouts", fmt.Sprint(tc.linear)); err != nil {
 				t.Fatal(err)
 			}
 			v := newPair(t, &cfg, nil, 10*time.Millisecond)
@@ -70,7 +75,7 @@ func TestSYNLostForever(t *testing.T) {
 			if d := v.now.Sub(t0); d != tc.fail || !errors.Is(a.Err(), syscall.ETIMEDOUT) {
 				t.Errorf("closed at %v with %v, want %v ETIMEDOUT", d, a.Err(), tc.fail)
 			}
-			if n := v.ctr[0].TCPSynRetrans; n != uint64(tc.retries) {
+			if n := v.ctr[0].TCPSynRetrans; n != uint64(tc.retries+tc.linear) {
 				t.Errorf("TCPSynRetrans = %d", n)
 			}
 			// Every SYN is identical apart from the timestamp.
