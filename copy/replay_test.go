@@ -497,3 +497,52 @@ func TestReplayIgnoreHTTPHeaders(t *testing.T) {
 		t.Errorf("stripHeaders: %q", got)
 	}
 }
+
+func TestReplaySessionStartsScaled(t *testing.T) {
+	// Two sessions starting 400 ms apart in the capture: at speed 2 the
+	// second connection is not made before 200 ms into the replay.
+	var pkts [][]byte
+	var times []time.Duration
+	for i, start := range []time.Duration{0, 400 * time.Millisecond} {
+		f := NewSynthFlow(netip.AddrPortFrom(cli4.Addr(), uint16(41000+i)), srv4, 1, 1)
+		for j, p := range cat(f.Handshake(), f.Data(ClientToServer, httpReq("/a"), 1460), f.Data(ServerToClient, respondTo(httpReq("/a"), false), 1460), f.Close()) {
+			pkts = append(pkts, p)
+			times = append(times, start+time.Duration(j)*time.Millisecond)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "two.pcap")
+	fh, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := NewCaptureWriter(fh, LinkRaw, false)
+	for i, p := range pkts {
+		w.Write(t0.Add(times[i]), p)
+	}
+	fh.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan time.Time, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- time.Now()
+			go func() { serveConn(bufio.NewReader(c), c, false); c.Close() }()
+		}
+	}()
+	start := time.Now()
+	rep := replayFile(t, path, Options{Target: mapAll(ln.Addr().String()), Speed: 2})
+	if !rep.Identical() {
+		t.Fatalf("not identical: %v", rep.Status)
+	}
+	<-accepted
+	if second := <-accepted; second.Sub(start) < 200*time.Millisecond {
+		t.Errorf("second session connected %v after the start, want at least 200 ms", second.Sub(start))
+	}
+}
