@@ -16,6 +16,8 @@ type DemoOptions struct {
 	Queue   int           // bottleneck queue in packets (0 = unbounded)
 	Sysctls []string
 	Pcap    io.Writer
+	// ClientPort is the client's first ephemeral port (0: 49152).
+	ClientPort uint16
 }
 
 // DefaultDemoOptions returns the options of "ustack demo": seed 1, 20 ms
@@ -37,6 +39,9 @@ func Demo(o DemoOptions) (*DemoResult, error) {
 	}
 	im := Impairment{Delay: o.Delay, Loss: o.Loss, RateBps: o.RateBps, QueueLen: o.Queue}
 	e := NewEnv(o.Seed, im, im)
+	if o.ClientPort != 0 {
+		e.A.nextPort = o.ClientPort
+	}
 	for _, h := range []*Host{e.A, e.B} {
 		if err := ApplySysctls(&h.Config, o.Sysctls); err != nil {
 			return nil, err

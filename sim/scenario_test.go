@@ -372,6 +372,24 @@ func TestPcapTshark(t *testing.T) {
 		}
 		parts = append(parts, part{name, sent})
 	}
+	// The demo over a 5% lossy link, for seeded random losses.
+	for seed := uint64(1); seed <= 4; seed++ {
+		var p bytes.Buffer
+		o := DefaultDemoOptions()
+		o.Seed, o.Loss, o.Pcap, o.ClientPort = seed, 0.05, &p, uint16(30000+seed)
+		r, err := Demo(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(p.Bytes()[24:])
+		var sent []*Event
+		for i := range r.Env.Sim.Trace().Events {
+			if e := &r.Env.Sim.Trace().Events[i]; e.Kind == KindSend {
+				sent = append(sent, e)
+			}
+		}
+		parts = append(parts, part{fmt.Sprintf("demo 5%% loss seed %d", seed), sent})
+	}
 	pkts := tsharkRead(t, all.Bytes())
 	checkPcapClean(t, pkts)
 	off := 0

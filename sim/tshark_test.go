@@ -14,7 +14,7 @@ import (
 type tsharkPacket struct {
 	Frame      string
 	Flags      string // tcp.flags.str
-	Retransmit bool   // tcp.analysis.retransmission (or fast_retransmission)
+	Retransmit bool   // tcp.analysis.retransmission (fast_, spurious_) or out_of_order
 	DupAck     bool   // tcp.analysis.duplicate_ack
 	BadSum     bool   // ip or tcp checksum bad
 	Malformed  bool
@@ -48,7 +48,8 @@ func tsharkRead(t *testing.T, pcap []byte) []tsharkPacket {
 		"-e", "frame.number", "-e", "tcp.flags.str",
 		"-e", "tcp.analysis.retransmission", "-e", "tcp.analysis.fast_retransmission",
 		"-e", "tcp.analysis.duplicate_ack", "-e", "ip.checksum.status", "-e", "tcp.checksum.status",
-		"-e", "_ws.malformed", "-e", "_ws.expert.message")
+		"-e", "_ws.malformed", "-e", "_ws.expert.message",
+		"-e", "tcp.analysis.out_of_order", "-e", "tcp.analysis.spurious_retransmission")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
@@ -62,13 +63,15 @@ func tsharkRead(t *testing.T, pcap []byte) []tsharkPacket {
 			continue
 		}
 		f := strings.Split(line, "|")
-		for len(f) < 9 {
+		for len(f) < 11 {
 			f = append(f, "")
 		}
 		p := tsharkPacket{
-			Frame:      f[0],
-			Flags:      f[1],
-			Retransmit: f[2] != "" || f[3] != "",
+			Frame: f[0],
+			Flags: f[1],
+			// The capture is taken at the sender, so a retransmission sent
+			// right after new data is "out-of-order" to tshark.
+			Retransmit: f[2] != "" || f[3] != "" || f[9] != "" || f[10] != "",
 			DupAck:     f[4] != "",
 			BadSum:     f[5] == "0" || f[6] == "0",
 			Malformed:  f[7] != "" || strings.Contains(strings.ToLower(f[8]), "malformed"),
