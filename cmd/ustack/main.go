@@ -190,7 +190,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	if *all {
 		err = tr.WriteText(stdout, sim.Everything)
 	} else {
-		fmt.Fprintln(stdout, "timeline (state transitions, handshake and FIN segments, drops, retransmissions; --all shows every segment):")
+		fmt.Fprintln(stdout, "timeline (state transitions, handshake and FIN segments, drops, retransmissions; --all shows every segment)")
+		fmt.Fprintln(stdout, "  time in seconds, host:port, event; > sent; flags S SYN, F FIN, R RST, P PSH, . ACK; seq/ack relative to each side's ISN")
 		err = tr.WriteHighlights(stdout)
 	}
 	if err != nil {
