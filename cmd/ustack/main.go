@@ -149,13 +149,31 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	opts := sim.DemoOptions{Seed: *seed, Delay: *delay, Loss: *loss, Size: *size, RateBps: *rate, Queue: *queue, Sysctls: sysctls}
 	if *real {
-		if *pcapFile != "" || *jsonOut || *all {
-			fmt.Fprintln(stderr, "ustack demo: --pcap, --json and --all apply to the simulated demo, not --real")
+		if *jsonOut || *all {
+			fmt.Fprintln(stderr, "ustack demo: --json and --all apply to the simulated demo, not --real")
 			return 2
 		}
-		if err := runRealDemo(stdout, opts, *timeout); err != nil {
+		var pf *os.File
+		var w io.Writer
+		if *pcapFile != "" {
+			if pf, err = os.Create(*pcapFile); err != nil {
+				fmt.Fprintln(stderr, "ustack demo:", err)
+				return 1
+			}
+			w = pf
+		}
+		err := runRealDemo(stdout, opts, *timeout, w)
+		if pf != nil {
+			if cerr := pf.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, "ustack demo --real:", err)
 			return 1
+		}
+		if *pcapFile != "" {
+			fmt.Fprintf(stdout, "  packets (as the client saw them) written to %s\n", *pcapFile)
 		}
 		return 0
 	}

@@ -62,7 +62,8 @@ func TestDemoPcapAndJSON(t *testing.T) {
 
 // The real-time demo: net/http over two ustack stacks on an in-memory link.
 func TestDemoReal(t *testing.T) {
-	code, out, errOut := runCmd("demo", "--real", "--loss", "0", "--delay", "1ms", "--size", "100000", "--timeout", "30s")
+	f := filepath.Join(t.TempDir(), "real.pcap")
+	code, out, errOut := runCmd("demo", "--real", "--loss", "0", "--delay", "1ms", "--size", "100000", "--timeout", "30s", "--pcap", f)
 	if code != 0 {
 		t.Fatalf("ustack demo --real exited %d: %s%s", code, out, errOut)
 	}
@@ -70,6 +71,9 @@ func TestDemoReal(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo --real output lacks %q:\n%s", want, out)
 		}
+	}
+	if st, err := os.Stat(f); err != nil || st.Size() < 100000 {
+		t.Errorf("--real --pcap: %v (want a capture of the transfer)", err)
 	}
 	if code, _, _ := runCmd("demo", "--real", "--json"); code != 2 {
 		t.Errorf("demo --real --json: exit %d, want 2", code)

@@ -20,7 +20,7 @@ import (
 // runRealDemo runs the demo on real time: two ustack Stacks joined by an
 // in-memory link.Pipe with link.Impair on both directions; net/http serves
 // and fetches over them.
-func runRealDemo(stdout io.Writer, o sim.DemoOptions, timeout time.Duration) error {
+func runRealDemo(stdout io.Writer, o sim.DemoOptions, timeout time.Duration, pcap io.Writer) error {
 	cfg := tcp.DefaultConfig()
 	if err := sim.ApplySysctls(&cfg, o.Sysctls); err != nil {
 		return err
@@ -37,7 +37,15 @@ func runRealDemo(stdout io.Writer, o sim.DemoOptions, timeout time.Duration) err
 		return err
 	}
 	defer server.Close()
-	if err := client.AddInterface("eth0", link.Impair(pa, im), netip.MustParsePrefix("10.0.0.1/24")); err != nil {
+	var cep link.Endpoint = link.Impair(pa, im)
+	if pcap != nil {
+		// The client's view: what it sends (before the link's impairments)
+		// and what reaches it.
+		if cep, err = link.Pcap(cep, pcap); err != nil {
+			return err
+		}
+	}
+	if err := client.AddInterface("eth0", cep, netip.MustParsePrefix("10.0.0.1/24")); err != nil {
 		return err
 	}
 	im.Seed++
