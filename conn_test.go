@@ -486,3 +486,39 @@ func TestConnectionsString(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopback: a stack connects to its own listeners through lo, on
+// 127.0.0.1, ::1 and its interface addresses.
+func TestLoopback(t *testing.T) {
+	p := newPair(t, 1500)
+	s := p.A
+	ln, err := s.Listen("tcp", ":19")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	for _, addr := range []string{"127.0.0.1:19", "[::1]:19", "10.0.0.1:19", "[fd00::1]:19"} {
+		c, err := s.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		if c.LocalAddr().(*net.TCPAddr).IP.String() != c.RemoteAddr().(*net.TCPAddr).IP.String() {
+			t.Errorf("%s: local %v remote %v", addr, c.LocalAddr(), c.RemoteAddr())
+		}
+		d := transfer(t, c, c, 1<<20) // echoed back to ourselves
+		t.Logf("%s: 1 MiB echoed in %v", addr, d)
+		c.Close()
+	}
+	if n := p.B.Stats().IP.InReceives; n != 0 {
+		t.Errorf("loopback traffic reached the other stack (%d packets)", n)
+	}
+}

@@ -320,6 +320,7 @@ func (t *tcpState) canReuseTimeWait(old *endpoint) bool {
 func (t *tcpState) evictLocked(old *endpoint) {
 	delete(t.conns, old.tuple)
 	old.removed.Store(true)
+	t.twCount.Add(-1)
 	t.s.ctr.tcp.TCPTimeWaitReuse.Add(1)
 	// Its timer entry, if any, fires into onTimer, which ignores removed
 	// endpoints (the shard lock cannot be taken under t.mu).

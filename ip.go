@@ -44,10 +44,43 @@ func (in *inputCtx) flush() {
 }
 
 // validSource reports whether a is acceptable as a source address of a
-// packet arriving from a link.
-func validSource(a netip.Addr) bool {
-	return a.IsValid() && !a.IsUnspecified() && !a.IsMulticast() && !a.IsLoopback() &&
-		!(a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}))
+// packet arriving from ifc. Like Linux's martian checks: no unspecified,
+// multicast or limited-broadcast source; loopback sources and our own
+// addresses (a LAND attack) only on lo; no IPv4 subnet broadcast source.
+func (s *Stack) validSource(ifc *iface, a netip.Addr) bool {
+	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() ||
+		(a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255})) {
+		return false
+	}
+	if ifc == s.lo {
+		return true
+	}
+	if a.IsLoopback() {
+		return false
+	}
+	if _, ours := s.table.Load().local[a]; ours {
+		return false
+	}
+	if a.Is4() {
+		for _, p := range ifc.prefixes {
+			if p.Addr().Is4() && p.Bits() < 31 && isBroadcast(p, a) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isBroadcast reports whether a is the directed broadcast address of the
+// IPv4 prefix p.
+func isBroadcast(p netip.Prefix, a netip.Addr) bool {
+	if !p.Contains(a) {
+		return false
+	}
+	b := a.As4()
+	host := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	mask := uint32(1)<<(32-p.Bits()) - 1
+	return host&mask == mask
 }
 
 // input handles one IP packet read from ifc.
@@ -86,11 +119,11 @@ func (s *Stack) input4(in *inputCtx, ifc *iface, pkt []byte) {
 		return
 	}
 	src, dst := ip.Src(), ip.Dst()
-	if !validSource(src) || dst.IsUnspecified() {
+	if !s.validSource(ifc, src) || dst.IsUnspecified() {
 		c.InAddrErrors.Add(1)
 		return
 	}
-	if _, ok := s.table.Load().local[dst]; !ok {
+	if _, ok := s.table.Load().local[dst]; !ok && !(ifc == s.lo && dst.IsLoopback()) {
 		c.NotForUs.Add(1)
 		return
 	}
@@ -126,7 +159,7 @@ func (s *Stack) input6(in *inputCtx, ifc *iface, pkt []byte) {
 		return
 	}
 	src, dst := ip.Src(), ip.Dst()
-	if !validSource(src) || dst.IsUnspecified() {
+	if !s.validSource(ifc, src) || dst.IsUnspecified() {
 		c.InAddrErrors.Add(1)
 		return
 	}
@@ -187,6 +220,17 @@ func (s *Stack) buildIP(buf []byte, src, dst netip.Addr, proto uint8, plen int) 
 // kept when it is one of ours.
 func (s *Stack) route(dst, src netip.Addr) (*iface, netip.Addr, bool) {
 	t := s.table.Load()
+	if _, local := t.local[dst]; local && s.lo != nil {
+		// Our own address: through lo, from the same address unless a
+		// source of ours was asked for.
+		if !src.IsValid() {
+			return s.lo, dst, true
+		}
+		if _, ours := t.local[src]; ours {
+			return s.lo, src, true
+		}
+		return nil, netip.Addr{}, false
+	}
 	r, ok := t.lookup(dst)
 	if !ok {
 		return nil, netip.Addr{}, false

@@ -43,6 +43,7 @@ type Stack struct {
 
 	tcp       *tcpState
 	icmpLimit icmpLimiter
+	lo        *iface // loopback: 127.0.0.1/8, ::1, and the way to our own addresses
 }
 
 // iface is one link endpoint with its addresses.
@@ -73,6 +74,10 @@ func New(cfg Config) (*Stack, error) {
 	s.tcfg = &s.cfg.TCP
 	s.table.Store(&routeTable{local: map[netip.Addr]*iface{}})
 	s.tcp = newTCPState(s)
+	if err := s.addLoopback(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -104,6 +109,9 @@ func (s *Stack) AddInterface(name string, ep link.Endpoint, prefixes ...netip.Pr
 		}
 		if a.IsUnspecified() || a.IsMulticast() {
 			return fmt.Errorf("ustack: AddInterface %s: address %v is not unicast", name, a)
+		}
+		if a.IsLoopback() && name != "lo" {
+			return fmt.Errorf("ustack: AddInterface %s: loopback address %v belongs to lo", name, a)
 		}
 		if a.Is6() && mtu < 1280 {
 			return fmt.Errorf("ustack: AddInterface %s: IPv6 needs MTU >= 1280, have %d", name, mtu)

@@ -42,6 +42,7 @@ type tcpState struct {
 	conns     map[tcp.Tuple]*endpoint
 	listeners map[listenKey]*listener
 	ports     *tcp.PortAllocator
+	twCount   atomic.Int64 // endpoints in TIME-WAIT (tcp_max_tw_buckets)
 	closed    bool
 }
 
@@ -260,7 +261,19 @@ func (e *endpoint) updateLocked(now time.Time) {
 	e.tc.Output(now, e.emitFn)
 	e.sh.flush(e.t.s)
 	st := e.tc.State()
-	e.tw.Store(st == tcp.TimeWait)
+	if st == tcp.TimeWait && !e.tw.Load() {
+		// net.ipv4.tcp_max_tw_buckets: past the limit a connection skips
+		// TIME-WAIT and is destroyed at once, as Linux does.
+		if max := e.t.cfg.MaxTwBuckets; max > 0 && e.t.twCount.Load() >= int64(max) {
+			e.sh.ctr.TCPTimeWaitOverflow++
+			e.removeLocked()
+			e.rq.wake()
+			e.wq.wake()
+			return
+		}
+		e.t.twCount.Add(1)
+		e.tw.Store(true)
+	}
 	if !e.estab && st >= tcp.Established {
 		e.estab = true
 		if e.tfoClient {
@@ -317,6 +330,9 @@ func (e *endpoint) removeLocked() {
 		delete(t.conns, e.tuple)
 	}
 	e.removed.Store(true)
+	if e.tw.Load() {
+		t.twCount.Add(-1)
+	}
 	t.mu.Unlock()
 }
 
