@@ -24,14 +24,21 @@
 // # Input path
 //
 // Each interface has one reader goroutine (using batch reads when the link
-// offers them). A packet is parsed in place: IPv4/IPv6 header checks,
-// header and upper-layer checksums, our-address check, then demux by
-// protocol. Every drop is counted under a clear name in Stats (IP
+// offers them). Every stack also has a loopback interface "lo" with
+// 127.0.0.1/8 and ::1: packets to any of the stack's own addresses go
+// through it, so a stack can dial its own listeners. A packet is parsed in
+// place: IPv4/IPv6 header checks, header and upper-layer checksums, martian
+// sources (multicast, broadcast, loopback or one of our own addresses
+// arriving from a link), our-address check, then demux by protocol. Every drop is counted under a clear name in Stats (IP
 // InHdrErrors, InAddrErrors, InCsumErrors, NotForUs, InTruncatedPkts,
 // FragmentsDropped (ustack does not reassemble), InUnknownProtos; ICMP
 // InCsumErrors; TCP InCsumErrors, InErrs, NoPort, ListenDrops, ...). ICMP
 // echo requests are answered; unknown IPv4 protocols get an ICMP protocol
-// unreachable, as Linux sends.
+// unreachable, as Linux sends, rate-limited like icmp_msgs_per_sec (1000/s,
+// burst 50). ICMP errors quoting our TCP segments (with an in-flight
+// sequence number, RFC 5927) fail a connect in SYN-SENT with Linux's errno
+// (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ...) or lower the connection's
+// MSS to a reported path MTU.
 //
 // # TCP
 //
@@ -42,6 +49,13 @@
 // min(somaxconn, tcp_max_syn_backlog) and established ones up to somaxconn
 // in its accept queue; when the accept queue is full the handshake's final
 // ACK is dropped (tcp_abort_on_overflow=0) and counted in ListenOverflows.
+// When the SYN queue is full (or always, with tcp_syncookies=2) SYNs are
+// answered statelessly with SYN cookies (tcp.SynCookieISN; window scale and
+// SACK ride in the timestamp), and the ACK that returns a valid cookie
+// creates the connection. TIME-WAIT sockets are limited by
+// tcp_max_tw_buckets. TCP Fast Open cookies are granted on listeners with
+// SetFastOpen (tcp_fastopen 0x2, or 0x400 for all) and cached per server by
+// clients that dial with Dialer.FastOpen.
 //
 // Connections are spread over 64 shards; every engine call for a
 // connection happens under its shard's mutex, which also guards that
