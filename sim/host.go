@@ -6,8 +6,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
-	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ustack/ustack/tcp"
@@ -682,7 +682,18 @@ func (c *Conn) observe() {
 	}
 }
 
+// errString names the errno, e.g. "ETIMEDOUT (connection timed out)".
 func errString(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		names := map[syscall.Errno]string{
+			syscall.ETIMEDOUT: "ETIMEDOUT", syscall.ECONNRESET: "ECONNRESET", syscall.ECONNREFUSED: "ECONNREFUSED",
+			syscall.EPIPE: "EPIPE", syscall.ECONNABORTED: "ECONNABORTED", syscall.EHOSTUNREACH: "EHOSTUNREACH",
+		}
+		if n, ok := names[errno]; ok {
+			return n + " (" + err.Error() + ")"
+		}
+	}
 	return err.Error()
 }
 
@@ -732,18 +743,6 @@ func (c *Conn) armTimer() {
 		c.trace(Event{Kind: KindTimer, Note: note})
 		c.kick()
 	})
-}
-
-// connsSorted returns the host's live connections in a stable order.
-func (h *Host) connsSorted() []*Conn {
-	out := make([]*Conn, 0, len(h.conns))
-	for _, c := range h.conns {
-		out = append(out, c)
-	}
-	slices.SortFunc(out, func(a, b *Conn) int {
-		return a.Tuple.Local.Compare(b.Tuple.Local)*2 + a.Tuple.Remote.Compare(b.Tuple.Remote)
-	})
-	return out
 }
 
 // timerNote says what a timer did, from the counters it moved.

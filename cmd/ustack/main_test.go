@@ -102,7 +102,7 @@ func TestSimSysctl(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if !strings.Contains(out, "15.000000  A:49152  error  connection timed out") {
+	if !strings.Contains(out, "15.000000  A:49152  error  ETIMEDOUT (connection timed out)") {
 		t.Errorf("with tcp_syn_retries=3 the connect should time out at 15 s:\n%s", out)
 	}
 	code, out, _ = runCmd("sim", "--brief", "syn-timeout")
