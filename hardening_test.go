@@ -1000,3 +1000,83 @@ func newPairCfg(t *testing.T, cfg tcp.Config) *pair {
 	t.Cleanup(func() { sa.Close(); sb.Close() })
 	return &pair{A: sa, B: sb}
 }
+
+// TestHardAcceptQueueFull: with net.core.somaxconn = 2 and an application
+// that never calls Accept, the third handshake's ACK is dropped and counted
+// (ListenOverflows, ListenDrops; tcp_abort_on_overflow = 0: no RST, the
+// client retransmits), and further SYNs are dropped while the queue is
+// full. Accepting one connection makes room again and the retransmitted
+// ACK completes the third handshake.
+func TestHardAcceptQueueFull(t *testing.T) {
+	cfg := tcp.DefaultConfig()
+	cfg.Somaxconn = 2
+	h := newHStack(t, Config{TCP: cfg})
+	ln, err := h.s.Listen("tcp4", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := func(i int) netip.AddrPort { return netip.AddrPortFrom(peer4, uint16(41000+i)) }
+	// Three SYNs (all answered), then the three ACKs: the third finds the
+	// accept queue full.
+	isn := map[int]uint32{}
+	for i := 0; i < 3; i++ {
+		h.take()
+		h.feed(rawTCP4(client(i), hUs4, wire.TCPHeader{Seq: 100, Flags: wire.TCPFlagSYN, Window: 65535}, nil))
+		sa := h.waitSent("SYN-ACK", func(p []byte) bool {
+			_, _, s, ok := tcpOf(p)
+			return ok && s.DstPort() == client(i).Port() && s.Flags() == wire.TCPFlagSYN|wire.TCPFlagACK
+		})
+		_, _, s, _ := tcpOf(sa)
+		isn[i] = s.Seq()
+	}
+	for i := 0; i < 3; i++ {
+		h.feed(rawTCP4(client(i), hUs4, wire.TCPHeader{Seq: 101, Ack: isn[i] + 1, Flags: wire.TCPFlagACK, Window: 65535}, nil))
+	}
+	st := h.s.Stats()
+	if st.TCP.ListenOverflows != 1 || st.TCP.ListenDrops != 1 {
+		t.Fatalf("third ACK with a full accept queue: ListenOverflows %d ListenDrops %d", st.TCP.ListenOverflows, st.TCP.ListenDrops)
+	}
+	states := map[tcp.State]int{}
+	for _, c := range h.s.Connections() {
+		states[c.State]++
+	}
+	// The SYN queue is min(somaxconn, tcp_max_syn_backlog) = 2 as well: the
+	// third client got a SYN cookie, so nothing of it is kept.
+	if states[tcp.Established] != 2 || states[tcp.SynReceived] != 0 || st.TCP.SyncookiesSent != 1 {
+		t.Fatalf("states %v, cookies sent %d; want 2 ESTABLISHED (queued), 1 cookie", states, st.TCP.SyncookiesSent)
+	}
+	// A new SYN while the queue is full: dropped, no SYN-ACK.
+	h.take()
+	h.feed(rawTCP4(client(9), hUs4, wire.TCPHeader{Seq: 100, Flags: wire.TCPFlagSYN, Window: 65535}, nil))
+	if p := h.take(); len(p) != 0 {
+		t.Fatalf("SYN answered while the accept queue is full: %d packets", len(p))
+	}
+	if st := h.s.Stats(); st.TCP.ListenDrops != 2 || st.TCP.ListenOverflows != 2 {
+		t.Fatalf("ListenDrops %d ListenOverflows %d, want 2 and 2", st.TCP.ListenDrops, st.TCP.ListenOverflows)
+	}
+	// Accept one: the next SYN is answered.
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h.feed(rawTCP4(client(10), hUs4, wire.TCPHeader{Seq: 100, Flags: wire.TCPFlagSYN, Window: 65535}, nil))
+	h.waitSent("SYN-ACK after Accept", func(p []byte) bool {
+		_, _, s, ok := tcpOf(p)
+		return ok && s.DstPort() == client(10).Port() && s.Flags() == wire.TCPFlagSYN|wire.TCPFlagACK
+	})
+	// The third client's retransmitted ACK (a valid cookie) now completes
+	// its handshake.
+	h.feed(rawTCP4(client(2), hUs4, wire.TCPHeader{Seq: 101, Ack: isn[2] + 1, Flags: wire.TCPFlagACK, Window: 65535}, nil))
+	for _, want := range []uint16{client(1).Port(), client(2).Port()} {
+		c2, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		if got := c2.RemoteAddr().(*net.TCPAddr).Port; got != int(want) {
+			t.Fatalf("accepted port %d, want %d", got, want)
+		}
+	}
+
+}
