@@ -570,7 +570,8 @@ func TestScenariosIPv6(t *testing.T) {
 		name string
 		f    func(*testing.T)
 	}{
-		{"SynTimeout", TestSynTimeout}, {"SynTimeoutSysctl", TestSynTimeoutSysctl}, {"SynAckLoss", TestSynAckLoss},
+		{"SynTimeout", TestSynTimeout}, {"SynTimeoutSysctl", TestSynTimeoutSysctl}, {"SynLinear", TestSynLinearTimeouts},
+		{"SynAckLoss", TestSynAckLoss},
 		{"AckLossKeepalive", TestAckLossKeepalive}, {"AckLossRetries2", TestAckLossRetries2},
 		{"FastRetransmit", TestFastRetransmit}, {"ZeroWindow", TestZeroWindow}, {"CloseTimeWait", TestCloseTimeWait},
 		{"SimultaneousClose", TestSimultaneousClose}, {"Reorder", TestReorder}, {"ReorderDeep", TestReorderDeep},
@@ -632,5 +633,18 @@ func TestZeroWindowDeadPeer(t *testing.T) {
 	}
 	if n := len(probes); n > 0 && (!errors.Is(a.Err, syscall.ETIMEDOUT) || a.Closed-probes[n-1] != 120*time.Second) {
 		t.Errorf("A ended with %v at %v, want ETIMEDOUT one 120 s backoff after the last probe (%v)", a.Err, a.Closed, probes[n-1])
+	}
+}
+
+// Linux 6.5+'s tcp_syn_linear_timeouts=4: four extra 1 s SYN timeouts before
+// the doubling starts; ETIMEDOUT at 131 s.
+func TestSynLinearTimeouts(t *testing.T) {
+	r := runScenario(t, "syn-timeout", "net.ipv4.tcp_syn_linear_timeouts=4")
+	a := firstConn(t, r.Env.A)
+	if got, want := sends(r, "A", "S"), secs(0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67); !slices.Equal(got, want) {
+		t.Errorf("SYNs sent at %v, want %v", got, want)
+	}
+	if !errors.Is(a.Err, syscall.ETIMEDOUT) || a.Closed != 131*time.Second {
+		t.Errorf("connect ended with %v at %v, want ETIMEDOUT at 131s", a.Err, a.Closed)
 	}
 }

@@ -46,7 +46,7 @@ func (s *Sim) WriteSummary(w io.Writer) {
 			fmt.Fprintf(&b, "%s %s: %s%s, sent %d B, read %d B, %d segments out, %d retransmitted, %d dup acks",
 				h.Name, c.label(), st, end, c.BytesWritten, c.BytesRead, c.SegsOut, c.Retransmits, c.DupAcks)
 			if c.Err != nil {
-				fmt.Fprintf(&b, ", error: %v", c.Err)
+				fmt.Fprintf(&b, ", error: %s", errString(c.Err))
 			}
 			b.WriteByte('\n')
 		}
