@@ -684,6 +684,15 @@ func (c *Conn) observe() {
 
 // errString names the errno, e.g. "ETIMEDOUT (connection timed out)".
 func errString(err error) string {
+	if n := ErrnoName(err); n != err.Error() {
+		return n + " (" + err.Error() + ")"
+	}
+	return err.Error()
+}
+
+// ErrnoName returns the symbolic name of the errno err wraps (ETIMEDOUT,
+// ECONNRESET, ...), or err's text.
+func ErrnoName(err error) string {
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
 		names := map[syscall.Errno]string{
@@ -691,7 +700,7 @@ func errString(err error) string {
 			syscall.EPIPE: "EPIPE", syscall.ECONNABORTED: "ECONNABORTED", syscall.EHOSTUNREACH: "EHOSTUNREACH",
 		}
 		if n, ok := names[errno]; ok {
-			return n + " (" + err.Error() + ")"
+			return n
 		}
 	}
 	return err.Error()

@@ -36,6 +36,8 @@ commands:
   copy      replay TCP sessions captured in pcap/pcapng files (or live) against a server
             and compare its answers with the captured ones
   drill     run packetdrill scripts against the TCP engine on virtual time
+  ss        list the TCP connections of a running ustack program (its control socket), like ss -ti
+  stat      show the TCP/IP counters of a running ustack program, like nstat
   help      show this help, or "ustack help <command>" for a command's flags
 
 Run "ustack <command> --help" for the flags of a command.
@@ -57,6 +59,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return tcpcopy.Main(args[1:], stdout, stderr)
 	case "drill":
 		return drill.Main(args[1:], stdout, stderr)
+	case "ss":
+		return runSS(args[1:], stdout, stderr)
+	case "stat":
+		return runStat(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 && args[0] == "help" {
 			return run([]string{args[1], "--help"}, stdout, stderr)
@@ -225,8 +231,9 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 }
 
 func runSim(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ustack sim", "ustack sim SCENARIO [--sysctl name=value]... [--seed N] [--delay D] [--loss P] [--ipv6] [--brief | --json] [--pcap FILE]\n       ustack sim --list", stderr)
+	fs := newFlagSet("ustack sim", "ustack sim SCENARIO [--sysctl name=value]... [--seed N] [--delay D] [--loss P] [--ipv6] [--brief | --json] [--pcap FILE]\n       ustack sim --list | --all", stderr)
 	list := fs.Bool("list", false, "list the built-in scenarios")
+	runAll := fs.Bool("all", false, "run every scenario and print how each connection ended")
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same trace)")
 	jsonOut := fs.Bool("json", false, "print the trace as JSON lines instead of the timeline")
 	var delay *time.Duration
@@ -259,6 +266,27 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	if *list {
 		for _, sc := range sim.Scenarios() {
 			fmt.Fprintf(stdout, "%-20s %s\n", sc.Name, sc.Description)
+		}
+		return 0
+	}
+	if *runAll {
+		for _, sc := range sim.Scenarios() {
+			res, err := sc.Run(sim.Options{Seed: *seed, Sysctls: sysctls, IPv6: *ipv6})
+			if err != nil {
+				fmt.Fprintf(stderr, "ustack sim: %s: %v\n", sc.Name, err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "%-20s", sc.Name)
+			for _, h := range res.Sim.Hosts() {
+				for _, c := range h.Conns() {
+					end := fmt.Sprintf("%s %.3fs", c.State(), c.Closed.Seconds())
+					if c.Err != nil {
+						end += " " + sim.ErrnoName(c.Err)
+					}
+					fmt.Fprintf(stdout, "  %s:%d %s", h.Name, c.Tuple.Local.Port(), end)
+				}
+			}
+			fmt.Fprintln(stdout)
 		}
 		return 0
 	}

@@ -97,6 +97,21 @@ func TestDrillRouted(t *testing.T) {
 	}
 }
 
+func TestSimAll(t *testing.T) {
+	code, out, errOut := runCmd("sim", "--all")
+	if code != 0 {
+		t.Fatalf("sim --all: exit %d %s", code, errOut)
+	}
+	for _, want := range []string{"syn-timeout           A:49152 CLOSED 127.000s ETIMEDOUT", "refused               A:49152 CLOSED 0.020s ECONNREFUSED"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sim --all lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "\n"); n != len(sim.Scenarios()) {
+		t.Errorf("sim --all printed %d lines for %d scenarios", n, len(sim.Scenarios()))
+	}
+}
+
 func TestSimSysctl(t *testing.T) {
 	code, out, errOut := runCmd("sim", "syn-timeout", "--sysctl", "net.ipv4.tcp_syn_retries=3")
 	if code != 0 {
@@ -136,7 +151,7 @@ func TestUsage(t *testing.T) {
 	if code, out, _ := runCmd("help"); code != 0 || !strings.Contains(out, "demo") || !strings.Contains(out, "sim") {
 		t.Errorf("help: exit %d, %q", code, out)
 	}
-	for _, c := range []string{"demo", "sim", "copy"} {
+	for _, c := range []string{"demo", "sim", "copy", "ss", "stat"} {
 		code, _, errOut := runCmd(c, "--help")
 		if code != 0 || !strings.Contains(errOut, "usage: ustack "+c) {
 			t.Errorf("%s --help: exit %d, %q", c, code, errOut)
