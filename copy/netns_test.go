@@ -254,7 +254,7 @@ func TestNetnsCaptureReplay(t *testing.T) {
 
 	// tcpdump, and our own AF_PACKET live capture, both on lo.
 	pcapFile := filepath.Join(dir, "capture.pcap")
-	dump := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", "lo", "-w", pcapFile, "-U", "--immediate-mode", "-n", "tcp port 8080 or tcp port 9090")
+	dump := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", "lo", "-w", pcapFile, "-U", "--immediate-mode", "-B", "32768", "-n", "tcp port 8080 or tcp port 9090")
 	dumpErr, _ := dump.StderrPipe()
 	if err := dump.Start(); err != nil {
 		t.Fatal(err)
@@ -311,7 +311,9 @@ func TestNetnsCaptureReplay(t *testing.T) {
 	defer tick.Stop()
 	for completeSessions(pcapFile) < sessions {
 		if time.Now().After(deadline) {
-			t.Fatalf("capture holds %d complete sessions after 15 s, want %d", completeSessions(pcapFile), sessions)
+			var list bytes.Buffer
+			listSessions([]string{pcapFile}, AssemblerConfig{}, &list, &list)
+			t.Fatalf("capture holds %d complete sessions after 15 s, want %d:\n%s", completeSessions(pcapFile), sessions, list.String())
 		}
 		<-tick.C // poll the condition until the deadline
 	}
@@ -460,7 +462,7 @@ func TestNetnsPythonHTTPServer(t *testing.T) {
 	startPy("ip", "netns", "exec", ns, "python3", "-u", "-m", "http.server", "8000", "--bind", "127.0.0.1", "--directory", docs)
 
 	pcapFile := filepath.Join(dir, "py.pcap")
-	dump := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", "lo", "-w", pcapFile, "-U", "--immediate-mode", "-n", "tcp port 8000")
+	dump := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", "lo", "-w", pcapFile, "-U", "--immediate-mode", "-B", "32768", "-n", "tcp port 8000")
 	dumpErr, _ := dump.StderrPipe()
 	if err := dump.Start(); err != nil {
 		t.Fatal(err)
