@@ -320,13 +320,6 @@ type Conn struct {
 	now time.Time // time of the latest call that passed one
 }
 
-// Errors returned by user calls.
-var (
-	// ErrNotConnected is returned by Send before the connection can carry
-	// data or after it closed without error.
-	ErrNotConnected = syscall.ENOTCONN
-)
-
 func newConn(cfg *Config, t Tuple, iss uint32, now time.Time) *Conn {
 	if cfg == nil {
 		d := DefaultConfig()
