@@ -267,3 +267,46 @@ func TestPathMTUDrop(t *testing.T) {
 	}
 	checkInvariants(t, a, "after")
 }
+
+func TestHandshakeOptionNegotiation(t *testing.T) {
+	syn := Segment{Seq: 100, Flags: wire.TCPFlagSYN, Window: 1000}
+	syn.Options = wire.TCPOptions{MSS: 9000, HasMSS: true, WScale: 15, HasWScale: true, SACKPermitted: true, HasTS: true, TSVal: 777}
+	c, err := NewPassive(cfgDefault(), Tuple{Local: addrB, Remote: addrA}, 5000, &syn, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Segment
+	c.Output(t0, func(s *Segment) { out = append(out, copySeg(s)) })
+	if len(out) != 1 {
+		t.Fatalf("%+v", out)
+	}
+	sa := out[0]
+	o := sa.Options
+	if sa.Flags != wire.TCPFlagSYN|wire.TCPFlagACK || sa.Seq != 5000 || sa.Ack != 101 || sa.Window != 65535 ||
+		!o.HasMSS || o.MSS != 1460 || !o.HasWScale || o.WScale != 7 || !o.SACKPermitted || !o.HasTS || o.TSEcr != 777 {
+		t.Fatalf("SYN-ACK %+v", sa)
+	}
+	ack := Segment{Seq: 101, Ack: 5001, Flags: wire.TCPFlagACK, Window: 10}
+	ack.Options.HasTS = true
+	ack.Options.TSVal = 778
+	ack.Options.TSEcr = o.TSVal
+	c.Input(&ack, t0.Add(time.Millisecond))
+	in := c.Info()
+	// Shift clamped to 14; SYN window unscaled, later windows scaled; MSS
+	// limited by our MTU and the timestamp option.
+	if in.State != Established || in.SndWScale != 14 || in.SndWnd != 10<<14 || in.SndMSS != 1460-12 || !in.Options.SACK || !in.Options.Timestamps {
+		t.Fatalf("info %+v", in)
+	}
+	// A peer without options: MSS 536, no scaling, no SACK, no timestamps.
+	syn2 := Segment{Seq: 100, Flags: wire.TCPFlagSYN, Window: 1000}
+	c2, _ := NewPassive(cfgDefault(), Tuple{Local: addrB, Remote: addrA}, 5000, &syn2, t0)
+	out = nil
+	c2.Output(t0, func(s *Segment) { out = append(out, copySeg(s)) })
+	if o := out[0].Options; o.HasWScale || o.SACKPermitted || o.HasTS || !o.HasMSS {
+		t.Fatalf("SYN-ACK options to a bare SYN: %+v", o)
+	}
+	c2.Input(&Segment{Seq: 101, Ack: 5001, Flags: wire.TCPFlagACK, Window: 1000}, t0)
+	if in := c2.Info(); in.SndMSS != 536 || in.SndWnd != 1000 || in.RcvWScale != 0 {
+		t.Fatalf("info %+v", in)
+	}
+}
