@@ -405,6 +405,9 @@ func (c *Conn) SetUserTimeout(d time.Duration) {
 	c.kick()
 }
 
+// Done reports whether the connection has reached CLOSED (Closed says when).
+func (c *Conn) Done() bool { return c.gone }
+
 // Engine returns the underlying TCP engine.
 func (c *Conn) Engine() *tcp.Conn { return c.tc }
 

@@ -279,7 +279,10 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%-20s", sc.Name)
 			for _, h := range res.Sim.Hosts() {
 				for _, c := range h.Conns() {
-					end := fmt.Sprintf("%s %.3fs", c.State(), c.Closed.Seconds())
+					end := c.State().String() + " (still open)"
+					if c.Done() {
+						end = fmt.Sprintf("%s %.3fs", c.State(), c.Closed.Seconds())
+					}
 					if c.Err != nil {
 						end += " " + sim.ErrnoName(c.Err)
 					}
