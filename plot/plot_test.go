@@ -1,0 +1,191 @@
+package plot
+
+import (
+	"bytes"
+	"encoding/xml"
+	"image/png"
+	"io"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/ustack/ustack/sim"
+)
+
+// simTrace runs a built-in scenario and returns its JSON-lines trace.
+func simTrace(t testing.TB, scenario string) []byte {
+	t.Helper()
+	res, err := sim.RunScenario(scenario, sim.Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := res.Sim.Trace().WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestAnalyzeFastRetransmit(t *testing.T) {
+	evs, err := ReadTrace(bytes.NewReader(simTrace(t, "fast-retransmit")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Analyze(evs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A sends 30000 bytes; its 3rd data segment (relative seq 2897) is
+	// dropped and fast-retransmitted once.
+	if f.Host != "A" || f.Bytes != 30000 || f.MSS != 1448 {
+		t.Errorf("flow %s: %d bytes, mss %d; want A, 30000, 1448", f.Host, f.Bytes, f.MSS)
+	}
+	if len(f.Drops) != 1 || f.Drops[0].Start != 1+2*1448 || f.Drops[0].End != 1+3*1448 {
+		t.Errorf("drops = %+v, want one of [2897, 4345)", f.Drops)
+	}
+	var rtx []Seg
+	for _, s := range f.Data {
+		if s.Rtx {
+			rtx = append(rtx, s)
+		}
+	}
+	if len(rtx) != 1 || rtx[0].Start != 2897 || f.Retrans != 1 {
+		t.Errorf("retransmissions = %+v, want one at 2897", rtx)
+	}
+	if len(f.SACKs) == 0 || f.SACKs[0].Start != 4345 {
+		t.Errorf("SACK blocks = %v, want the first to start at 4345 (after the hole)", f.SACKs)
+	}
+	if last := f.Acks[len(f.Acks)-1].Y; last != 30002 {
+		t.Errorf("last ACK = %v, want 30002 (data and FIN)", last)
+	}
+	if len(f.RTT) == 0 {
+		t.Fatal("no RTT samples")
+	}
+	for _, p := range f.RTT {
+		// 10 ms each way in the scenario.
+		if math.Abs(p.Y-0.020) > 0.0005 {
+			t.Errorf("RTT sample %v s at %v, want 0.020", p.Y, p.X)
+		}
+	}
+	// Receive window: A's SYN and B's SYN-ACK both carry wscale 7, so
+	// B's windows are scaled by 128.
+	if w := f.Window[len(f.Window)-1]; w.Y-f.Acks[len(f.Acks)-1].Y < 60000 {
+		t.Errorf("receive window %v above the ACK: not scaled?", w.Y-f.Acks[len(f.Acks)-1].Y)
+	}
+}
+
+func TestRender(t *testing.T) {
+	evs, err := ReadTrace(bytes.NewReader(simTrace(t, "fast-retransmit")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Analyze(evs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsg := TimeSequence(f)
+	cw, missing := CwndRTT(f)
+	if strings.Join(missing, ",") != "cwnd,ssthresh,srtt" {
+		t.Errorf("missing = %v", missing)
+	}
+	var svg bytes.Buffer
+	if err := WriteSVG(&svg, tsg); err != nil {
+		t.Fatal(err)
+	}
+	counts := svgElements(t, svg.Bytes())
+	if counts["svg"] != 1 || counts["line"] < 50 || counts["text"] < 10 {
+		t.Errorf("svg elements %v", counts)
+	}
+	if !strings.Contains(svg.String(), `stroke="#d61f1f"`) {
+		t.Error("no red (retransmission) strokes in the SVG")
+	}
+	var pb bytes.Buffer
+	if err := WritePNG(&pb, cw...); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != PanelWidth || b.Dy() != 2*PanelHeight {
+		t.Errorf("png %v, want %dx%d", b, PanelWidth, 2*PanelHeight)
+	}
+	// The time-sequence PNG has red retransmission pixels.
+	im := Image(tsg)
+	red := 0
+	for i := 0; i < len(im.Pix); i += 4 {
+		if im.Pix[i] == Red.R && im.Pix[i+1] == Red.G && im.Pix[i+2] == Red.B {
+			red++
+		}
+	}
+	if red < 20 {
+		t.Errorf("%d pure red pixels in the time-sequence PNG, want the retransmission and drop", red)
+	}
+}
+
+func svgElements(t *testing.T, doc []byte) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	d := xml.NewDecoder(bytes.NewReader(doc))
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVG does not parse: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			counts[se.Name.Local]++
+			if se.Name.Local == "svg" && se.Name.Space != "http://www.w3.org/2000/svg" {
+				t.Errorf("svg namespace %q", se.Name.Space)
+			}
+		}
+	}
+	return counts
+}
+
+func TestReadTraceErrors(t *testing.T) {
+	if _, err := ReadTrace(strings.NewReader("{\"t\":0.1}\nnot json\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("err = %v, want line 2", err)
+	}
+	evs, err := ReadTrace(strings.NewReader("\n{\"t\":0.5,\"host\":\"A\",\"ev\":\"app\"}\n"))
+	if err != nil || len(evs) != 1 || evs[0].T != 0.5 {
+		t.Errorf("evs %+v err %v", evs, err)
+	}
+	if _, err := Analyze(evs, ""); err != ErrNoData {
+		t.Errorf("Analyze without data: %v", err)
+	}
+}
+
+func TestNiceTicks(t *testing.T) {
+	ticks, step := niceTicks(0, 0.083, 10)
+	if step != 0.01 || len(ticks) != 9 {
+		t.Errorf("ticks %v step %v", ticks, step)
+	}
+	if s := tickLabel(0.03, 0.01); s != "0.03" {
+		t.Errorf("label %q", s)
+	}
+}
+
+// FuzzReadTrace: arbitrary input never panics, and whatever parses can be
+// analysed and rendered.
+func FuzzReadTrace(f *testing.F) {
+	f.Add(simTrace(f, "fast-retransmit"))
+	f.Add([]byte(`{"t":0,"host":"A","conn":"x","ev":"send","flags":"S","seq":4294967295,"len":0,"win":1,"opts":"wscale 14"}
+{"t":1,"host":"A","conn":"x","ev":"send","flags":".","seq":0,"len":1000,"opts":"TS val 1 ecr 0"}
+{"t":2,"host":"A","conn":"x","ev":"recv","flags":".","ack":1000,"win":65535,"opts":"TS val 9 ecr 1,sack 5:1 7:x"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		evs, err := ReadTrace(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		fl, err := Analyze(evs, "")
+		if err != nil {
+			return
+		}
+		WriteSVG(io.Discard, TimeSequence(fl))
+		cs, _ := CwndRTT(fl)
+		WriteSVG(io.Discard, cs...)
+	})
+}
