@@ -100,8 +100,18 @@ func (v *vnet) flush(i int) {
 	}
 	v.noteState(i)
 	defer v.noteState(i)
+	c := v.c[i]
 	v.c[i].Output(v.now, func(s *Segment) {
 		v.out[i]++
+		if v.check && len(s.Payload) > 0 {
+			limit := c.sndMSS
+			if c.tsOK {
+				limit += 12
+			}
+			if n := s.Options.Len() + len(s.Payload); n > limit {
+				v.t.Fatalf("segment with %d payload and %d option bytes exceeds MSS %d", len(s.Payload), s.Options.Len(), limit)
+			}
+		}
 		if !v.noTrace {
 			v.trace = append(v.trace, event{at: v.now.Sub(t0), from: i, seg: copySeg(s)})
 		}

@@ -116,7 +116,8 @@ func (c *Conn) sendNew(now time.Time, emit func(*Segment)) bool {
 			break
 		}
 		wndEnd := c.sndUna + c.sndWnd
-		n := min(avail, c.sndMSS)
+		mss := c.sndMSS - c.sackOptLen() // Linux tcp_current_mss
+		n := min(avail, mss)
 		if c.probeData && seqLT(c.sndNxt, wndEnd) {
 			n = min(n, int(wndEnd-c.sndNxt))
 			c.probeData = false
@@ -137,7 +138,7 @@ func (c *Conn) sendNew(now time.Time, emit func(*Segment)) bool {
 				break
 			}
 		}
-		if n < c.sndMSS && n == avail && !fin && !c.noDelay && c.packetsOut > 0 {
+		if n < mss && n == avail && !fin && !c.noDelay && c.packetsOut > 0 {
 			break // Nagle: a small segment waits for the ACK of outstanding data
 		}
 		if c.packetsOut == 0 && c.cfg.SlowStartAfterIdle && !c.lastSendTime.IsZero() {
@@ -403,12 +404,14 @@ func (c *Conn) prepare(seq uint32, flags uint8, payload []byte, now time.Time) *
 		c.count(func(k *Counters) { k.TCPFromZeroWindowAdv++ })
 	}
 	if c.sackOK {
-		maxBlk := 4
-		if c.tsOK {
-			maxBlk = 3
+		maxBlk := c.maxSACKBlocks()
+		// The options must fit next to the payload within the MSS (the
+		// timestamp option is already accounted for in sndMSS).
+		if room := c.sndMSS - len(payload); room < 4+8*maxBlk {
+			maxBlk = max(0, (room-4)/8)
 		}
 		n := 0
-		if c.dsackPending {
+		if c.dsackPending && maxBlk > 0 {
 			s.Options.SACK[0] = c.dsack
 			n = 1
 			c.dsackPending = false
@@ -430,4 +433,30 @@ func (c *Conn) prepare(seq uint32, flags uint8, payload []byte, now time.Time) *
 	c.delackAt = time.Time{}
 	c.lastAckSentAt = now
 	return s
+}
+
+// maxSACKBlocks is how many SACK blocks fit in the option space next to
+// the timestamp option (3) or without it (4).
+func (c *Conn) maxSACKBlocks() int {
+	if c.tsOK {
+		return 3
+	}
+	return 4
+}
+
+// sackOptLen is the option space the SACK blocks we owe the peer take in
+// the next segment (NOP, NOP, kind, length, 8 bytes per block).
+func (c *Conn) sackOptLen() int {
+	if !c.sackOK {
+		return 0
+	}
+	n := c.nSack
+	if c.dsackPending {
+		n++
+	}
+	n = min(n, c.maxSACKBlocks())
+	if n == 0 {
+		return 0
+	}
+	return 4 + 8*n
 }
