@@ -96,12 +96,20 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 	}
 
 	// Zero-window probing: window opened → stop the persist timer.
+	if advanced {
+		c.probeStart = time.Time{}
+	}
 	if !c.persistAt.IsZero() && c.sndWnd > 0 && seqLT(c.sndNxt, c.sndUna+c.sndWnd) {
 		c.persistAt = time.Time{}
+		c.probeStart = time.Time{}
 		c.rtt.ResetBackoff()
 	} else if !c.persistAt.IsZero() && !advanced {
 		// Still closed: re-arm from now with the current backoff.
-		c.persistAt = now.Add(c.probeTimeout())
+		when := c.probeTimeout()
+		if c.userTimeout > 0 && !c.probeStart.IsZero() {
+			when = max(min(when, c.userTimeout-now.Sub(c.probeStart)), time.Millisecond)
+		}
+		c.persistAt = now.Add(when)
 	}
 
 	// Spurious retransmissions: Eifel (RFC 3522) for RTOs, D-SACK for all.

@@ -253,6 +253,7 @@ type Conn struct {
 	sendProbe    bool // zero-window / keepalive probe: SEQ=SND.UNA-1
 	forceRetrans bool // retransmit the first lost segment regardless of cwnd
 	probesOut    int
+	probeStart   time.Time // first zero-window probe of this stall (TCP_USER_TIMEOUT)
 	lastOOWAck   time.Time
 
 	keepOn      bool
@@ -465,11 +466,10 @@ func (c *Conn) updateMSS() {
 	if c.peerMSS > 0 && c.peerMSS < m {
 		m = c.peerMSS
 	}
+	// Linux clamps to tcp_min_snd_mss before taking off the option space.
+	m = max(m, c.cfg.MinSndMSS, 48)
 	if c.tsOK {
 		m -= 12
-	}
-	if lo := max(c.cfg.MinSndMSS, 48) - 12; m < lo {
-		m = lo
 	}
 	c.sndMSS = m
 	c.rcvMSS = min(c.rcvMSS, c.advMSS)

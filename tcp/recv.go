@@ -96,6 +96,11 @@ func (c *Conn) receiveData(seg *Segment, now time.Time) {
 	}
 }
 
+// oooBlockOverhead is what each out-of-order block is charged against the
+// receive buffer besides its payload, like Linux charges skb truesize: a
+// flood of tiny out-of-order segments is capped at a few hundred blocks.
+const oooBlockOverhead = 256
+
 // queueOOO stores out-of-order data, merging with neighbours, within the
 // memory cap (the receive buffer). It updates the SACK blocks.
 func (c *Conn) queueOOO(seq uint32, data []byte) {
@@ -126,7 +131,8 @@ func (c *Conn) queueOOO(seq uint32, data []byte) {
 		old += len(c.ooo[k].data)
 	}
 	newBytes := int(ne-ns) - old
-	if c.oooBytes+newBytes > c.rcvBufCap || int(ne-ns) > c.rcvBufCap {
+	blocks := len(c.ooo) - (j - i) + 1
+	if c.oooBytes+newBytes+blocks*oooBlockOverhead > c.rcvBufCap || int(ne-ns) > c.rcvBufCap {
 		c.count(func(k *Counters) { k.TCPOFODrop++ })
 		return
 	}
@@ -142,7 +148,8 @@ func (c *Conn) queueOOO(seq uint32, data []byte) {
 		buf = c.ooo[i].data[:ne-ns]
 		start = i + 1
 	} else {
-		buf = make([]byte, ne-ns, max(int(ne-ns), 2*len(data)))
+		size := int(ne - ns)
+		buf = make([]byte, size, min(size+size/2, max(size, c.rcvBufCap)))
 	}
 	for k := start; k < j; k++ {
 		copy(buf[c.ooo[k].seq-ns:], c.ooo[k].data)

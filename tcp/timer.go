@@ -190,10 +190,17 @@ func (c *Conn) onPersist(now time.Time) {
 	if c.orphan {
 		limit = c.cfg.EffectiveOrphanRetries(c.rtt.RTO() < c.cfg.RTOMax)
 	}
-	if c.probesOut >= limit {
+	// TCP_USER_TIMEOUT bounds the whole zero-window stall, answered or not
+	// (Linux 5.11+); tcp_retries2 bounds the unanswered probes.
+	expired := c.probesOut >= limit ||
+		c.userTimeout > 0 && !c.probeStart.IsZero() && now.Sub(c.probeStart) >= c.userTimeout
+	if expired {
 		c.count(func(k *Counters) { k.TCPAbortOnTimeout++ })
 		c.setClosed(syscall.ETIMEDOUT)
 		return
+	}
+	if c.probeStart.IsZero() {
+		c.probeStart = now
 	}
 	if seqLT(c.sndNxt, c.sndUna+c.sndWnd) {
 		// Some window is open but too small for the segment: send what
@@ -205,7 +212,11 @@ func (c *Conn) onPersist(now time.Time) {
 	}
 	c.probesOut++
 	c.rtt.Backoff()
-	c.persistAt = now.Add(c.probeTimeout())
+	when := c.probeTimeout()
+	if c.userTimeout > 0 {
+		when = max(min(when, c.userTimeout-now.Sub(c.probeStart)), time.Millisecond)
+	}
+	c.persistAt = now.Add(when)
 }
 
 // armKeepalive starts the keepalive timer if it is on and not running.
