@@ -38,6 +38,10 @@ commands:
   drill     run packetdrill scripts against the TCP engine on virtual time
   ss        list the TCP connections of a running ustack program (its control socket), like ss -ti
   stat      show the TCP/IP counters of a running ustack program, like nstat
+  serve     serve echo, discard, http or https on a TUN device (--pipe: self-test in memory)
+  dial      connect over a TUN device and copy stdin/stdout, like nc (--pipe: to a built-in echo)
+  get       fetch an http(s) URL over a TUN device (--pipe: from a built-in server)
+  plot      draw tcptrace-like graphs (SVG, PNG) from a trace of "ustack sim SCENARIO --json"
   help      show this help, or "ustack help <command>" for a command's flags
 
 Run "ustack <command> --help" for the flags of a command.
@@ -63,6 +67,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSS(args[1:], stdout, stderr)
 	case "stat":
 		return runStat(args[1:], stdout, stderr)
+	case "serve":
+		return runServe(args[1:], stdout, stderr)
+	case "dial":
+		return runDial(args[1:], stdout, stderr)
+	case "get":
+		return runGet(args[1:], stdout, stderr)
+	case "plot":
+		return runPlot(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 && args[0] == "help" {
 			return run([]string{args[1], "--help"}, stdout, stderr)
