@@ -80,7 +80,7 @@ func TestSSAndStat(t *testing.T) {
 	}()
 
 	var out, errb bytes.Buffer
-	if code := runSSx([]string{"ss", "--control", sock, "--all"}, &out, &errb); code != 0 {
+	if code := run([]string{"ss", "--control", sock, "--all"}, &out, &errb); code != 0 {
 		t.Fatalf("ss: exit %d: %s", code, errb.String())
 	}
 	t.Logf("ustack ss:\n%s", out.String())
@@ -104,7 +104,7 @@ func TestSSAndStat(t *testing.T) {
 	}
 
 	out.Reset()
-	if code := runSSx([]string{"ss", "--control", sock, "--json"}, &out, &errb); code != 0 {
+	if code := run([]string{"ss", "--control", sock, "--json"}, &out, &errb); code != 0 {
 		t.Fatalf("ss --json: exit %d: %s", code, errb.String())
 	}
 	var conns []control.Conn
@@ -116,7 +116,7 @@ func TestSSAndStat(t *testing.T) {
 	}
 
 	out.Reset()
-	if code := runSSx([]string{"stat", "--control", sock}, &out, &errb); code != 0 {
+	if code := run([]string{"stat", "--control", sock}, &out, &errb); code != 0 {
 		t.Fatalf("stat: exit %d: %s", code, errb.String())
 	}
 	t.Logf("ustack stat:\n%s", out.String())
@@ -126,7 +126,7 @@ func TestSSAndStat(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if code := runSSx([]string{"stat", "--control", sock, "--json", "--zeros"}, &out, &errb); code != 0 {
+	if code := run([]string{"stat", "--control", sock, "--json", "--zeros"}, &out, &errb); code != 0 {
 		t.Fatalf("stat --json: exit %d: %s", code, errb.String())
 	}
 	var m map[string]uint64
@@ -142,15 +142,8 @@ func TestSSAndStat(t *testing.T) {
 
 	// A missing socket is a clear failure, not a hang.
 	errb.Reset()
-	if code := runSSx([]string{"ss", "--control", filepath.Join(t.TempDir(), "none")}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no such file") {
+	if code := run([]string{"ss", "--control", filepath.Join(t.TempDir(), "none")}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no such file") {
 		t.Errorf("ss on a missing socket: exit %d, %q", code, errb.String())
 	}
 }
 
-// runSSx calls the subcommands directly until they are registered in run.
-func runSSx(args []string, stdout, stderr io.Writer) int {
-	if args[0] == "ss" {
-		return runSS(args[1:], stdout, stderr)
-	}
-	return runStat(args[1:], stdout, stderr)
-}
