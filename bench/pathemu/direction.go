@@ -28,7 +28,13 @@ type Stats struct {
 	QueueDelaySum time.Duration
 	QueueDelayMax time.Duration
 	Queued        uint64 // packets the delay figures cover
-	hist          [histBuckets]uint32
+
+	// Lateness of deliveries against the model's delivery time (timer
+	// slack and CPU contention of the shuttle): how faithful the
+	// emulation was.
+	LateSum time.Duration
+	LateMax time.Duration
+	hist    [histBuckets]uint32
 }
 
 // MeanQueueDelay is the mean bottleneck queueing delay.
@@ -37,6 +43,14 @@ func (s *Stats) MeanQueueDelay() time.Duration {
 		return 0
 	}
 	return s.QueueDelaySum / time.Duration(s.Queued)
+}
+
+// MeanLate is the mean lateness of deliveries.
+func (s *Stats) MeanLate() time.Duration {
+	if s.Delivered == 0 {
+		return 0
+	}
+	return s.LateSum / time.Duration(s.Delivered)
 }
 
 // QueueDelayQuantile returns the q quantile (0..1) of the queueing delay,
@@ -207,6 +221,9 @@ func (d *direction) deliverer() {
 		now := time.Now()
 		batch = batch[:0]
 		for d.qhead < len(d.q) && !d.q[d.qhead].at.After(now) && len(batch) < batchLen {
+			late := now.Sub(d.q[d.qhead].at)
+			d.st.LateSum += late
+			d.st.LateMax = max(d.st.LateMax, late)
 			batch = append(batch, d.q[d.qhead].buf)
 			d.q[d.qhead] = pend{}
 			d.qhead++

@@ -21,6 +21,8 @@ type Result struct {
 	Bytes       int64   `json:"bytes"`
 	Retransmits int64   `json:"retransmits"` // sender's retransmitted segments (-1 if unknown)
 	Seconds     float64 `json:"seconds"`
+	MeanRTTms   float64 `json:"mean_rtt_ms,omitempty"` // sender's smoothed RTT (kernel: iperf3 mean_rtt; ustack: at the end)
+	Note        string  `json:"note,omitempty"`        // sender state worth a look (cwnd, pacing rate, ...)
 }
 
 // Flow is one bulk transfer from side A to side B of a Path. Start sets it
@@ -107,6 +109,13 @@ func (f *KernelFlow) Result() (Result, error) {
 type iperfJSON struct {
 	Error string `json:"error"`
 	End   struct {
+		Streams []struct {
+			Sender struct {
+				MaxSndCwnd int64 `json:"max_snd_cwnd"`
+				MaxRTT     int64 `json:"max_rtt"`
+				MeanRTT    int64 `json:"mean_rtt"`
+			} `json:"sender"`
+		} `json:"streams"`
 		SumSent struct {
 			Bytes       int64   `json:"bytes"`
 			Seconds     float64 `json:"seconds"`
@@ -132,6 +141,11 @@ func parseIperf(b []byte, r *Result) error {
 	r.Bytes = j.End.SumReceived.Bytes
 	r.Seconds = j.End.SumReceived.Seconds
 	r.Retransmits = j.End.SumSent.Retransmits
+	if len(j.End.Streams) > 0 {
+		st := j.End.Streams[0].Sender
+		r.MeanRTTms = float64(st.MeanRTT) / 1e3
+		r.Note = fmt.Sprintf("max_snd_cwnd=%dB max_rtt=%.1fms", st.MaxSndCwnd, float64(st.MaxRTT)/1e3)
+	}
 	if r.Seconds == 0 {
 		return errors.New("iperf3 reported no transfer")
 	}

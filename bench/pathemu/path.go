@@ -25,6 +25,7 @@ package pathemu
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -63,6 +64,7 @@ type Path struct {
 	NSA, NSB string // namespace names
 
 	tunA, tunB link.Endpoint
+	devA, devB string        // TUN device names (devA empty with StackA)
 	stackEnd   link.Endpoint // StackA: the end handed to the stack
 	ab, ba     *direction
 	closed     bool
@@ -107,7 +109,8 @@ func New(cfg Config) (p *Path, err error) {
 		return p, err
 	}
 	p.tunB = tb
-	if err := setupNS(p.NSB, tb.(interface{ Name() string }).Name(), AddrB); err != nil {
+	p.devB = tb.(interface{ Name() string }).Name()
+	if err := setupNS(p.NSB, p.devB, AddrB); err != nil {
 		return p, err
 	}
 	var aSide link.Endpoint
@@ -122,7 +125,8 @@ func New(cfg Config) (p *Path, err error) {
 		}
 		p.tunA = ta
 		aSide = ta
-		if err := setupNS(p.NSA, ta.(interface{ Name() string }).Name(), AddrA); err != nil {
+		p.devA = ta.(interface{ Name() string }).Name()
+		if err := setupNS(p.NSA, p.devA, AddrA); err != nil {
 			return p, err
 		}
 	}
@@ -173,6 +177,38 @@ func (p *Path) Stats() (ab, ba Stats) { return p.ab.stats(), p.ba.stats() }
 
 // ResetStats zeroes both directions' counters (the model keeps its state).
 func (p *Path) ResetStats() { p.ab.reset(); p.ba.reset() }
+
+// DeviceTxDrops returns the packets the kernels of A and B dropped while
+// sending into their TUN devices (the device queue overflowed because the
+// shuttle did not read fast enough): drops the emulation added beyond the
+// model. With StackA, a is 0.
+func (p *Path) DeviceTxDrops() (a, b uint64, err error) {
+	if p.devA != "" {
+		if a, err = txDropped(p.NSA, p.devA); err != nil {
+			return
+		}
+	}
+	b, err = txDropped(p.NSB, p.devB)
+	return
+}
+
+func txDropped(ns, dev string) (uint64, error) {
+	out, err := exec.Command("ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev).Output()
+	if err != nil {
+		return 0, fmt.Errorf("pathemu: ip -s link in %s: %w", ns, err)
+	}
+	var v []struct {
+		Stats64 struct {
+			TX struct {
+				Dropped uint64 `json:"dropped"`
+			} `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil || len(v) == 0 {
+		return 0, fmt.Errorf("pathemu: ip -s -j link output in %s: %v", ns, err)
+	}
+	return v[0].Stats64.TX.Dropped, nil
+}
 
 // Exec returns a command run inside namespace ns (p.NSA or p.NSB).
 func (p *Path) Exec(ns string, name string, args ...string) *exec.Cmd {

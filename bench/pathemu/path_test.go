@@ -6,6 +6,8 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -103,5 +105,38 @@ func TestJain(t *testing.T) {
 	}
 	if j := Jain(100, 0); j != 0.5 {
 		t.Errorf("Jain(100,0) = %v", j)
+	}
+}
+
+// TestBaseRTT pings B from A over the idle path: the RTT is at least the
+// two one-way delays (20 ms); what is above is the shuttle's timer lateness
+// (logged, not asserted).
+func TestBaseRTT(t *testing.T) {
+	needRoot(t)
+	p, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	out, err := p.Exec(p.NSA, "ping", "-n", "-q", "-c", "20", "-i", "0.05", "-w", "5", AddrB.String()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	// rtt min/avg/max/mdev = 20.104/20.391/21.042/0.215 ms
+	s := string(out)
+	i := strings.Index(s, "= ")
+	if i < 0 {
+		t.Fatalf("no rtt line in ping output:\n%s", s)
+	}
+	f := strings.Split(strings.Fields(s[i+2:])[0], "/")
+	minRTT, _ := strconv.ParseFloat(f[0], 64)
+	avg, _ := strconv.ParseFloat(f[1], 64)
+	t.Logf("idle RTT min %.3f ms avg %.3f ms", minRTT, avg)
+	if minRTT < 20 {
+		t.Errorf("idle RTT min %.3f ms, want >= 20 (two 10 ms one-way delays)", minRTT)
+	}
+	ab, ba := p.Stats()
+	if ab.Delivered < 20 || ba.Delivered < 20 {
+		t.Errorf("delivered %d/%d packets, want >= 20 each way", ab.Delivered, ba.Delivered)
 	}
 }

@@ -94,6 +94,8 @@ type UstackFlow struct {
 	serr    bytes.Buffer
 	done    chan error
 	retrans int64
+	rtt     time.Duration
+	note    string
 }
 
 // Name implements Flow.
@@ -170,7 +172,11 @@ func (f *UstackFlow) send(c *ustack.TCPConn) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		err = nil
 	}
-	f.retrans = int64(c.Info().TotalRetrans)
+	in := c.Info()
+	f.retrans = int64(in.TotalRetrans)
+	f.rtt = in.RTT
+	f.note = fmt.Sprintf("cwnd=%d ssthresh=%d pacing=%.1fMbit/s delivery=%.1fMbit/s minrtt=%v sndwnd=%dB notsent=%dB ca=%v",
+		in.SndCwnd, in.SndSsthresh, float64(in.PacingRate)*8/1e6, float64(in.DeliveryRate)*8/1e6, in.MinRTT, in.SndWnd, in.NotsentBytes, in.CAState)
 	c.SetWriteDeadline(time.Time{})
 	if cerr := c.CloseWrite(); err == nil {
 		err = cerr
@@ -195,6 +201,7 @@ func (f *UstackFlow) Result() (Result, error) {
 	}
 	f.stack.Close()
 	r.Retransmits = f.retrans
+	r.MeanRTTms, r.Note = float64(f.rtt)/1e6, f.note
 	var d DiscardResult
 	if err := json.Unmarshal(f.sout.Bytes(), &d); err != nil {
 		return r, fmt.Errorf("pathemu: %s: discard server output %q: %v (%s)", f.Name(), f.sout.String(), err, strings.TrimSpace(f.serr.String()))

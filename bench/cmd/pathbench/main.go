@@ -42,6 +42,9 @@ type Row struct {
 	QueueDrops  uint64           `json:"queue_drops"`
 	RandomDrops [2]uint64        `json:"random_drops"` // A->B, B->A
 	Packets     [2]uint64        `json:"packets"`
+	LateMean    float64          `json:"late_mean_ms"` // emulator delivery lateness (A->B)
+	LateMax     float64          `json:"late_max_ms"`
+	DevDrops    [2]uint64        `json:"tun_tx_drops"` // A, B: kernel drops into the TUN devices (emulator too slow)
 	Error       string           `json:"error,omitempty"`
 }
 
@@ -59,6 +62,7 @@ func main() {
 		queue    = flag.Int("queue", 250, "bottleneck queue, packets")
 		seed     = flag.Int64("seed", 1, "impairment seed")
 		jsonOut  = flag.Bool("json", false, "print JSON rows instead of a table")
+		verbose  = flag.Bool("v", false, "also print each sender's final state (cwnd, pacing rate, RTT)")
 	)
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -116,7 +120,7 @@ func main() {
 		enc.Encode(rows)
 		return
 	}
-	printTable(rows, *rate, *delay, *queue)
+	printTable(rows, *rate, *delay, *queue, *verbose)
 }
 
 func runOnce(ctx context.Context, cfg pathemu.Config, kind string, flows ...pathemu.Flow) Row {
@@ -131,6 +135,9 @@ func runOnce(ctx context.Context, cfg pathemu.Config, kind string, flows ...path
 	}
 	res, err := pathemu.RunFlows(ctx, p, flows...)
 	ab, ba := p.Stats()
+	if da, db, derr := p.DeviceTxDrops(); derr == nil {
+		r.DevDrops = [2]uint64{da, db}
+	}
 	if cerr := p.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -143,6 +150,7 @@ func runOnce(ctx context.Context, cfg pathemu.Config, kind string, flows ...path
 	r.QueueDrops = ab.QueueDropped + ba.QueueDropped
 	r.RandomDrops = [2]uint64{ab.Dropped, ba.Dropped}
 	r.Packets = [2]uint64{ab.Packets, ba.Packets}
+	r.LateMean, r.LateMax = ms(ab.MeanLate()), ms(ab.LateMax)
 	if len(res) > 1 {
 		var rates []float64
 		for _, x := range res {
@@ -165,20 +173,28 @@ func describe(r Row) string {
 	return s
 }
 
-func printTable(rows []Row, rate int64, delay time.Duration, queue int) {
+func printTable(rows []Row, rate int64, delay time.Duration, queue int, verbose bool) {
 	fmt.Printf("path: %g Mbit/s bottleneck, %v one-way delay each direction, %d-packet tail-drop queue\n\n", float64(rate)/1e6, delay, queue)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "loss\tsender\tgoodput Mbit/s\tretrans\tqdelay mean ms\tqdelay p99 ms\tqueue drops\trandom drops A>B/B>A\t")
+	fmt.Fprintln(w, "loss\tsender\tgoodput Mbit/s\tretrans\tsrtt ms\tqdelay mean ms\tqdelay p99 ms\tqueue drops\trandom drops A>B/B>A\t")
 	for _, r := range rows {
 		if r.Kind != "single" {
 			continue
 		}
 		for _, f := range r.Flows {
-			fmt.Fprintf(w, "%g%%\t%s\t%.1f\t%d\t%.2f\t%.1f\t%d\t%d/%d\t%s\n", 100*r.Loss, f.Name, f.GoodputBps/1e6, f.Retransmits,
-				r.QueueMean, r.QueueP99, r.QueueDrops, r.RandomDrops[0], r.RandomDrops[1], errNote(r))
+			fmt.Fprintf(w, "%g%%\t%s\t%.1f\t%d\t%.1f\t%.2f\t%.1f\t%d\t%d/%d\t%s\n", 100*r.Loss, f.Name, f.GoodputBps/1e6, f.Retransmits,
+				f.MeanRTTms, r.QueueMean, r.QueueP99, r.QueueDrops, r.RandomDrops[0], r.RandomDrops[1], errNote(r))
 		}
 	}
 	w.Flush()
+	if verbose {
+		fmt.Println()
+		for _, r := range rows {
+			for _, f := range r.Flows {
+				fmt.Printf("%g%% %s: emulator lateness mean %.3f ms max %.1f ms, tun tx drops A/B %d/%d; %s\n", 100*r.Loss, f.Name, r.LateMean, r.LateMax, r.DevDrops[0], r.DevDrops[1], f.Note)
+			}
+		}
+	}
 	var fairRows []Row
 	for _, r := range rows {
 		if r.Kind == "fair" {
