@@ -514,11 +514,34 @@ func TestLoopback(t *testing.T) {
 		if c.LocalAddr().(*net.TCPAddr).IP.String() != c.RemoteAddr().(*net.TCPAddr).IP.String() {
 			t.Errorf("%s: local %v remote %v", addr, c.LocalAddr(), c.RemoteAddr())
 		}
+		stop := dumpIfSlow(t, 10*time.Second, s)
 		d := transfer(t, c, c, 1<<20) // echoed back to ourselves
+		stop()
 		t.Logf("%s: 1 MiB echoed in %v", addr, d)
 		c.Close()
 	}
 	if n := p.B.Stats().IP.InReceives; n != 0 {
 		t.Errorf("loopback traffic reached the other stack (%d packets)", n)
 	}
+}
+
+// dumpIfSlow logs the stacks' connections (ss-like, with tcp_info) if the
+// returned stop function is not called within d: a stalled transfer then
+// shows where it stopped.
+func dumpIfSlow(t *testing.T, d time.Duration, stacks ...*Stack) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+		case <-time.After(d):
+			for i, s := range stacks {
+				for _, ci := range s.Connections() {
+					t.Logf("stack %d: %s\n\t%+v", i, ci, ci.Info)
+				}
+				st := s.Stats()
+				t.Logf("stack %d: IP %+v\n\tTCP %+v", i, st.IP, st.TCP)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
