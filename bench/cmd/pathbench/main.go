@@ -61,6 +61,7 @@ func main() {
 		delay    = flag.Duration("delay", 10*time.Millisecond, "one-way delay each direction")
 		queue    = flag.Int("queue", 250, "bottleneck queue, packets")
 		seed     = flag.Int64("seed", 1, "impairment seed")
+		offload  = flag.Bool("offload", true, "TUN devices with TSO/checksum offload (fewer system calls)")
 		jsonOut  = flag.Bool("json", false, "print JSON rows instead of a table")
 		verbose  = flag.Bool("v", false, "also print each sender's final state (cwnd, pacing rate, RTT)")
 	)
@@ -77,7 +78,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	base := pathemu.Config{Delay: *delay, RateBps: *rate, QueueLen: *queue, Seed: *seed}
+	base := pathemu.Config{Delay: *delay, RateBps: *rate, QueueLen: *queue, Seed: *seed, Offload: *offload}
 	var rows []Row
 	emit := func(r Row) {
 		rows = append(rows, r)
