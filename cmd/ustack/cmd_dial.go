@@ -37,7 +37,7 @@ func peerServer(far *ustack.Stack, mode, port string) (stop func(), cert *tls.Ce
 		}
 		cert = &c
 	}
-	a := startApp(ln, mode, far, cert)
+	a := startApp(ln, mode, far, cert, io.Discard)
 	return a.stop, cert, nil
 }
 

@@ -77,6 +77,11 @@ var (
 	pipeFar  = netip.MustParsePrefix("10.0.0.2/24")
 )
 
+// afterTUNOpen, when set (tests), runs right after the TUN device is
+// opened, before the stack uses it: tests move the device into a network
+// namespace and configure its host side there.
+var afterTUNOpen func(name string) error
+
 // openTUN builds a stack on a TUN device.
 func (n *netFlags) openTUN() (*ustack.Stack, netip.Prefix, error) {
 	pfx, err := netip.ParsePrefix(n.addr)
@@ -96,6 +101,12 @@ func (n *netFlags) openTUN() (*ustack.Stack, netip.Prefix, error) {
 	ep, err := link.OpenTUN(n.tun, n.mtu)
 	if err != nil {
 		return nil, pfx, err
+	}
+	if afterTUNOpen != nil {
+		if err := afterTUNOpen(n.tun); err != nil {
+			ep.Close()
+			return nil, pfx, err
+		}
 	}
 	s, err := ustack.New(cfg)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/netip"
@@ -34,6 +35,10 @@ type serveOpts struct {
 	cert    *tls.Certificate // https: made by serveOn when nil
 }
 
+// baseContext is the context serve runs under until SIGINT/SIGTERM (tests
+// replace it to stop a server).
+var baseContext = context.Background
+
 var serveModes = []string{"echo", "discard", "http", "https"}
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -56,7 +61,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(baseContext(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if o.pipe {
 		if err := serveSelfTest(ctx, &o, stdout); err != nil {
@@ -101,13 +106,15 @@ type app struct {
 }
 
 // startApp serves mode on ln until stop. For https, cert is used.
-func startApp(ln net.Listener, mode string, s *ustack.Stack, cert *tls.Certificate) *app {
+// Server errors (bad TLS handshakes, ...) are logged to logw.
+func startApp(ln net.Listener, mode string, s *ustack.Stack, cert *tls.Certificate, logw io.Writer) *app {
 	switch mode {
 	case "http", "https":
 		if mode == "https" {
 			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12})
 		}
-		srv := &http.Server{Handler: httpHandler(s), ReadHeaderTimeout: 30 * time.Second}
+		srv := &http.Server{Handler: httpHandler(s), ReadHeaderTimeout: 30 * time.Second,
+			ErrorLog: log.New(logw, "ustack serve: ", log.LstdFlags)}
 		done := make(chan struct{})
 		go func() { srv.Serve(ln); close(done) }()
 		return &app{stop: func() { srv.Close(); <-done }}
@@ -209,9 +216,9 @@ func serveTUN(ctx context.Context, o *serveOpts, stdout io.Writer, ready func(s 
 		return err
 	}
 	defer s.Close()
+	fmt.Fprintf(stdout, "ustack serve: %s on %s %s (%s), listening on %s\n", o.mode, o.tun, o.addr, o.mtuNote(), o.listen)
+	fmt.Fprintf(stdout, "  configure the host side if you have not: ip addr add <peer>/%d dev %s && ip link set %s up\n", pfx.Bits(), o.tun, o.tun)
 	return serveOn(ctx, o, s, pfx.Addr(), stdout, func() {
-		fmt.Fprintf(stdout, "ustack serve: %s on %s %s (%s), listening on %s\n", o.mode, o.tun, o.addr, o.mtuNote(), o.listen)
-		fmt.Fprintf(stdout, "  configure the host side if you have not: ip addr add <peer>/%d dev %s && ip link set %s up\n", pfx.Bits(), o.tun, o.tun)
 		if ready != nil {
 			ready(s)
 		}
@@ -243,7 +250,7 @@ func serveOn(ctx context.Context, o *serveOpts, s *ustack.Stack, addr netip.Addr
 			}
 		}
 	}
-	a := startApp(ln, o.mode, s, cert)
+	a := startApp(ln, o.mode, s, cert, stdout)
 	defer a.stop()
 	if o.control != "" {
 		srv, err := control.Listen(o.control, s)

@@ -146,4 +146,3 @@ func TestSSAndStat(t *testing.T) {
 		t.Errorf("ss on a missing socket: exit %d, %q", code, errb.String())
 	}
 }
-
