@@ -506,7 +506,7 @@ func TestLoopback(t *testing.T) {
 			go func() { io.Copy(c, c); c.Close() }()
 		}
 	}()
-	for _, addr := range []string{"127.0.0.1:19", "[::1]:19", "10.0.0.1:19", "[fd00::1]:19"} {
+	for _, addr := range []string{"127.0.0.1:19", "[::1]:19", "10.0.0.1:19", "[fd00::1]:19", "localhost:19"} {
 		c, err := s.Dial("tcp", addr)
 		if err != nil {
 			t.Fatalf("%s: %v", addr, err)

@@ -231,3 +231,38 @@ func (s *Stack) icmp4Unreach(in *inputCtx, orig []byte, code uint8) {
 	s.ctr.icmp.OutDestUnreachs.Add(1)
 	s.writeRaw(ifc, buf)
 }
+
+// icmp6ParamProblem sends an ICMPv6 parameter problem (type 4) with code
+// and pointer about the packet orig, quoting as much of it as fits in the
+// IPv6 minimum MTU (RFC 4443 2.4).
+func (s *Stack) icmp6ParamProblem(in *inputCtx, orig wire.IPv6, code uint8, pointer uint32) {
+	if !orig.Dst().IsGlobalUnicast() && !orig.Dst().IsLoopback() {
+		return
+	}
+	if !s.icmpLimit.allow(in.now) {
+		s.ctr.icmp6.OutRateLimited.Add(1)
+		return
+	}
+	src, dst := orig.Dst(), orig.Src()
+	ifc, _, ok := s.route(dst, src)
+	if !ok {
+		s.ctr.ip.OutNoRoutes.Add(1)
+		return
+	}
+	quote := min(len(orig), 1280-40-8)
+	plen := 8 + quote
+	buf := in.out[:40+plen]
+	if _, err := s.buildIP(buf, src, dst, wire.ProtoICMPv6, plen); err != nil {
+		s.ctr.icmp6.OutErrors.Add(1)
+		return
+	}
+	m := buf[40:]
+	m[0], m[1] = 4, code
+	m[2], m[3] = 0, 0
+	binary.BigEndian.PutUint32(m[4:8], pointer)
+	copy(m[8:], orig[:quote])
+	binary.BigEndian.PutUint16(m[2:4], wire.Checksum(m, wire.PseudoHeaderSum(src, dst, wire.ProtoICMPv6, len(m))))
+	s.ctr.icmp6.OutMsgs.Add(1)
+	s.ctr.icmp6.OutParmProbs.Add(1)
+	s.writeRaw(ifc, buf)
+}

@@ -191,6 +191,11 @@ func (s *Stack) input6(in *inputCtx, ifc *iface, pkt []byte) {
 		s.icmp6Input(in, src, dst, payload)
 	default:
 		c.InUnknownProtos.Add(1)
+		if ip.NextHeader() == proto {
+			// Parameter problem, unrecognized next header, pointing at
+			// the fixed header's Next Header field (RFC 8200 4).
+			s.icmp6ParamProblem(in, ip, 1, 6)
+		}
 	}
 }
 

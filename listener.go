@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -386,6 +387,13 @@ func parseHostPort(address string, fam int, allowEmpty bool) (netip.AddrPort, bo
 		return netip.AddrPortFrom(netip.Addr{}, uint16(p)), true, nil
 	}
 	a, err := netip.ParseAddr(host)
+	if err != nil && strings.EqualFold(host, "localhost") {
+		// The one name ustack knows, as /etc/hosts does.
+		a, err = netip.IPv6Loopback(), nil
+		if fam != 6 {
+			a = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+	}
 	if err != nil {
 		return netip.AddrPort{}, false, &net.AddrError{Err: "ustack does not resolve host names; use an IP address", Addr: address}
 	}

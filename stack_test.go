@@ -213,7 +213,7 @@ func TestDropCounters(t *testing.T) {
 	want := IPStats{
 		InReceives: 10, InCsumErrors: 1, FragmentsDropped: 1, InTruncatedPkts: 1, InHdrErrors: 1,
 		NotForUs: 1, InAddrErrors: 1, InUnknownProtos: 2, InDelivers: 2,
-		OutRequests: 1, // protocol unreachable for the v4 unknown protocol
+		OutRequests: 2, // protocol unreachable (v4) and parameter problem (v6) for the unknown protocols
 	}
 	waitFor(t, "counters", func() bool { return s.Stats().IP.InReceives == want.InReceives })
 	st := s.Stats()
@@ -223,7 +223,7 @@ func TestDropCounters(t *testing.T) {
 	if st.ICMP.InCsumErrors != 1 || st.ICMP6.InCsumErrors != 1 {
 		t.Errorf("ICMP csum errors v4 %d v6 %d", st.ICMP.InCsumErrors, st.ICMP6.InCsumErrors)
 	}
-	// The only reply is the protocol unreachable.
+	// The only replies: protocol unreachable (v4), parameter problem (v6).
 	p := readPacket(t, peer)
 	ip, err := wire.ParseIPv4(p)
 	if err != nil {
@@ -232,6 +232,15 @@ func TestDropCounters(t *testing.T) {
 	m := ip.Payload()
 	if m[0] != 3 || m[1] != 2 || wire.Checksum(m, 0) != 0 {
 		t.Errorf("want protocol unreachable, got type %d code %d", m[0], m[1])
+	}
+	p = readPacket(t, peer)
+	ip6, err := wire.ParseIPv6(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = ip6.Payload()
+	if m[0] != 4 || m[1] != 1 || m[7] != 6 || wire.Checksum(m, wire.PseudoHeaderSum(ip6.Src(), ip6.Dst(), wire.ProtoICMPv6, len(m))) != 0 {
+		t.Errorf("want parameter problem code 1 pointer 6, got type %d code %d pointer %d", m[0], m[1], m[7])
 	}
 }
 

@@ -40,6 +40,7 @@ type ICMPStats struct {
 	OutDestUnreachs uint64
 	OutErrors       uint64
 	OutRateLimited  uint64 // errors not sent: icmp_msgs_per_sec (1000/s, burst 50)
+	OutParmProbs    uint64 // ICMPv6 parameter problems (unknown next header)
 }
 
 // TCPStats are the TCP MIB counters with Linux names: the engine's
@@ -78,7 +79,7 @@ type ipCounters struct {
 type icmpCounters struct {
 	InMsgs, InErrors, InCsumErrors, InEchos, InEchoReps, InDestUnreachs, InPktTooBigs,
 	InTimeExcds, InOtherTypes, OutMsgs, OutEchoReps, OutDestUnreachs, OutErrors,
-	OutRateLimited atomic.Uint64
+	OutRateLimited, OutParmProbs atomic.Uint64
 }
 
 // tcpCounters are what the stack counts itself (engine counters live in
