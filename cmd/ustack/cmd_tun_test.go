@@ -222,3 +222,47 @@ func TestGetTUN(t *testing.T) {
 	}
 	t.Log(e.String())
 }
+
+// TestDialTUN: `ustack dial --tun` to a kernel TCP echo server (python)
+// in the test's namespace: what goes in comes back.
+func TestDialTUN(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("SKIPPING: no python3 for the kernel-side echo server")
+	}
+	ns, tun := netnsTUN(t, 8)
+	const echo = `import socketserver
+class H(socketserver.StreamRequestHandler):
+    def handle(self):
+        while True:
+            b = self.request.recv(65536)
+            if not b:
+                return
+            self.request.sendall(b)
+socketserver.TCPServer.allow_reuse_address = True
+socketserver.TCPServer(("0.0.0.0", 7007), H).serve_forever()
+`
+	srv := exec.Command("ip", "netns", "exec", ns, "python3", "-c", echo)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for exec.Command("ip", "netns", "exec", ns, "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/7007").Run() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("python echo server did not come up within 15 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	in := strings.Repeat("through the kernel and back\n", 20000)
+	old := stdin
+	stdin = strings.NewReader(in)
+	defer func() { stdin = old }()
+	var o, e bytes.Buffer
+	if code := run([]string{"dial", "--tun", tun, "--addr", "10.91.0.2/24", "-v", "10.91.0.1:7007"}, &o, &e); code != 0 {
+		t.Fatalf("dial: exit %d: %s", code, e.String())
+	}
+	if o.String() != in {
+		t.Errorf("got %d bytes back, want the %d sent", o.Len(), len(in))
+	}
+	t.Log(e.String())
+}
