@@ -418,6 +418,16 @@ func TestTimeWaitReusedBySYN(t *testing.T) {
 	if n := p.B.Stats().TCP.TCPTimeWaitReuse; n != 1 {
 		t.Errorf("TCPTimeWaitReuse %d, want 1", n)
 	}
+	// Binding a dial to a port with a listener fails like bind(2).
+	lnA, err := p.A.Listen("tcp", ":45001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lnA.Close()
+	d.LocalAddr = &net.TCPAddr{IP: net.ParseIP("10.0.0.1"), Port: 45001}
+	if _, err := d.Dial("tcp", "10.0.0.2:60"); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("dial from a listening port: %v, want EADDRINUSE", err)
+	}
 }
 
 // TestDeadlineSetWhileBlocked: a deadline set while Read, Write or Accept

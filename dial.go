@@ -142,6 +142,12 @@ func (d *Dialer) dial(ctx context.Context, network string, raddr netip.AddrPort)
 	}
 	var tu tcp.Tuple
 	if lport != 0 {
+		// bind(2) without SO_REUSEADDR: a listener on the port (same
+		// address or wildcard) makes it unavailable.
+		if t.portBusyLocked(src, lport) {
+			t.mu.Unlock()
+			return nil, fail(syscall.EADDRINUSE)
+		}
 		tu = tcp.Tuple{Local: netip.AddrPortFrom(src, lport), Remote: raddr}
 		if old := t.conns[tu]; old != nil {
 			if !t.canReuseTimeWait(old) {
