@@ -189,3 +189,49 @@ func FuzzReadTrace(f *testing.F) {
 		WriteSVG(io.Discard, cs...)
 	})
 }
+
+// TestCwndFields: a trace that carries cwnd, ssthresh and srtt on the
+// sender's segments gets them drawn (and nothing reported missing).
+func TestCwndFields(t *testing.T) {
+	trace := `{"t":0.000000,"host":"A","conn":"a>b","ev":"send","flags":"S","seq":100,"len":0,"win":65535,"opts":"mss 1000,wscale 2"}
+{"t":0.010000,"host":"A","conn":"a>b","ev":"recv","flags":"S.","seq":900,"ack":101,"len":0,"win":65535,"opts":"mss 1000,wscale 3"}
+{"t":0.010000,"host":"A","conn":"a>b","ev":"send","flags":".","seq":101,"ack":901,"len":1000,"win":100,"cwnd":10,"ssthresh":2147483647,"srtt":0.010}
+{"t":0.010000,"host":"A","conn":"a>b","ev":"send","flags":".","seq":1101,"ack":901,"len":1000,"win":100,"cwnd":10}
+{"t":0.020000,"host":"A","conn":"a>b","ev":"recv","flags":".","seq":901,"ack":1101,"len":0,"win":100}
+{"t":0.030000,"host":"A","conn":"a>b","ev":"send","flags":".","seq":1101,"ack":901,"len":1000,"win":100,"rtx":true,"cwnd":5,"ssthresh":5,"srtt":0.012}
+{"t":0.040000,"host":"A","conn":"a>b","ev":"recv","flags":".","seq":901,"ack":2101,"len":0,"win":100}
+`
+	evs, err := ReadTrace(strings.NewReader(trace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Analyze(evs, "A a>b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Cwnd) != 3 || f.Cwnd[2].Y != 5 || len(f.Thresh) != 1 || len(f.SRTT) != 2 {
+		t.Errorf("cwnd %v ssthresh %v srtt %v", f.Cwnd, f.Thresh, f.SRTT)
+	}
+	// No timestamps: Karn's rule. The first ACK gives 10 ms; the second
+	// covers a retransmitted segment and gives no sample.
+	if len(f.RTT) != 1 || math.Abs(f.RTT[0].Y-0.010) > 1e-9 {
+		t.Errorf("RTT samples %v", f.RTT)
+	}
+	// Window scale 3 from the peer's SYN-ACK: 100 << 3 above the ACK.
+	if w := f.Window[len(f.Window)-1]; w.Y != 2001+800 {
+		t.Errorf("window line at %v, want 2801 (ACK 2001 relative to the ISN, + 800)", w.Y)
+	}
+	charts, missing := CwndRTT(f)
+	if len(missing) != 0 {
+		t.Errorf("missing %v", missing)
+	}
+	var names []string
+	for _, c := range charts {
+		for _, s := range c.Series {
+			names = append(names, s.Name)
+		}
+	}
+	if got := strings.Join(names, ","); !strings.Contains(got, "cwnd") || !strings.Contains(got, "ssthresh") || !strings.Contains(got, "srtt") {
+		t.Errorf("series %s", got)
+	}
+}
