@@ -62,7 +62,7 @@
 // shard's tcp.Counters. All protocol timers (retransmission, delayed ACK,
 // keepalive, TIME-WAIT, pacing) go through one min-heap served by one timer
 // goroutine per Stack: the number of goroutines and runtime timers does not
-// grow with connections. A connection costs about 2.6 KB of heap when idle
+// grow with connections. A connection costs about 3 KB of heap when idle
 // (measured by TestIdleConnectionsScale, engine buffers included). Only the
 // standard time package is used for time, so tests can run the whole stack
 // on testing/synctest's virtual clock.
