@@ -8,7 +8,8 @@ import (
 // TimeSequence is the tcptrace-style time-sequence graph of a flow:
 // sequence numbers (relative to the sender's ISN) against time at the
 // sender. Data segments are vertical bars (retransmissions in red), drops
-// are red x marks, the ACK line is green, SACK blocks are purple bars and
+// are red x marks, the ACK line is green, SACK blocks are purple bars
+// (D-SACK blocks orange) and
 // the receive window (ACK + advertised window) is the olive line.
 func TimeSequence(f *Flow) *Chart {
 	c := &Chart{
@@ -31,8 +32,13 @@ func TimeSequence(f *Flow) *Chart {
 			data = append(data, b)
 		}
 	}
+	var dsack [][2]Point
 	for _, s := range f.SACKs {
-		sack = append(sack, [2]Point{{s.T, s.Start}, {s.T, s.End}})
+		if s.DSACK {
+			dsack = append(dsack, [2]Point{{s.T, s.Start}, {s.T, s.End}})
+		} else {
+			sack = append(sack, [2]Point{{s.T, s.Start}, {s.T, s.End}})
+		}
 	}
 	// The receive window is often far above the data (a 128 kB window
 	// over a 30 kB transfer): it does not widen the Y range, it is clipped,
@@ -64,6 +70,7 @@ func TimeSequence(f *Flow) *Chart {
 		Series{Name: "ack", Color: Green, Style: Step, Width: 1.5, Points: f.Acks},
 		Series{Name: "data", Color: Blue, Style: Bars, Width: 2, Segs: data},
 		Series{Name: "sack", Color: Purple, Style: Bars, Width: 2, Segs: sack},
+		Series{Name: "d-sack (duplicate)", Color: Orange, Style: Bars, Width: 2, Segs: dsack},
 		Series{Name: "retransmission", Color: Red, Style: Bars, Width: 3, Cap: 6, Segs: rtx},
 		Series{Name: "drop", Color: Red, Style: Marks, Width: 2, Points: drops},
 	)

@@ -100,7 +100,8 @@ type Flow struct {
 type Seg struct {
 	T          float64
 	Start, End float64
-	Rtx        bool
+	Rtx        bool // data: a retransmission
+	DSACK      bool // SACK block: a duplicate report (RFC 2883), below the ACK or inside the next block
 }
 
 // Point is one point of a series.
@@ -269,8 +270,17 @@ func Analyze(evs []Event, match string) (*Flow, error) {
 				}
 				f.Window = append(f.Window, Point{e.T, a + w})
 			}
-			for _, b := range sackBlocks(e.Opts) {
-				f.SACKs = append(f.SACKs, Seg{T: e.T, Start: rel(b[0]), End: rel(b[1])})
+			blocks := sackBlocks(e.Opts)
+			for i, b := range blocks {
+				sg := Seg{T: e.T, Start: rel(b[0]), End: rel(b[1])}
+				if i == 0 {
+					sg.DSACK = sg.End <= a
+					if len(blocks) > 1 {
+						nx := Seg{Start: rel(blocks[1][0]), End: rel(blocks[1][1])}
+						sg.DSACK = sg.DSACK || (sg.Start >= nx.Start && sg.End <= nx.End)
+					}
+				}
+				f.SACKs = append(f.SACKs, sg)
 			}
 			if a > sndUna {
 				// RTT sample: timestamp echo if present, else Karn.
