@@ -189,7 +189,7 @@ func Run(o Options, ms []Maker) *Report {
 					}
 					v, ok := vals[f.Metric]
 					if !ok {
-						sr.NA = "not measured (no in-memory pipe)"
+						sr.NA = "no in-memory pipe"
 						continue
 					}
 					sr.Samples = append(sr.Samples, v)

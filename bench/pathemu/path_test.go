@@ -140,3 +140,39 @@ func TestBaseRTT(t *testing.T) {
 		t.Errorf("delivered %d/%d packets, want >= 20 each way", ab.Delivered, ba.Delivered)
 	}
 }
+
+func TestMain(m *testing.M) {
+	MaybeServeDiscard() // the test binary doubles as UstackFlow's discard server
+	os.Exit(m.Run())
+}
+
+// TestUstackFlow runs a ustack sender (Stack on side A) to the discard
+// server in namespace B for 3 s over the clean path.
+func TestUstackFlow(t *testing.T) {
+	needRoot(t)
+	cfg := DefaultConfig()
+	cfg.StackA = true
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if nsExists(p.NSA) {
+		t.Errorf("StackA path created namespace %s", p.NSA)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	res, err := RunFlows(ctx, p, &UstackFlow{CC: "cubic", Duration: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab, ba := p.Stats()
+	t.Logf("%s: %.1f Mbit/s, %d bytes, retransmits %d, srtt %.1f ms; %s; A->B delivered %d, B->A delivered %d",
+		res[0].Name, res[0].GoodputBps/1e6, res[0].Bytes, res[0].Retransmits, res[0].MeanRTTms, res[0].Note, ab.Delivered, ba.Delivered)
+	if res[0].Bytes < 1<<20 {
+		t.Errorf("only %d bytes arrived in 3 s", res[0].Bytes)
+	}
+	if ab.DeliveredB < uint64(res[0].Bytes) {
+		t.Errorf("the path delivered %d bytes A->B but the server read %d", ab.DeliveredB, res[0].Bytes)
+	}
+}
