@@ -102,6 +102,9 @@ func (n *netFlags) openTUN() (*ustack.Stack, netip.Prefix, error) {
 	if err != nil {
 		return nil, pfx, err
 	}
+	if named, ok := ep.(interface{ Name() string }); ok {
+		n.tun = named.Name() // a pattern such as "tun%d" becomes the kernel's pick
+	}
 	if afterTUNOpen != nil {
 		if err := afterTUNOpen(n.tun); err != nil {
 			ep.Close()

@@ -146,3 +146,19 @@ func TestSSAndStat(t *testing.T) {
 		t.Errorf("ss on a missing socket: exit %d, %q", code, errb.String())
 	}
 }
+
+func TestSSColour(t *testing.T) {
+	conns := []control.Conn{{Local: "10.0.0.2:80", State: "LISTEN"}, {Local: "10.0.0.2:80", Remote: "10.0.0.1:9", State: "ESTAB", Cwnd: 10}}
+	var plain, colour bytes.Buffer
+	writeSS(&plain, conns, false)
+	writeSS(&colour, conns, true)
+	if strings.Contains(plain.String(), "\x1b[") {
+		t.Error("escape codes without a terminal")
+	}
+	if !strings.Contains(colour.String(), "\x1b[32mESTAB") || !strings.Contains(colour.String(), "\x1b[0m") {
+		t.Errorf("no colour on a terminal: %q", colour.String())
+	}
+	if isTerminal(&plain) {
+		t.Error("a bytes.Buffer is not a terminal")
+	}
+}
