@@ -221,6 +221,11 @@ func Listen(path string, src Source) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
+	// Only the owner may connect (the answers describe every connection).
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control: %w", err)
+	}
 	return &Server{src: src, ln: ln, conns: map[net.Conn]bool{}, path: path}, nil
 }
 
