@@ -188,6 +188,9 @@ loop:
 	stA, stB := sa.Stats(), sb.Stats()
 	sa.Close()
 	sb.Close()
+	// Drop every reference to the stacks and links, so that what remains
+	// on the heap afterwards is what they leaked to globals.
+	sa, sb, ia, ib, a, b, ln, linkStats = nil, nil, nil, nil, nil, nil, nil, nil
 	heap3, gr3 := memNow()
 
 	fmt.Printf("soak: duration %v, workers %d, loss %.3f, delay %v, seed %d, sack %v\n", duration, workers, loss, delay, seed, sack)
