@@ -400,11 +400,43 @@ func sysctlParseInt(v string) (int64, string) {
 	if len(f) != 1 {
 		return 0, "want one integer"
 	}
-	n, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil {
+	n, ok := parseCInt(f[0])
+	if !ok {
 		return 0, "not an integer"
 	}
 	return n, ""
+}
+
+// parseCInt parses an integer the way Linux's proc_dointvec does (kernel
+// strtoul with base 0): an optional sign, then hexadecimal after "0x" or
+// "0X", octal after a leading "0", decimal otherwise.
+func parseCInt(s string) (int64, bool) {
+	neg := false
+	switch {
+	case strings.HasPrefix(s, "-"):
+		neg, s = true, s[1:]
+	case strings.HasPrefix(s, "+"):
+		s = s[1:]
+	}
+	base := 10
+	switch {
+	case len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X"):
+		base, s = 16, s[2:]
+	case len(s) > 1 && s[0] == '0':
+		base, s = 8, s[1:]
+	}
+	if s == "" || s[0] == '+' || s[0] == '-' || strings.ContainsRune(s, '_') {
+		return 0, false
+	}
+	u, err := strconv.ParseUint(s, base, 63)
+	if err != nil {
+		return 0, false
+	}
+	n := int64(u)
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 func sysctlRangeReason(n, lo, hi int64) string {
@@ -522,8 +554,8 @@ func sysctlVec3(name string, p func(*Config) *[3]int, lo int64) sysctlVar {
 			}
 			var a [3]int
 			for i, s := range f {
-				n, err := strconv.ParseInt(s, 10, 64)
-				if err != nil {
+				n, ok := parseCInt(s)
+				if !ok {
 					return fmt.Sprintf("field %d %q is not an integer", i+1, s)
 				}
 				if r := sysctlRangeReason(n, lo, sysctlIntMax); r != "" {
@@ -623,10 +655,11 @@ var sysctlVars = []sysctlVar{
 			}
 			var r [2]int
 			for i, s := range f {
-				n, err := strconv.Atoi(s)
-				if err != nil {
+				n64, ok := parseCInt(s)
+				if !ok || n64 != int64(int(n64)) {
 					return fmt.Sprintf("field %d %q is not an integer", i+1, s)
 				}
+				n := int(n64)
 				r[i] = n
 			}
 			if reason := checkPortRange(r); reason != "" {

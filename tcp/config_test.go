@@ -254,3 +254,37 @@ func TestEffectiveOrphanRetries(t *testing.T) {
 		t.Error("explicit orphan retries ignored")
 	}
 }
+
+// Linux's proc_dointvec parses with base 0: hex after 0x, octal after a
+// leading 0 (sysctl -w net.ipv4.tcp_fastopen=0x70403 works there).
+func TestConfigSetHexOctal(t *testing.T) {
+	cases := []struct {
+		name, value string
+		want        string
+	}{
+		{"net.ipv4.tcp_fastopen", "0x70403", "459779"},
+		{"net.ipv4.tcp_fastopen", "0X203", "515"},
+		{"net.ipv4.tcp_fastopen", "01003", "515"},
+		{"net.ipv4.tcp_fastopen", "0", "0"},
+		{"net.ipv4.tcp_syn_retries", "010", "8"},
+		{"net.ipv4.tcp_syn_retries", "+7", "7"},
+		{"net.ipv4.tcp_rmem", "0x1000 0200000 6291456", "4096\t65536\t6291456"},
+		{"net.ipv4.ip_local_port_range", "0x8000 0xEE47", "32768\t60999"},
+	}
+	for _, tc := range cases {
+		c := DefaultConfig()
+		if err := c.Set(tc.name, tc.value); err != nil {
+			t.Errorf("Set(%s, %q): %v", tc.name, tc.value, err)
+			continue
+		}
+		if got, _ := c.Get(tc.name); got != tc.want {
+			t.Errorf("Set(%s, %q) then Get = %q, want %q", tc.name, tc.value, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"0x", "08", "0xg", "1_000", "--1", "+-1", "0x-1"} {
+		c := DefaultConfig()
+		if err := c.Set("net.ipv4.tcp_syn_retries", bad); err == nil {
+			t.Errorf("Set(tcp_syn_retries, %q) accepted", bad)
+		}
+	}
+}
