@@ -249,6 +249,16 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		corpusPacket(3, withExt),
 		corpusPacket(3, frag6),
 		corpusPacket(0, syn4), // as is: checksums exactly as written
+		// Stateful mode (bit 2): ACK numbers relative to the stack's ISS.
+		corpusPacket(5, syn4, rawTCP4(them4, us4, ack, nil), rawTCP4(them4, us4, data, []byte("hello")),
+			rawTCP4(them4, us4, wire.TCPHeader{Seq: 1006, Ack: 1, Flags: wire.TCPFlagACK | wire.TCPFlagFIN, Window: 512}, nil)),
+		corpusPacket(5, syn6, rawTCP6(them6, us6, ack, nil), rawTCP6(them6, us6, data, []byte("hello")),
+			rawTCP6(them6, us6, wire.TCPHeader{Seq: 1006, Flags: wire.TCPFlagRST}, nil)),
+		corpusPacket(5, syn4, rawTCP4(them4, us4, ack, nil),
+			rawTCP4(them4, us4, wire.TCPHeader{Seq: 2001, Ack: 1, Flags: wire.TCPFlagACK, Window: 512}, make([]byte, 100)),
+			rawTCP4(them4, us4, ackSack, nil),
+			rawTCP4(them4, us4, wire.TCPHeader{Seq: 1001, Ack: 1, Flags: wire.TCPFlagACK, Window: 512}, make([]byte, 1000)),
+			rawTCP4(them4, us4, wire.TCPHeader{Seq: 5000, Flags: wire.TCPFlagSYN, Window: 512}, nil)),
 	}
 	return seeds
 }
@@ -306,9 +316,13 @@ func FuzzStackInput(f *testing.F) {
 		if len(b) < 1 {
 			return
 		}
-		fs := getFuzzStack(t)
 		mode := b[0]
 		pkts := splitPackets(b[1:])
+		if mode&4 != 0 {
+			fuzzStateful(t, mode, pkts)
+			return
+		}
+		fs := getFuzzStack(t)
 		fs.mu.Lock()
 		defer fs.mu.Unlock()
 		before := fs.s.Stats().IP.InReceives
@@ -325,6 +339,99 @@ func FuzzStackInput(f *testing.F) {
 			t.Fatalf("InReceives grew by %d for %d packets", got, len(pkts))
 		}
 	})
+}
+
+// fuzzStateful runs pkts against a fresh stack with a listener on port 80
+// whose accepted connections are read until they end. The acknowledgment
+// number of every TCP segment with ACK to port 80 is taken relative to the
+// ISS of the SYN-ACK the stack last sent to that client port, so that
+// inputs can complete handshakes and reach established connections.
+func fuzzStateful(t *testing.T, mode byte, pkts [][]byte) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ep := newSink(1500)
+	iss := map[uint16]uint32{} // written under ep's lock, read after flush
+	ep.onWrite = func(p []byte) {
+		if _, _, seg, ok := tcpOf(p); ok && seg.SrcPort() == 80 && seg.Flags()&(wire.TCPFlagSYN|wire.TCPFlagACK) == wire.TCPFlagSYN|wire.TCPFlagACK {
+			iss[seg.DstPort()] = seg.Seq()
+		}
+	}
+	if err := s.AddInterface("f0", ep, addr4, addr6); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := s.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	s.mu.Lock()
+	ifc := s.ifaces["f0"]
+	s.mu.Unlock()
+	in := newInputCtx(s)
+	for _, p := range pkts {
+		p = append([]byte(nil), p...)
+		if th := tcpHeaderOf(p); th != nil && binary.BigEndian.Uint16(th[2:4]) == 80 && th[13]&wire.TCPFlagACK != 0 {
+			ep.mu.Lock()
+			base, ok := iss[binary.BigEndian.Uint16(th[0:2])]
+			ep.mu.Unlock()
+			if ok {
+				binary.BigEndian.PutUint32(th[8:12], base+binary.BigEndian.Uint32(th[8:12]))
+			}
+		}
+		if mode&1 != 0 {
+			fixChecksums(p)
+		}
+		in.now = time.Now()
+		s.input(in, ifc, p)
+		in.flush()
+	}
+	if got := s.Stats().IP.InReceives; got != uint64(len(pkts)) {
+		t.Fatalf("InReceives %d for %d packets", got, len(pkts))
+	}
+}
+
+// tcpHeaderOf returns the TCP header of an IPv4 or IPv6 packet (no
+// extension headers), nil if there is none.
+func tcpHeaderOf(p []byte) []byte {
+	if len(p) < 1 {
+		return nil
+	}
+	switch p[0] >> 4 {
+	case 4:
+		if len(p) < 20 || p[9] != wire.ProtoTCP {
+			return nil
+		}
+		hl := int(p[0]&15) * 4
+		if hl < 20 || len(p) < hl+20 {
+			return nil
+		}
+		return p[hl:]
+	case 6:
+		if len(p) < 60 || p[6] != wire.ProtoTCP {
+			return nil
+		}
+		return p[40:]
+	}
+	return nil
 }
 
 // TestFuzzSeedsWellFormed checks that the corpus seeds reach the stack as
@@ -377,7 +484,8 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 	names := []string{"syn4", "syn6", "handshake_data_fin4", "rst4", "ack_sack4", "syn_fastopen4", "data6",
 		"echo4", "echo6", "icmp4_port_unreach", "icmp4_frag_needed", "icmp6_packet_too_big", "icmp6_port_unreach",
-		"ipv6_ext_headers", "ipv6_fragment", "syn4_raw"}
+		"ipv6_ext_headers", "ipv6_fragment", "syn4_raw", "stateful_handshake_data_fin4", "stateful_handshake_data_rst6",
+		"stateful_ooo_sack_syn4"}
 	for i, s := range fuzzSeeds(t) {
 		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
 		if err := os.WriteFile(filepath.Join(dir, "seed_"+names[i]), []byte(body), 0o644); err != nil {
