@@ -130,7 +130,7 @@ func (c *Conn) Input(seg *Segment, now time.Time) {
 			return
 		}
 		if c.synRetrans == 0 {
-			c.rtt.Sample(now.Sub(c.synSentAt))
+			c.rttSample(now.Sub(c.synSentAt), now)
 		} else if c.tsOK && seg.Options.HasTS && seg.Options.TSEcr != 0 {
 			c.tsRTTSample(seg.Options.TSEcr, now)
 		}
@@ -225,7 +225,7 @@ func (c *Conn) inputSynSent(seg *Segment, now time.Time) {
 		if c.tsOK && seg.Options.HasTS && seg.Options.TSEcr != 0 {
 			c.tsRTTSample(seg.Options.TSEcr, now)
 		} else if c.synRetrans == 0 {
-			c.rtt.Sample(now.Sub(c.synSentAt))
+			c.rttSample(now.Sub(c.synSentAt), now)
 		}
 		c.sndUna = seg.Ack
 		c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack

@@ -89,8 +89,15 @@ func (c *Conn) onReorderTimer(now time.Time) {
 	if c.packetsOut == 0 {
 		return
 	}
+	wasRecovery := c.caState == CARecovery
+	c.ackedThisAck = 0
 	c.updateRecovery(false, c.inFlight(), now)
 	if c.caState == CARecovery {
+		if !wasRecovery {
+			// Linux tcp_rack_reo_timeout: entering recovery here runs one
+			// PRR step as if one packet had been delivered.
+			c.recoveryCwnd = c.inFlight() + c.prr.OnAck(1, c.inFlight())
+		}
 		c.recoveryCwnd = max(c.recoveryCwnd, c.inFlight()+1)
 	}
 }
