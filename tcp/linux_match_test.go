@@ -48,3 +48,26 @@ func TestPassiveHandshakeMinRTTAndRACKWindow(t *testing.T) {
 	}
 	_ = wire.TCPFlagACK
 }
+
+// A bare FIN goes out even when cwnd is full (Linux exempts a one-packet
+// FIN from the congestion window check).
+func TestBareFINIgnoresCwnd(t *testing.T) {
+	v, a, _ := established(t, nil)
+	start := v.now.Sub(t0)
+	mss := a.Info().SndMSS
+	a.Send(make([]byte, 10*mss))
+	v.flush(0)
+	if a.Info().SndCwnd != 10 || a.Info().Unacked != 10 {
+		t.Fatalf("cwnd %d unacked %d", a.Info().SndCwnd, a.Info().Unacked)
+	}
+	a.CloseWrite()
+	v.flush(0)
+	fins := v.times(0, func(s *Segment) bool { return s.Flags&wire.TCPFlagFIN != 0 })
+	if len(fins) != 1 || fins[0] != start {
+		t.Fatalf("FIN at %v, want once at %v\n%s", fins, start, v.traceStr())
+	}
+	last := v.trace[len(v.trace)-1].seg
+	if len(last.Payload) != 0 || last.Flags != wire.TCPFlagFIN|wire.TCPFlagACK || last.Seq-a.ISS() != uint32(10*mss)+1 {
+		t.Fatalf("last segment %s", segStr(&last, a.ISS(), 0))
+	}
+}

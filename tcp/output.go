@@ -109,7 +109,8 @@ func (c *Conn) sendNew(now time.Time, emit func(*Segment)) bool {
 			appLimited = true
 			break
 		}
-		if c.inFlight() >= c.sendCwnd() && !c.tlpNew {
+		// Like Linux tcp_cwnd_test, a lone FIN is not held back by cwnd.
+		if c.inFlight() >= c.sendCwnd() && !c.tlpNew && !(avail == 0 && wantFin) {
 			break
 		}
 		if !c.paceAt.IsZero() && now.Before(c.paceAt) {
