@@ -273,26 +273,23 @@ func (t *tcpState) portRange() (lo, hi int) {
 // reused if net.ipv4.tcp_tw_reuse allows it.
 func (t *tcpState) pickEphemeralLocked(src netip.Addr, dst netip.AddrPort) (tcp.Tuple, error) {
 	tu := tcp.Tuple{Local: netip.AddrPortFrom(src, 0), Remote: dst}
+	// As Linux's __inet_hash_connect, a port whose tuple is held by a
+	// reusable TIME-WAIT connection counts as free and is taken over.
 	port, err := t.ports.Next(tu, func(port uint16) bool {
 		if t.listenerOnPortLocked(port) {
 			return true
 		}
-		_, used := t.conns[tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: dst}]
-		return used
+		old := t.conns[tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: dst}]
+		return old != nil && !t.canReuseTimeWait(old)
 	})
-	if err == nil {
-		tu.Local = netip.AddrPortFrom(src, port)
-		return tu, nil
+	if err != nil {
+		return tcp.Tuple{}, syscall.EADDRNOTAVAIL
 	}
-	lo, hi := t.portRange()
-	for p := lo; p <= hi; p++ {
-		tu.Local = netip.AddrPortFrom(src, uint16(p))
-		if old := t.conns[tu]; old != nil && t.canReuseTimeWait(old) {
-			t.evictLocked(old)
-			return tu, nil
-		}
+	tu.Local = netip.AddrPortFrom(src, port)
+	if old := t.conns[tu]; old != nil {
+		t.evictLocked(old)
 	}
-	return tcp.Tuple{}, syscall.EADDRNOTAVAIL
+	return tu, nil
 }
 
 func (t *tcpState) listenerOnPortLocked(port uint16) bool {
