@@ -100,14 +100,6 @@ func (c *Conn) Input(seg *Segment, now time.Time) {
 		return
 	}
 
-	// Update TS.Recent (RFC 7323 4.3) for segments covering Last.ACK.sent.
-	if c.tsOK && seg.Options.HasTS && seqLEQ(seg.Seq, c.rcvWup) &&
-		(!c.tsRecentOK || seqGEQ(seg.Options.TSVal, c.tsRecent)) {
-		c.tsRecent = seg.Options.TSVal
-		c.tsRecentAt = now
-		c.tsRecentOK = true
-	}
-
 	// 4. SYN in a synchronized state (RFC 5961 4.2): challenge ACK.
 	if flags&flagSYN != 0 {
 		if c.state == SynReceived && c.passive && seg.Seq == c.irs && flags&flagACK == 0 {
@@ -134,6 +126,7 @@ func (c *Conn) Input(seg *Segment, now time.Time) {
 		} else if c.tsOK && seg.Options.HasTS && seg.Options.TSEcr != 0 {
 			c.tsRTTSample(seg.Options.TSEcr, now)
 		}
+		c.updateTSRecent(seg, now)
 		c.sndUna = seg.Ack
 		c.sndWnd = uint32(seg.Window) << c.sndWScale
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
@@ -146,6 +139,7 @@ func (c *Conn) Input(seg *Segment, now time.Time) {
 			c.challengeACK(now, false)
 			return
 		}
+		c.updateTSRecent(seg, now)
 		c.processAck(seg, now)
 		if c.state == Closed {
 			return
@@ -192,6 +186,19 @@ func (c *Conn) Input(seg *Segment, now time.Time) {
 			c.oooFin = true
 			c.oooFinSeq = finSeq
 		}
+	}
+}
+
+// updateTSRecent updates TS.Recent (RFC 7323 4.3) from a segment covering
+// Last.ACK.sent. Like Linux (tcp_ack with FLAG_UPDATE_TS_RECENT) it is done
+// only once the segment's ACK was found acceptable: a segment acknowledging
+// unsent data, or far too old, is dropped without touching TS.Recent.
+func (c *Conn) updateTSRecent(seg *Segment, now time.Time) {
+	if c.tsOK && seg.Options.HasTS && seqLEQ(seg.Seq, c.rcvWup) &&
+		(!c.tsRecentOK || seqGEQ(seg.Options.TSVal, c.tsRecent)) {
+		c.tsRecent = seg.Options.TSVal
+		c.tsRecentAt = now
+		c.tsRecentOK = true
 	}
 }
 

@@ -71,3 +71,29 @@ func TestBareFINIgnoresCwnd(t *testing.T) {
 		t.Fatalf("last segment %s", segStr(&last, a.ISS(), 0))
 	}
 }
+
+// A segment that acknowledges data never sent is dropped (challenge ACK)
+// without updating TS.Recent: our replies keep echoing the last valid TSval.
+func TestTSRecentNotUpdatedByUnsentDataACK(t *testing.T) {
+	v, a, _ := established(t, nil)
+	in := a.Info()
+	old := a.tsRecent
+	bad := Segment{Seq: in.RcvNxt, Ack: in.SndNxt + 1000, Flags: wire.TCPFlagACK, Window: 1000}
+	bad.Options.HasTS, bad.Options.TSVal, bad.Options.TSEcr = true, old+5000, a.tsVal(v.now)
+	out := inject(v, a, bad)
+	if len(out) != 1 || out[0].Flags != wire.TCPFlagACK || out[0].Options.TSEcr != old {
+		t.Fatalf("reply %+v, want one ACK echoing TSval %d", out, old)
+	}
+	if a.tsRecent != old {
+		t.Fatalf("TS.Recent %d, want %d", a.tsRecent, old)
+	}
+	// An acceptable segment still updates it.
+	good := bad
+	good.Ack = in.SndNxt
+	good.Options.TSVal = old + 10
+	v.now = v.now.Add(time.Millisecond)
+	inject(v, a, good)
+	if a.tsRecent != old+10 {
+		t.Fatalf("TS.Recent %d after a good segment, want %d", a.tsRecent, old+10)
+	}
+}
