@@ -156,6 +156,7 @@ func (o *oooSeg) end() uint32 { return o.seq + uint32(len(o.data)) }
 type pendingRST struct {
 	seq, ack uint32
 	flags    uint8
+	ts       bool // carry the timestamp option
 }
 
 // Conn is one TCP connection: a sans-IO state machine.
@@ -676,7 +677,7 @@ func (c *Conn) Abort() {
 		c.setClosed(nil)
 		return
 	}
-	c.queueRST(c.sndNxt, c.rcvNxt, wire.TCPFlagRST|wire.TCPFlagACK)
+	c.queueActiveRST()
 	c.setClosed(nil)
 }
 

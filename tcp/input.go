@@ -154,7 +154,7 @@ func (c *Conn) Input(seg *Segment, now time.Time) {
 				// Data for an application that is gone: reset (Linux
 				// TCPAbortOnData).
 				c.count(func(k *Counters) { k.TCPAbortOnData++ })
-				c.queueRST(c.sndNxt, c.rcvNxt, flagRST|flagACK)
+				c.queueActiveRST()
 				c.setClosed(nil)
 				return
 			}

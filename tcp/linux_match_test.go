@@ -97,3 +97,36 @@ func TestTSRecentNotUpdatedByUnsentDataACK(t *testing.T) {
 		t.Fatalf("TS.Recent %d after a good segment, want %d", a.tsRecent, old+10)
 	}
 }
+
+// Resets we send on our own initiative carry the timestamp option (Linux
+// tcp_send_active_reset); resets answering bad segments do not.
+func TestActiveRSTCarriesTimestamp(t *testing.T) {
+	v, a, b := established(t, nil)
+	b.Send([]byte("unread"))
+	v.flush(1)
+	v.advance(v.now.Sub(t0) + 100*time.Millisecond)
+	if a.Readable() != 6 {
+		t.Fatal("data not delivered")
+	}
+	in := a.Info()
+	a.Close() // unread data: RST
+	var out []Segment
+	a.Output(v.now, func(s *Segment) { out = append(out, copySeg(s)) })
+	if len(out) != 1 || out[0].Flags != wire.TCPFlagRST|wire.TCPFlagACK || out[0].Seq != in.SndNxt || out[0].Ack != in.RcvNxt {
+		t.Fatalf("got %+v", out)
+	}
+	o := out[0].Options
+	if !o.HasTS || o.TSVal != a.tsVal(v.now) || o.TSEcr != a.tsRecent || o.TSEcr == 0 {
+		t.Fatalf("RST options %+v, want TS val %d ecr %d", o, a.tsVal(v.now), a.tsRecent)
+	}
+	// Abort in a connection without timestamps: no option.
+	cfg := cfgDefault()
+	cfg.Timestamps = 0
+	v2, a2, _ := established(t, cfg)
+	a2.Abort()
+	out = nil
+	a2.Output(v2.now, func(s *Segment) { out = append(out, copySeg(s)) })
+	if len(out) != 1 || out[0].Flags&wire.TCPFlagRST == 0 || out[0].Options.HasTS {
+		t.Fatalf("got %+v", out)
+	}
+}

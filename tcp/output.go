@@ -20,6 +20,11 @@ func (c *Conn) Output(now time.Time, emit func(*Segment)) {
 		c.rstPending = false
 		s := &c.out
 		*s = Segment{Seq: c.rst.seq, Ack: c.rst.ack, Flags: c.rst.flags}
+		if c.rst.ts {
+			s.Options.HasTS = true
+			s.Options.TSVal = c.tsVal(now)
+			s.Options.TSEcr = c.tsRecent
+		}
 		c.segsOut++
 		c.count(func(k *Counters) { k.OutSegs++; k.OutRsts++ })
 		emit(s)

@@ -81,6 +81,14 @@ func (c *Conn) queueRST(seq, ack uint32, flags uint8) {
 	c.rstPending = true
 }
 
+// queueActiveRST queues a reset sent on our own initiative (abort, close
+// with unread data, keepalive timeout): like Linux tcp_send_active_reset it
+// carries the timestamp option when timestamps are in use.
+func (c *Conn) queueActiveRST() {
+	c.queueRST(c.sndNxt, c.rcvNxt, flagRST|flagACK)
+	c.rst.ts = c.tsOK
+}
+
 // ResetFor returns the RST that answers seg when no connection exists for it
 // (RFC 9293 3.10.7.1): ok is false when seg is itself a RST (never answered).
 func ResetFor(seg *Segment) (rst Segment, ok bool) {

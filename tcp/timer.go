@@ -252,7 +252,7 @@ func (c *Conn) onKeepalive(now time.Time) {
 	}
 	if (c.userTimeout > 0 && elapsed >= c.userTimeout && c.probesOut > 0) ||
 		(c.userTimeout == 0 && c.probesOut >= c.keepCnt) {
-		c.queueRST(c.sndNxt, c.rcvNxt, flagRST|flagACK)
+		c.queueActiveRST()
 		c.count(func(k *Counters) { k.TCPAbortOnTimeout++ })
 		c.setClosed(syscall.ETIMEDOUT)
 		return
