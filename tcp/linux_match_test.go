@@ -130,3 +130,38 @@ func TestActiveRSTCarriesTimestamp(t *testing.T) {
 		t.Fatalf("got %+v", out)
 	}
 }
+
+// A lost FIN is repaired by a tail loss probe (2*SRTT + 200 ms with one
+// packet out) in FIN-WAIT-1 and LAST-ACK, before the RTO.
+func TestTLPProbesLostFIN(t *testing.T) {
+	for _, passiveClose := range []bool{false, true} {
+		v, a, b := established(t, nil)
+		if passiveClose {
+			b.CloseWrite()
+			v.flush(1)
+			v.advance(v.now.Sub(t0) + 100*time.Millisecond)
+			if a.State() != CloseWait {
+				t.Fatal(a.State())
+			}
+		}
+		start := v.now.Sub(t0)
+		srtt, rto := a.Info().RTT, a.Info().RTO
+		dropped := false
+		v.drop = func(from int, s *Segment) bool {
+			if from == 0 && s.Flags&wire.TCPFlagFIN != 0 && !dropped {
+				dropped = true
+				return true
+			}
+			return false
+		}
+		a.CloseWrite()
+		v.flush(0)
+		v.run(start+5*time.Second, func() bool { return a.State() == Closed || a.State() == TimeWait || a.State() == FinWait2 })
+		fins := v.times(0, func(s *Segment) bool { return s.Flags&wire.TCPFlagFIN != 0 })
+		// The probe timeout never lies beyond the RTO timer.
+		want := []time.Duration{start, start + min(2*srtt+200*time.Millisecond, rto)}
+		if !eqDur(fins, want) || v.ctr[0].TCPLossProbes != 1 {
+			t.Fatalf("passiveClose=%v: FINs at %v, want %v (srtt %v, rto %v), probes %d\n%s", passiveClose, fins, want, srtt, rto, v.ctr[0].TCPLossProbes, v.traceStr())
+		}
+	}
+}

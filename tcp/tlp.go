@@ -10,6 +10,17 @@ import "time"
 // otherwise retransmits the last one, so a tail loss is repaired by fast
 // recovery instead of a timeout. At most one probe is outstanding.
 
+// tlpState reports whether loss probes run in state s: every state that
+// sends data or a FIN (Linux schedules probes in FIN-WAIT-1, CLOSING and
+// LAST-ACK too, so a lost FIN is probed before the RTO).
+func tlpState(s State) bool {
+	switch s {
+	case Established, CloseWait, FinWait1, Closing, LastAck:
+		return true
+	}
+	return false
+}
+
 func (c *Conn) tlpEnabled() bool {
 	return (c.cfg.EarlyRetrans == 3 || c.cfg.EarlyRetrans == 4) && c.sackOK
 }
@@ -20,7 +31,7 @@ func (c *Conn) scheduleTLP(now time.Time) {
 	if !c.tlpEnabled() || c.tlpOut || c.packetsOut == 0 || c.caState != CAOpen && c.caState != CADisorder {
 		return
 	}
-	if c.state != Established && c.state != CloseWait {
+	if !tlpState(c.state) {
 		return
 	}
 	if c.caState == CADisorder {
@@ -49,7 +60,7 @@ func (c *Conn) onTLP(now time.Time) {
 	if !c.tlpEnabled() || c.tlpOut || c.packetsOut == 0 || c.caState != CAOpen {
 		return
 	}
-	if c.state != Established && c.state != CloseWait {
+	if !tlpState(c.state) {
 		return
 	}
 	avail := seqLT(c.sndNxt, c.dataEnd())
