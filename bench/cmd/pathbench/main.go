@@ -57,7 +57,7 @@ func main() {
 		usList   = flag.String("ustack", "", "ustack sender congestion controls (e.g. bbr,cubic,reno)")
 		fair     = flag.String("fair", "", "fairness runs at 0% loss: pairs like bbr+bbr,bbr+cubic (Linux flows)")
 		fairDur  = flag.Duration("fair-duration", 25*time.Second, "length of each fairness run")
-		rate     = flag.Int64("rate", 100e6, "bottleneck rate, bits/s")
+		rate     = flag.Float64("rate", 100e6, "bottleneck rate, bits/s (e.g. 100e6)")
 		delay    = flag.Duration("delay", 10*time.Millisecond, "one-way delay each direction")
 		queue    = flag.Int("queue", 250, "bottleneck queue, packets")
 		seed     = flag.Int64("seed", 1, "impairment seed")
@@ -78,7 +78,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	base := pathemu.Config{Delay: *delay, RateBps: *rate, QueueLen: *queue, Seed: *seed, Offload: *offload}
+	base := pathemu.Config{Delay: *delay, RateBps: int64(*rate), QueueLen: *queue, Seed: *seed, Offload: *offload}
 	var rows []Row
 	emit := func(r Row) {
 		rows = append(rows, r)
@@ -121,7 +121,7 @@ func main() {
 		enc.Encode(rows)
 		return
 	}
-	printTable(rows, *rate, *delay, *queue, *verbose)
+	printTable(rows, int64(*rate), *delay, *queue, *verbose)
 }
 
 func runOnce(ctx context.Context, cfg pathemu.Config, kind string, flows ...pathemu.Flow) Row {
