@@ -19,7 +19,16 @@
 // Each direction records the queueing delay of every packet at the
 // bottleneck (time waiting before its serialization starts), computed from
 // the Impairer's decision, so queue delay is exact to the model and does not
-// depend on timer precision.
+// depend on timer precision. It also records how late packets left against
+// the model's delivery time (Stats.LateSum, LateMax): the emulation's own
+// error, large when the machine is short of CPU.
+//
+// Traffic comes from Flows (Start, then Result): KernelFlow runs iperf3
+// between the kernels of A and B; UstackFlow runs a ustack Stack on side A
+// sending to a Go discard server in B (the running binary re-executed in B
+// with DiscardEnv set; call MaybeServeDiscard first thing in main or
+// TestMain). RunFlows starts several together, Jain rates their fairness.
+// The command bench/cmd/pathbench runs the whole matrix.
 package pathemu
 
 import (
