@@ -165,3 +165,17 @@ func TestTLPProbesLostFIN(t *testing.T) {
 		}
 	}
 }
+
+// tcpi_last_data_recv counts from establishment before any data arrives.
+func TestLastDataRecvFromEstablishment(t *testing.T) {
+	v, a, b := established(t, nil)
+	// A established at 20 ms (SYN-ACK arrives), B at 30 ms (ACK arrives).
+	a.Timeout(v.now)
+	b.Timeout(v.now)
+	if got, want := a.Info().LastDataRecv, v.now.Sub(t0)-20*time.Millisecond; got != want || got < time.Second {
+		t.Errorf("client last_data_recv %v, want %v", got, want)
+	}
+	if got, want := b.Info().LastDataRecv, v.now.Sub(t0)-30*time.Millisecond; got != want || got < time.Second {
+		t.Errorf("server last_data_recv %v, want %v", got, want)
+	}
+}

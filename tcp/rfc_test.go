@@ -185,8 +185,11 @@ func TestPAWS(t *testing.T) {
 
 func TestDelayedACK(t *testing.T) {
 	v, a, b := established(t, nil)
-	// Leave quick-ACK mode.
+	// Leave quick-ACK mode (and make the last receive recent: a gap longer
+	// than the RTO since the last data, or since establishment, re-enters
+	// quick-ACK mode like Linux).
 	b.quick = 0
+	b.lastDataRecv = v.now
 	v.trace = nil
 	a.Send(make([]byte, 100))
 	v.flush(0)

@@ -121,6 +121,9 @@ func (c *Conn) establish(now time.Time) {
 	}
 	c.rtxStamp = time.Time{}
 	c.quick = 16
+	// Linux starts the receive clock (icsk_ack.lrcvtime) at establishment:
+	// tcpi_last_data_recv counts from there until data arrives.
+	c.lastDataRecv = now
 	if !c.ccInit {
 		c.cc.Init(c.sndMSS, now)
 		c.ccInit = true
