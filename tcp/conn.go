@@ -245,6 +245,7 @@ type Conn struct {
 
 	// timers (zero = off)
 	rtoAt, persistAt, keepAt, delackAt, twAt, fw2At, paceAt time.Time
+	paceEnd                                                 time.Time // when the data paced so far has left at the pacing rate
 
 	// Output work
 	sendSyn      bool
@@ -308,6 +309,11 @@ type Conn struct {
 	rsRTTSeq      time.Duration
 	lastSendTime  time.Time
 	ccInit        bool
+	// Linux tcp_cwnd_validate state: was sending cwnd-limited in the
+	// current window, and the most packets out in it.
+	isCwndLimited bool
+	maxPacketsOut int
+	cwndUsageSeq  uint32
 	ackedRetrans  bool
 
 	// statistics

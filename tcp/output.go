@@ -167,6 +167,9 @@ func (c *Conn) sendNew(now time.Time, emit func(*Segment)) bool {
 	if sent && !c.tlpOut {
 		c.scheduleTLP(now)
 	}
+	if isCwndLimited := c.inFlight() >= c.sendCwnd(); sent || isCwndLimited {
+		c.cwndValidate(isCwndLimited)
+	}
 	if appLimited && c.inFlight() < c.sendCwnd() {
 		c.appLimited = max(c.delivered+int64(c.inFlight()), 1)
 	}
@@ -174,6 +177,29 @@ func (c *Conn) sendNew(now time.Time, emit func(*Segment)) bool {
 		c.persistAt = now.Add(c.probeTimeout())
 	}
 	return sent
+}
+
+// cwndValidate tracks how much of cwnd the sender uses (Linux
+// tcp_cwnd_validate): once per window of data, or whenever sending is
+// cwnd-limited, or when more packets are out than seen in this window.
+func (c *Conn) cwndValidate(isCwndLimited bool) {
+	if !seqLT(c.sndUna, c.cwndUsageSeq) || isCwndLimited || (!c.isCwndLimited && c.packetsOut > c.maxPacketsOut) {
+		c.isCwndLimited = isCwndLimited
+		c.maxPacketsOut = c.packetsOut
+		c.cwndUsageSeq = c.sndNxt
+	}
+}
+
+// cwndLimitedNow is Linux tcp_is_cwnd_limited: growth is allowed when the
+// window was filled, or in slow start while cwnd < 2*max_packets_out.
+func (c *Conn) cwndLimitedNow() bool {
+	if c.isCwndLimited {
+		return true
+	}
+	if cw := c.cc.Cwnd(); cw < c.cc.Ssthresh() {
+		return cw < 2*c.maxPacketsOut
+	}
+	return false
 }
 
 // sendSegment emits n new data bytes at SND.NXT (plus FIN).
@@ -304,20 +330,33 @@ func (c *Conn) snapRate(s *txSeg) {
 }
 
 // pace schedules the release time of the next segment when the congestion
-// controller asks for pacing.
+// controller asks for pacing. Like Linux, which paces TSO bursts of about a
+// millisecond of data rather than single segments, the sender may run up to
+// one pacing quantum ahead of the pacing rate: paceEnd is when the data paced
+// so far would have left at the pacing rate, and sending stops (paceAt) while
+// paceEnd is more than a quantum away. The quantum is 2 ms at the pacing rate,
+// at least two segments and at most 64 KiB. Pacing every segment on its own
+// needs a wakeup every 120 us at 100 Mbit/s, which a runtime whose timers
+// fire a millisecond late cannot deliver: the rate collapsed to about one
+// segment per timer tick. The quantum also absorbs late wakeups: the time a
+// late timer lost is made up by a longer burst, within the quantum.
 func (c *Conn) pace(n int, now time.Time) {
 	rate := c.cc.PacingRate()
 	if rate <= 0 {
-		c.paceAt = time.Time{}
+		c.paceAt, c.paceEnd = time.Time{}, time.Time{}
 		return
 	}
-	bytes := int64(n + 52)
-	d := time.Duration(bytes * int64(time.Second) / rate)
+	quantum := min(max(rate/500, 2*int64(c.sndMSS+52)), 64<<10)
+	burst := time.Duration(quantum * int64(time.Second) / rate)
 	base := now
-	if c.paceAt.After(now) {
-		base = c.paceAt
+	if c.paceEnd.After(now) {
+		base = c.paceEnd
 	}
-	c.paceAt = base.Add(d)
+	c.paceEnd = base.Add(time.Duration(int64(n+52) * int64(time.Second) / rate))
+	c.paceAt = time.Time{}
+	if at := c.paceEnd.Add(-burst); at.After(now) {
+		c.paceAt = at
+	}
 }
 
 // emitSyn sends the SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED).
