@@ -148,6 +148,7 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 		c.rs.MinRTT = c.minRTT
 		c.rs.SRTT = c.rtt.SRTT()
 		c.rs.InRecovery = c.caState == CARecovery
+		c.rs.CwndLimited, c.rs.CwndLimitedValid = c.cwndLimitedNow(), true
 		if rttSampled {
 			c.rs.RTT = c.lastRTT
 		}

@@ -179,3 +179,35 @@ func TestLastDataRecvFromEstablishment(t *testing.T) {
 		t.Errorf("server last_data_recv %v, want %v", got, want)
 	}
 }
+
+// cwnd grows only when the flow used it (Linux tcp_is_cwnd_limited): in
+// slow start up to twice the most packets out in the window.
+func TestCwndGrowthAppLimited(t *testing.T) {
+	cfg := cfgDefault()
+	cfg.CongestionControl = "reno" // no HyStart exit in the way
+	v, a, _ := established(t, cfg)
+	mss := a.Info().SndMSS
+	// 5 of 10: 2*5 is not above cwnd 10, no growth.
+	a.Send(make([]byte, 5*mss))
+	v.flush(0)
+	v.advance(v.now.Sub(t0) + 100*time.Millisecond) // less than the RTO: no idle restart
+	if got := a.Info().SndCwnd; got != 10 || a.Info().Unacked != 0 {
+		t.Fatalf("cwnd %d after 5 packets acked, want 10", got)
+	}
+	// 8 of 10: grows to 2*8 and stops there.
+	a.Send(make([]byte, 8*mss))
+	v.flush(0)
+	v.advance(v.now.Sub(t0) + 100*time.Millisecond) // less than the RTO: no idle restart
+	if got := a.Info().SndCwnd; got != 16 || a.Info().Unacked != 0 {
+		t.Fatalf("cwnd %d after 8 packets acked, want 16", got)
+	}
+	// A full window: cwnd-limited, grows by every packet acked.
+	if n, _ := a.Send(make([]byte, 16*mss)); n != 16*mss {
+		t.Fatalf("send buffer took %d", n)
+	}
+	v.flush(0)
+	v.advance(v.now.Sub(t0) + 100*time.Millisecond) // less than the RTO: no idle restart
+	if got := a.Info().SndCwnd; got != 32 || a.Info().Unacked != 0 {
+		t.Fatalf("cwnd %d after a full window of 16 acked, want 32", got)
+	}
+}

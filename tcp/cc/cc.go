@@ -68,6 +68,14 @@ type RateSample struct {
 	// LostSinceTx is the number of packets marked lost between the sending of
 	// that packet and now (Linux rs->lost).
 	LostSinceTx int64
+
+	// CwndLimited, when CwndLimitedValid is set, is the engine's verdict on
+	// whether the flow used its window enough for cwnd to grow (Linux
+	// tcp_is_cwnd_limited: cwnd-limited sending in the current window, or
+	// in slow start cwnd < 2 * the most packets out in the window). Reno
+	// and CUBIC use it instead of the 2*PriorInFlight >= cwnd test.
+	CwndLimited      bool
+	CwndLimitedValid bool
 }
 
 // Controller is a congestion-control algorithm for one connection. It is a
@@ -236,6 +244,9 @@ func Names() []string {
 // cwndLimited reports whether the flow used enough of cwnd for growth to be
 // justified (RFC 7661: the window is validated if pipeACK >= cwnd/2).
 func cwndLimited(cwnd int, rs *RateSample) bool {
+	if rs.CwndLimitedValid {
+		return rs.CwndLimited
+	}
 	if rs.PriorInFlight == 0 {
 		return true // not filled in by the engine
 	}
