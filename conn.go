@@ -15,9 +15,8 @@ import (
 // TCPConn is a ustack TCP connection. It implements net.Conn and has the
 // method set of *net.TCPConn, plus Info and State.
 type TCPConn struct {
-	e            *endpoint
-	laddr, raddr *net.TCPAddr
-	rd, wd       deadline
+	e      *endpoint
+	rd, wd deadline
 
 	mu     sync.Mutex // guards linger
 	linger int        // seconds; < 0: default close
@@ -28,8 +27,6 @@ var _ net.Conn = (*TCPConn)(nil)
 func newTCPConn(e *endpoint) *TCPConn {
 	return &TCPConn{
 		e:      e,
-		laddr:  net.TCPAddrFromAddrPort(e.tuple.Local),
-		raddr:  net.TCPAddrFromAddrPort(e.tuple.Remote),
 		linger: -1,
 	}
 }
@@ -47,7 +44,7 @@ func (c *TCPConn) opErr(op string, err error) error {
 			err = os.NewSyscallError(op, errno)
 		}
 	}
-	return &net.OpError{Op: op, Net: "tcp", Source: c.laddr, Addr: c.raddr, Err: err}
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
 
 // deadline is a settable deadline whose wait channel is closed when it
@@ -282,11 +279,12 @@ func (c *TCPConn) CloseWrite() error {
 	return nil
 }
 
-// LocalAddr returns the local address (*net.TCPAddr).
-func (c *TCPConn) LocalAddr() net.Addr { return c.laddr }
+// LocalAddr returns the local address (*net.TCPAddr, a fresh value per call:
+// the connection keeps only the tuple, to stay small while idle).
+func (c *TCPConn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(c.e.tuple.Local) }
 
 // RemoteAddr returns the remote address (*net.TCPAddr).
-func (c *TCPConn) RemoteAddr() net.Addr { return c.raddr }
+func (c *TCPConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.e.tuple.Remote) }
 
 // SetDeadline sets the read and write deadlines.
 func (c *TCPConn) SetDeadline(t time.Time) error {
