@@ -312,6 +312,14 @@ func FuzzStackInput(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
 		f.Add(s)
 	}
+	f.Cleanup(func() {
+		// Do not leave the shared stack running for the other tests.
+		if fuzzS != nil {
+			fuzzS.s.Close()
+			fuzzS = nil
+			fuzzOnce = sync.Once{}
+		}
+	})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) < 1 {
 			return
