@@ -144,6 +144,12 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 			e.sh.mu.Unlock()
 			return 0, nil
 		}
+		if e.deferSyn {
+			// Reading before writing on a Fast Open connect: the SYN
+			// goes now, without data.
+			e.deferSyn = false
+			e.updateLocked(time.Now())
+		}
 		n, err := e.tc.Recv(p)
 		if n > 0 {
 			// Reading may open the window: let the engine announce it.
@@ -196,6 +202,7 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 			e.sh.mu.Unlock()
 			return total, c.opErr("write", err)
 		}
+		e.deferSyn = false // a Fast Open SYN carries this data
 		n, err := e.tc.Send(p[total:])
 		total += n
 		if n > 0 {
@@ -237,6 +244,11 @@ func (c *TCPConn) Close() error {
 		return c.opErr("close", net.ErrClosed)
 	}
 	e.closed = true
+	if e.deferSyn {
+		// A Fast Open connect that never wrote: nothing was sent.
+		e.deferSyn = false
+		e.removeLocked()
+	}
 	if !e.removed.Load() {
 		if linger == 0 {
 			e.tc.Abort()
@@ -271,6 +283,7 @@ func (c *TCPConn) CloseWrite() error {
 	if e.closed {
 		return c.opErr("close", net.ErrClosed)
 	}
+	e.deferSyn = false
 	err := e.tc.CloseWrite()
 	e.updateLocked(time.Now())
 	if err != nil {

@@ -24,14 +24,19 @@ type Dialer struct {
 	// LocalAddr is the local address (and port, if non-zero) to use; nil
 	// picks the source address by route and an ephemeral port.
 	LocalAddr *net.TCPAddr
-	// FastOpen asks for TCP Fast Open (net.ipv4.tcp_fastopen bit 0x1 must
-	// be set): the SYN carries the server's cookie cached from an earlier
-	// connection, or a cookie request; cookies the server grants are
-	// cached per server address. Dial then returns at once
-	// (TCP_FASTOPEN_CONNECT style) and the first Write is queued while the
-	// handshake runs. Carrying that data in the SYN itself is up to the
-	// engine (it does not yet); Stats counts TCPFastOpenActive when a
-	// cookie was sent.
+	// FastOpen asks for TCP Fast Open (RFC 7413; net.ipv4.tcp_fastopen
+	// bit 0x1 must be set), like Linux's TCP_FASTOPEN_CONNECT socket
+	// option. With a cookie cached from an earlier connection to the same
+	// server address, Dial returns at once without sending anything, and
+	// the first Write sends the SYN carrying the cookie and that data, so
+	// the server can answer within one round trip. Without a cookie, the
+	// SYN carries a cookie request, Dial waits for the handshake as usual,
+	// and the cookie the server grants is cached (with its MSS) for the next
+	// connection. If the server does not acknowledge the SYN data, the
+	// data is sent again after the handshake; servers whose Fast Open SYNs
+	// keep getting lost are avoided for a while (tcp.FastOpenCache).
+	// Stats counts TCPFastOpenActive when SYN data was acknowledged and
+	// TCPFastOpenActiveFail when it was not.
 	FastOpen bool
 	// KeepAlive: > 0 enables keepalive probes with this idle time and
 	// interval; < 0 disables them; 0 leaves the sysctl default (off, as a
@@ -166,13 +171,16 @@ func (d *Dialer) dial(ctx context.Context, network string, raddr netip.AddrPort)
 	}
 	tc := tcp.NewActive(t.cfg, tu, t.isn(tu, now), now)
 	e := t.newEndpoint(tu, tc, ifc)
+	deferSyn := false
 	if d.FastOpen {
-		if ck, ok := t.clientCookie(raddr.Addr(), now); ok {
-			tc.SetFastOpenCookie(ck) // empty: cookie request
+		if ck, exp, mss, ok := t.clientCookie(raddr.Addr(), now); ok {
+			noCookie := len(ck) == 0 && t.cfg.FastOpen&tcp.FastOpenClientNoCookie != 0
+			setClientFastOpen(tc, ck, exp, mss, noCookie)
 			e.tfoClient = true
-			if len(ck) > 0 {
-				s.ctr.tcp.FastOpenActiveCookie.Add(1)
-			}
+			// With a cookie (or tcp_fastopen 0x4), the SYN waits for the
+			// first Write and carries its data (TCP_FASTOPEN_CONNECT);
+			// otherwise it goes now with a cookie request.
+			deferSyn = len(ck) > 0 || noCookie
 		}
 	}
 	t.conns[tu] = e
@@ -195,14 +203,15 @@ func (d *Dialer) dial(ctx context.Context, network string, raddr netip.AddrPort)
 	if d.NoDelay {
 		tc.SetNoDelay(true)
 	}
-	e.updateLocked(now) // the SYN
 	c := newTCPConn(e)
-	if d.FastOpen {
-		// Return at once: the first Write rides in the SYN when the engine
-		// has a cookie (TCP_FASTOPEN_CONNECT semantics).
+	if deferSyn {
+		// Return at once; the first Write (or Read, or CloseWrite) sends
+		// the SYN, with that data in it.
+		e.deferSyn = true
 		e.sh.mu.Unlock()
 		return c, nil
 	}
+	e.updateLocked(now) // the SYN
 	for {
 		st := tc.State()
 		if st >= tcp.Established {

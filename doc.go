@@ -53,9 +53,25 @@
 // answered statelessly with SYN cookies (tcp.SynCookieISN; window scale and
 // SACK ride in the timestamp), and the ACK that returns a valid cookie
 // creates the connection. TIME-WAIT sockets are limited by
-// tcp_max_tw_buckets. TCP Fast Open cookies are granted on listeners with
-// SetFastOpen (tcp_fastopen 0x2, or 0x400 for all) and cached per server by
-// clients that dial with Dialer.FastOpen.
+// tcp_max_tw_buckets.
+//
+// # TCP Fast Open
+//
+// TCP Fast Open (RFC 7413) follows Linux and interoperates with it
+// (net.ipv4.tcp_fastopen bits: 0x1 client, 0x2 server, 0x4 client
+// without cookie, 0x200 server without cookie, 0x400 every listener).
+// A listener takes part after SetFastOpen(qlen), the TCP_FASTOPEN socket
+// option: it grants 8-byte SipHash cookies (tcp_fastopen_key, random when
+// unset; Stack.RotateFastOpenKey keeps the old key as a backup) and hands
+// a connection whose SYN carried a valid cookie and data to Accept at once,
+// its first Read returning the SYN data before the handshake completes. At
+// most qlen such connections wait for their handshake; more Fast Open SYNs
+// get a normal handshake (TCPFastOpenListenOverflow). A client dialing with
+// Dialer.FastOpen asks for a cookie, caches it per server address with
+// the server's MSS, and on later connections Dial returns at once and the
+// first Write goes out in the SYN (TCP_FASTOPEN_CONNECT). Stats counts
+// TCPFastOpenActive, ActiveFail, Passive, PassiveFail, CookieReqd and
+// ListenOverflow like Linux.
 //
 // Connections are spread over 64 shards; every engine call for a
 // connection happens under its shard's mutex, which also guards that

@@ -1,68 +1,398 @@
 package ustack
 
 import (
+	"bytes"
 	"io"
 	"net/netip"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
+	"github.com/ustack/ustack/wire"
 )
 
-// TestFastOpenCookies: the first Fast Open connection asks for a cookie
-// and caches the one the server grants; the second sends it and the server
-// validates it. Data written right after Dial arrives either way.
-func TestFastOpenCookies(t *testing.T) {
+// engineSynData reports whether the tcp engine puts the first data into a
+// Fast Open SYN that carries a cookie (tests of the 1-RTT behaviour need it).
+func engineSynData() bool {
+	cfg := tcp.DefaultConfig()
+	cfg.FastOpen = tcp.FastOpenClient | tcp.FastOpenServer
+	now := time.Now()
+	tu := tcp.Tuple{Local: netip.MustParseAddrPort("10.0.0.1:1000"), Remote: netip.MustParseAddrPort("10.0.0.2:80")}
+	c := tcp.NewActive(&cfg, tu, 1, now)
+	setClientFastOpen(c, []byte{1, 2, 3, 4, 5, 6, 7, 8}, false, 1460, false)
+	c.Send([]byte("x"))
+	got := false
+	c.Output(now, func(s *tcp.Segment) { got = got || (s.Flags&wire.TCPFlagSYN != 0 && len(s.Payload) > 0) })
+	return got
+}
+
+func needEngineSynData(t *testing.T) {
+	t.Helper()
+	if !engineSynData() {
+		t.Skip("SKIPPING: the tcp engine does not send or accept data in SYNs yet (Fast Open engine side)")
+	}
+}
+
+// tfoPair is two stacks over a pipe, both with tcp_fastopen=3 (client and
+// server), and a Fast Open listener on B port 80.
+type tfoPair struct {
+	A, B *Stack
+	ln   *TCPListener
+}
+
+func newTFOPair(t testing.TB, wrap func(a, b link.Endpoint) (link.Endpoint, link.Endpoint)) *tfoPair {
+	t.Helper()
 	cfg := tcp.DefaultConfig()
 	cfg.FastOpen = tcp.FastOpenClient | tcp.FastOpenServer
 	a, b := link.Pipe(1500)
-	sa, _ := New(Config{TCP: cfg})
-	sb, _ := New(Config{TCP: cfg})
-	defer sa.Close()
-	defer sb.Close()
-	sa.AddInterface("p0", a, netip.MustParsePrefix("10.0.0.1/24"))
-	sb.AddInterface("p0", b, netip.MustParsePrefix("10.0.0.2/24"))
+	if wrap != nil {
+		a, b = wrap(a, b)
+	}
+	sa, err := New(Config{TCP: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := New(Config{TCP: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sa.Close(); sb.Close() })
+	if err := sa.AddInterface("p0", a, netip.MustParsePrefix("10.0.0.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.AddInterface("p0", b, netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := sb.ListenTCP("tcp", ":80")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	ln.SetFastOpen(true)
-	d := Dialer{Stack: sa, FastOpen: true}
+	t.Cleanup(func() { ln.Close() })
+	if err := ln.SetFastOpen(16); err != nil {
+		t.Fatal(err)
+	}
+	return &tfoPair{A: sa, B: sb, ln: ln}
+}
+
+// serveEcho answers every request (one Read) on the listener with
+// "re:"+request, then closes.
+func (p *tfoPair) serveEcho(t testing.TB) {
+	go func() {
+		for {
+			c, err := p.ln.AcceptTCP()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64)
+				n, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				c.Write(append([]byte("re:"), buf[:n]...))
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+}
+
+// fetch dials (with Fast Open or not), writes req and returns the time
+// from the start of Dial to the first response byte.
+func (p *tfoPair) fetch(t testing.TB, fastOpen bool, req string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	d := Dialer{Stack: p.A, FastOpen: fastOpen, Timeout: 10 * time.Second}
+	c, err := d.Dial("tcp", "10.0.0.2:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	el := time.Since(start)
+	rest := make([]byte, len(req)+2)
+	if _, err := io.ReadFull(c, rest); err != nil || string(buf)+string(rest) != "re:"+req {
+		t.Fatalf("response %q %v", string(buf)+string(rest), err)
+	}
+	return el
+}
+
+// TestFastOpenCookies: the first Fast Open connection asks for a cookie
+// and caches the one the server grants; the second sends it with the
+// request in the SYN and the server validates it. Data written right
+// after Dial arrives either way.
+func TestFastOpenCookies(t *testing.T) {
+	needEngineSynData(t)
+	p := newTFOPair(t, nil)
+	p.serveEcho(t)
 	for i := 0; i < 2; i++ {
-		c, err := d.Dial("tcp", "10.0.0.2:80")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Write([]byte("GET")); err != nil {
-			t.Fatal(err)
-		}
-		ln.SetDeadline(time.Now().Add(5 * time.Second))
-		s, err := ln.AcceptTCP()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.SetReadDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 3)
-		if _, err := io.ReadFull(s, buf); err != nil || string(buf) != "GET" {
-			t.Fatalf("server read %q %v", buf, err)
-		}
-		c.Close()
-		s.Close()
+		p.fetch(t, true, "GET")
 		if i == 0 {
-			sa.tcp.tfo.mu.Lock()
-			e, ok := sa.tcp.tfo.cache.Entry(netip.MustParseAddr("10.0.0.2"))
-			sa.tcp.tfo.mu.Unlock()
+			p.A.tcp.tfo.mu.Lock()
+			e, ok := p.A.tcp.tfo.cache.Entry(netip.MustParseAddr("10.0.0.2"))
+			p.A.tcp.tfo.mu.Unlock()
 			if !ok || e.CookieLen != tcp.FastOpenCookieLen {
 				t.Fatalf("no cookie cached after the first connection: %+v", e)
 			}
+			want := p.B.FastOpenKeys()
+			ck := want.Cookie(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"))
+			if !bytes.Equal(e.Bytes(), ck[:]) {
+				t.Fatalf("cached cookie %x, server's %x", e.Bytes(), ck)
+			}
 		}
 	}
-	if n := sa.Stats().TCP.TCPFastOpenActive; n != 1 {
-		t.Errorf("client TCPFastOpenActive %d, want 1", n)
+	sa, sb := p.A.Stats().TCP, p.B.Stats().TCP
+	if sa.TCPFastOpenActive != 1 || sa.TCPFastOpenActiveFail != 0 {
+		t.Errorf("client TCPFastOpenActive %d ActiveFail %d, want 1 0", sa.TCPFastOpenActive, sa.TCPFastOpenActiveFail)
 	}
-	if n := sb.Stats().TCP.TCPFastOpenPassive; n != 1 {
-		t.Errorf("server TCPFastOpenPassive %d, want 1", n)
+	if sb.TCPFastOpenPassive != 1 || sb.TCPFastOpenCookieReqd != 1 || sb.TCPFastOpenPassiveFail != 0 {
+		t.Errorf("server TCPFastOpenPassive %d CookieReqd %d PassiveFail %d, want 1 1 0",
+			sb.TCPFastOpenPassive, sb.TCPFastOpenCookieReqd, sb.TCPFastOpenPassiveFail)
+	}
+}
+
+// TestFastOpenRTT measures, on virtual time over a link with 25 ms delay
+// each way (RTT 50 ms), the time from Dial to the first response byte of a
+// small request: two round trips without Fast Open (handshake, then
+// request) and on the first Fast Open connection (which only fetches the
+// cookie), one round trip once the cookie is cached (the request rides in
+// the SYN and the server answers before the handshake ends).
+func TestFastOpenRTT(t *testing.T) {
+	needEngineSynData(t)
+	synctest.Test(t, func(t *testing.T) {
+		const delay = 25 * time.Millisecond
+		const rtt = 2 * delay
+		p := newTFOPair(t, func(a, b link.Endpoint) (link.Endpoint, link.Endpoint) {
+			return link.Impair(a, link.Impairment{Delay: delay}), link.Impair(b, link.Impairment{Delay: delay})
+		})
+		p.serveEcho(t)
+		plain := p.fetch(t, false, "GET /")
+		first := p.fetch(t, true, "GET /")
+		cached := p.fetch(t, true, "GET /")
+		again := p.fetch(t, true, "GET /")
+		t.Logf("Dial to first response byte, RTT %v: without Fast Open %v, Fast Open cookie request %v, with cached cookie %v and %v",
+			rtt, plain, first, cached, again)
+		if plain != 2*rtt || first != 2*rtt {
+			t.Errorf("without a cookie: %v and %v, want 2 RTT = %v", plain, first, 2*rtt)
+		}
+		if cached != rtt || again != rtt {
+			t.Errorf("with a cached cookie: %v and %v, want 1 RTT = %v", cached, again, rtt)
+		}
+		if plain-cached < rtt {
+			t.Errorf("Fast Open saved %v, want one RTT (%v)", plain-cached, rtt)
+		}
+		p.A.Close()
+		p.B.Close()
+	})
+}
+
+// rawServer is a stack with a Fast Open listener on 10.0.0.2:80 and the
+// other end of its link, where a test writes hand-made segments.
+type rawServer struct {
+	s    *Stack
+	ln   *TCPListener
+	peer link.Endpoint
+	pkts chan []byte
+}
+
+var (
+	rawClient = netip.MustParseAddr("10.0.0.1")
+	rawSrv    = netip.AddrPortFrom(netip.MustParseAddr("10.0.0.2"), 80)
+)
+
+func newRawServer(t *testing.T, fastOpen int, qlen int) *rawServer {
+	t.Helper()
+	cfg := tcp.DefaultConfig()
+	cfg.FastOpen = fastOpen
+	a, b := link.Pipe(1500)
+	s, err := New(Config{TCP: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); a.Close() })
+	if err := s.AddInterface("p0", b, netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := s.ListenTCP("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qlen >= 0 {
+		ln.SetFastOpen(qlen)
+	}
+	r := &rawServer{s: s, ln: ln, peer: a, pkts: make(chan []byte, 64)}
+	go func() {
+		for {
+			buf := make([]byte, 2048)
+			n, err := a.ReadPacket(buf)
+			if err != nil {
+				close(r.pkts)
+				return
+			}
+			r.pkts <- buf[:n]
+		}
+	}()
+	return r
+}
+
+// syn sends a SYN from port with the given Fast Open option (nil: none;
+// empty: cookie request) and data, and returns the SYN-ACK.
+func (r *rawServer) syn(t *testing.T, port uint16, cookie []byte, data string) (wire.TCP, wire.TCPOptions) {
+	t.Helper()
+	o := wire.TCPOptions{MSS: 1460, HasMSS: true}
+	if cookie != nil {
+		o.HasFastOpen = true
+		o.CookieLen = copy(o.Cookie[:], cookie)
+	}
+	src := netip.AddrPortFrom(rawClient, port)
+	pkt := rawTCP4(src, rawSrv, wire.TCPHeader{Seq: 1000, Flags: wire.TCPFlagSYN, Window: 65535, Options: &o}, []byte(data))
+	if err := r.peer.WritePacket(pkt); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case b := <-r.pkts:
+			ip, err := wire.ParseIPv4(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var opts wire.TCPOptions
+			h, err := wire.ParseTCPWithOptions(ip.Payload(), &opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.DstPort() != port {
+				continue // e.g. a retransmitted SYN-ACK of an earlier SYN
+			}
+			if h.Flags() != wire.TCPFlagSYN|wire.TCPFlagACK {
+				t.Fatalf("got flags %#x to port %d, want SYN-ACK", h.Flags(), port)
+			}
+			return h, opts
+		case <-timeout:
+			t.Fatal("no SYN-ACK")
+		}
+	}
+}
+
+func (r *rawServer) cookie() []byte {
+	k := r.s.FastOpenKeys()
+	c := k.Cookie(rawClient, rawSrv.Addr())
+	return c[:]
+}
+
+// TestFastOpenServerCookies: on the wire, a listener with TCP_FASTOPEN
+// answers a cookie request with the cookie Linux would compute from the
+// key; a valid cookie gets its data acknowledged in the SYN-ACK and handed
+// to Accept/Read before the handshake completes; an invalid one gets only
+// the SYN acknowledged and a fresh cookie. Cookies of the previous key
+// stay valid after a rotation and are replaced.
+func TestFastOpenServerCookies(t *testing.T) {
+	needEngineSynData(t)
+	r := newRawServer(t, tcp.FastOpenServer, 4)
+	// Cookie request.
+	_, o := r.syn(t, 5001, []byte{}, "")
+	if !o.HasFastOpen || !bytes.Equal(o.Cookie[:o.CookieLen], r.cookie()) {
+		t.Fatalf("SYN-ACK Fast Open option %v %x, want cookie %x", o.HasFastOpen, o.Cookie[:o.CookieLen], r.cookie())
+	}
+	// Valid cookie with data.
+	h, o := r.syn(t, 5002, r.cookie(), "hello")
+	if h.Ack() != 1000+1+5 || o.HasFastOpen {
+		t.Errorf("valid cookie: SYN-ACK ack %d (want %d), Fast Open option %v (want none)", h.Ack(), 1006, o.HasFastOpen)
+	}
+	r.ln.SetDeadline(time.Now().Add(5 * time.Second))
+	c, err := r.ln.AcceptTCP()
+	if err != nil {
+		t.Fatalf("accept of the Fast Open connection: %v", err)
+	}
+	if st := c.State(); st != tcp.SynReceived {
+		t.Errorf("accepted Fast Open connection in %v, want SYN-RECEIVED", st)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 16)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "hello" {
+		t.Errorf("read of the SYN data: %q %v", buf[:n], err)
+	}
+	// Wrong cookie: data not taken, fresh cookie.
+	bad := append([]byte(nil), r.cookie()...)
+	bad[0] ^= 1
+	h, o = r.syn(t, 5003, bad, "hello")
+	if h.Ack() != 1001 || !bytes.Equal(o.Cookie[:o.CookieLen], r.cookie()) {
+		t.Errorf("invalid cookie: SYN-ACK ack %d (want 1001), cookie %x (want %x)", h.Ack(), o.Cookie[:o.CookieLen], r.cookie())
+	}
+	// Rotation: the old cookie is still good and gets replaced.
+	old := r.cookie()
+	r.s.RotateFastOpenKey([16]byte{1, 2, 3})
+	if bytes.Equal(old, r.cookie()) {
+		t.Fatal("rotation did not change the cookie")
+	}
+	h, o = r.syn(t, 5004, old, "hi")
+	if h.Ack() != 1003 || !bytes.Equal(o.Cookie[:o.CookieLen], r.cookie()) {
+		t.Errorf("backup-key cookie: SYN-ACK ack %d (want 1003), cookie %x (want the new %x)", h.Ack(), o.Cookie[:o.CookieLen], r.cookie())
+	}
+	st := r.s.Stats().TCP
+	if st.TCPFastOpenCookieReqd != 1 || st.TCPFastOpenPassive != 2 || st.TCPFastOpenPassiveFail != 1 || st.TCPFastOpenListenOverflow != 0 {
+		t.Errorf("CookieReqd %d Passive %d PassiveFail %d ListenOverflow %d, want 1 2 1 0",
+			st.TCPFastOpenCookieReqd, st.TCPFastOpenPassive, st.TCPFastOpenPassiveFail, st.TCPFastOpenListenOverflow)
+	}
+}
+
+// TestFastOpenListenOverflow: with TCP_FASTOPEN qlen 1, a second Fast
+// Open SYN while the first connection is still in its handshake gets a
+// normal handshake (data not acknowledged) and counts
+// TCPFastOpenListenOverflow; once the first handshake completes, Fast
+// Open works again.
+func TestFastOpenListenOverflow(t *testing.T) {
+	needEngineSynData(t)
+	r := newRawServer(t, tcp.FastOpenServer, 1)
+	ck := r.cookie()
+	h1, _ := r.syn(t, 6001, ck, "one")
+	if h1.Ack() != 1004 {
+		t.Fatalf("first Fast Open SYN: ack %d, want 1004", h1.Ack())
+	}
+	h, o := r.syn(t, 6002, ck, "two")
+	if h.Ack() != 1001 || o.HasFastOpen {
+		t.Errorf("over the queue limit: ack %d (want 1001), Fast Open option %v (want none)", h.Ack(), o.HasFastOpen)
+	}
+	if n := r.s.Stats().TCP.TCPFastOpenListenOverflow; n != 1 {
+		t.Errorf("TCPFastOpenListenOverflow %d, want 1", n)
+	}
+	// Complete the first handshake: its queue slot is freed.
+	ack := rawTCP4(netip.AddrPortFrom(rawClient, 6001), rawSrv, wire.TCPHeader{Seq: 1004, Ack: h1.Seq() + 1, Flags: wire.TCPFlagACK, Window: 65535}, nil)
+	r.peer.WritePacket(ack)
+	deadline := time.Now().Add(5 * time.Second)
+	for r.ln.l.tfoQ.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Fast Open queue not drained after the handshake completed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if h, _ := r.syn(t, 6003, ck, "three"); h.Ack() != 1006 {
+		t.Errorf("after the queue drained: ack %d, want 1006", h.Ack())
+	}
+}
+
+// TestFastOpenListenerOff: without TCP_FASTOPEN on the listener (and
+// without tcp_fastopen 0x400) no cookie is granted; with 0x400 it is.
+func TestFastOpenListenerOff(t *testing.T) {
+	r := newRawServer(t, tcp.FastOpenServer, -1)
+	if _, o := r.syn(t, 7001, []byte{}, ""); o.HasFastOpen {
+		t.Error("cookie granted by a listener without TCP_FASTOPEN")
+	}
+	if n := r.s.Stats().TCP.TCPFastOpenCookieReqd; n != 1 {
+		t.Errorf("TCPFastOpenCookieReqd %d, want 1", n)
+	}
+	r = newRawServer(t, tcp.FastOpenServer|tcp.FastOpenServerAllListeners, -1)
+	if _, o := r.syn(t, 7002, []byte{}, ""); !o.HasFastOpen || o.CookieLen != tcp.FastOpenCookieLen {
+		t.Error("no cookie with tcp_fastopen 0x400")
 	}
 }

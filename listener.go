@@ -52,7 +52,8 @@ type listener struct {
 	synq    atomic.Int32 // half-open connections (SYN-RECEIVED)
 	// lastCookie is when a SYN cookie was last sent (Unix ns, 0 = never).
 	lastCookie atomic.Int64
-	fastOpen   atomic.Bool // TCP_FASTOPEN set on this listener
+	tfoMax     atomic.Int32 // TCP_FASTOPEN queue length (0: Fast Open off)
+	tfoQ       atomic.Int32 // Fast Open connections still in their handshake
 	acceptq    chan *endpoint
 	done       chan struct{}
 
@@ -119,6 +120,10 @@ func (s *Stack) ListenTCP(network, address string) (*TCPListener, error) {
 		maxSynq: int32(maxSynq),
 		acceptq: make(chan *endpoint, backlog),
 		done:    make(chan struct{}),
+	}
+
+	if t.cfg.FastOpen&(tcp.FastOpenServer|tcp.FastOpenServerAllListeners) == tcp.FastOpenServer|tcp.FastOpenServerAllListeners {
+		l.tfoMax.Store(int32(backlog)) // tcp_fastopen 0x400: TFO without the socket option
 	}
 
 	t.mu.Lock()
@@ -248,7 +253,10 @@ func (l *listener) handleSYN(in *inputCtx, tu tcp.Tuple, seg *tcp.Segment) {
 		c.InErrs.Add(1)
 		return
 	}
-	t.grantCookie(l, tc, tu, seg)
+	tfoData := t.serverFastOpen(l, tc, tu, seg)
+	if tfoData {
+		acceptSynData(tc) // TODO engine API
+	}
 	e := t.newEndpoint(tu, tc, ifc)
 	t.mu.Lock()
 	if t.closed || t.conns[tu] != nil {
@@ -262,6 +270,10 @@ func (l *listener) handleSYN(in *inputCtx, tu tcp.Tuple, seg *tcp.Segment) {
 	e.ln = l
 	e.synq = true
 	l.synq.Add(1)
+	if tfoData {
+		e.tfoLn = l
+		l.tfoQ.Add(1)
+	}
 	if !e.dirty {
 		e.dirty = true
 		in.dirty = append(in.dirty, e)

@@ -85,6 +85,8 @@ type endpoint struct {
 	dirty     bool      // has input waiting for Output (reader batch)
 	estab     bool      // reached ESTABLISHED once
 	tfoClient bool      // active open that used Fast Open
+	tfoLn     *listener // passive Fast Open: counted in this listener's TFO queue
+	deferSyn  bool      // Fast Open connect: the SYN waits for the first Write
 	rq, wq    waitq     // readers / writers (and dialers) waiting for progress
 	rdClosed  bool      // CloseRead was called
 	icmpErr   error     // hard ICMP error that ended a connect
@@ -258,6 +260,9 @@ func (e *endpoint) onTimer() {
 // state changes and wakes waiters. Called with e.sh.mu held after every
 // engine call.
 func (e *endpoint) updateLocked(now time.Time) {
+	if e.deferSyn {
+		return // nothing may leave before the first Write
+	}
 	e.tc.Output(now, e.emitFn)
 	e.sh.flush(e.t.s)
 	st := e.tc.State()
@@ -277,17 +282,19 @@ func (e *endpoint) updateLocked(now time.Time) {
 	if !e.estab && st >= tcp.Established {
 		e.estab = true
 		if e.tfoClient {
-			if ck := e.tc.PeerFastOpenCookie(); len(ck) > 0 {
-				e.t.learnCookie(e.tuple.Remote.Addr(), ck, e.tc.Info().SndMSS)
-			}
+			e.t.fastOpenClientDone(e, now)
 		}
+	}
+	if e.tfoLn != nil && st != tcp.SynReceived {
+		e.leaveFastOpenQueue()
 	}
 	if e.ln != nil && !e.queued {
 		switch {
 		case st == tcp.Closed:
 			e.leaveSynQueue()
-		case st >= tcp.Established || (st == tcp.SynReceived && e.tc.Readable() > 0):
-			// Established (or Fast Open data arrived with the SYN).
+		case st >= tcp.Established || e.tfoLn != nil:
+			// Established, or opened by Fast Open: like Linux, the
+			// child is acceptable at once and its SYN data readable.
 			e.leaveSynQueue()
 			if e.ln.enqueue(e) {
 				e.queued = true
@@ -308,6 +315,15 @@ func (e *endpoint) updateLocked(now time.Time) {
 	e.wq.wake()
 }
 
+// leaveFastOpenQueue ends e's place in its listener's Fast Open queue
+// (handshake done, or connection gone).
+func (e *endpoint) leaveFastOpenQueue() {
+	if e.tfoLn != nil {
+		e.tfoLn.tfoQ.Add(-1)
+		e.tfoLn = nil
+	}
+}
+
 func (e *endpoint) leaveSynQueue() {
 	if e.synq {
 		e.synq = false
@@ -320,6 +336,7 @@ func (e *endpoint) removeLocked() {
 	if e.ln != nil && !e.queued {
 		e.leaveSynQueue()
 	}
+	e.leaveFastOpenQueue()
 	e.t.timers.schedule(e, time.Time{})
 	if e.removed.Load() {
 		return

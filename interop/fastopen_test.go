@@ -1,0 +1,288 @@
+package interop
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack"
+	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/tcp"
+)
+
+// tfoClientPy connects with sendto(MSG_FASTOPEN), like a Linux Fast Open
+// client, and prints the response.
+const tfoClientPy = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.sendto(sys.argv[3].encode(), socket.MSG_FASTOPEN, (sys.argv[1], int(sys.argv[2])))
+s.settimeout(10)
+print(s.recv(100).decode())
+s.close()
+`
+
+// tfoServerPy is a Linux listener with TCP_FASTOPEN (23) set: it answers
+// each of argv[3] connections with "re:" + the request.
+const tfoServerPy = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_TCP, 23, 16)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(16)
+print("ready", flush=True)
+for i in range(int(sys.argv[3])):
+    c, _ = s.accept()
+    c.settimeout(10)
+    d = c.recv(100)
+    c.sendall(b"re:" + d)
+    c.close()
+`
+
+// nstat reads TcpExt counters of the namespace (absolute values, without
+// touching nstat's history file).
+func (n *Netns) nstat(t *testing.T, names ...string) map[string]uint64 {
+	t.Helper()
+	out := n.Exec(t, "nstat", append([]string{"-asz"}, names...)...)
+	m := map[string]uint64{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 {
+			if v, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				m[f[0]] = v
+			}
+		}
+	}
+	for _, name := range names {
+		if _, ok := m[name]; !ok {
+			t.Fatalf("nstat has no %s:\n%s", name, out)
+		}
+	}
+	return m
+}
+
+// synsWithData lists, in capture order, the SYNs (without ACK) from src
+// in a pcap file: their TCP payload length and Fast Open option as tshark
+// shows them ("cookie" hex, "request", or "").
+func synsWithData(t *testing.T, capPath string, src netip.Addr) (lens []int, tfo []string) {
+	t.Helper()
+	tshark := requireTool(t, "tshark")
+	out, err := stdout(tshark, "-r", capPath, "-Y", fmt.Sprintf("ip.src==%s && tcp.flags.syn==1 && tcp.flags.ack==0", src),
+		"-T", "fields", "-E", "separator=|", "-e", "tcp.len", "-e", "tcp.options.tfo.cookie", "-e", "tcp.options.tfo.request")
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) < 3 {
+			continue
+		}
+		l, _ := strconv.Atoi(f[0])
+		lens = append(lens, l)
+		switch {
+		case f[1] != "":
+			tfo = append(tfo, f[1])
+		case f[2] != "":
+			tfo = append(tfo, "request")
+		default:
+			tfo = append(tfo, "")
+		}
+	}
+	return lens, tfo
+}
+
+// needEngineSynData skips when the tcp engine does not put data into a
+// Fast Open SYN yet.
+func needEngineSynData(t *testing.T) {
+	t.Helper()
+	cfg := tcp.DefaultConfig()
+	now := time.Now()
+	tu := tcp.Tuple{Local: netip.MustParseAddrPort("10.0.0.1:1000"), Remote: netip.MustParseAddrPort("10.0.0.2:80")}
+	c := tcp.NewActive(&cfg, tu, 1, now)
+	c.SetFastOpenCookie([]byte{1, 2, 3, 4, 5, 6, 7, 8})
+	c.Send([]byte("x"))
+	got := false
+	c.Output(now, func(s *tcp.Segment) { got = got || (s.Flags&0x02 != 0 && len(s.Payload) > 0) })
+	if !got {
+		t.Skip("SKIPPING: the tcp engine does not send or accept data in SYNs yet (Fast Open engine side)")
+	}
+}
+
+func tfoStackConfig() ustack.Config {
+	cfg := tcp.DefaultConfig()
+	cfg.FastOpen = tcp.FastOpenClient | tcp.FastOpenServer
+	return ustack.Config{TCP: cfg}
+}
+
+// TestFastOpenKernelClient: a Linux client (tcp_fastopen=3 in the test's
+// namespace only) connects twice with MSG_FASTOPEN to a ustack listener
+// with TCP Fast Open: the first SYN asks for a cookie, the second carries
+// the cookie and the request, which ustack acknowledges in its SYN-ACK.
+// The kernel counts TcpExtTCPFastOpenActive, ustack TCPFastOpenPassive.
+func TestFastOpenKernelClient(t *testing.T) {
+	needEngineSynData(t)
+	n := NewNetns(t, NetnsConfig{})
+	requireTool(t, "python3")
+	requireTool(t, "nstat")
+	n.Exec(t, "sysctl", "-w", "net.ipv4.tcp_fastopen=3")
+	capPath := filepath.Join(t.TempDir(), "tfo-kernel-client.pcap")
+	f, err := os.Create(capPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ep, err := link.Pcap(n.TUN, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := n.NewStack(t, ep, tfoStackConfig())
+	ln, err := s.ListenTCP("tcp", ":8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ln.SetFastOpen(16); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.AcceptTCP()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				buf := make([]byte, 100)
+				k, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				c.Write(append([]byte("re:"), buf[:k]...))
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	before := n.nstat(t, "TcpExtTCPFastOpenActive", "TcpExtTCPFastOpenActiveFail")
+	for i := 0; i < 2; i++ {
+		req := fmt.Sprintf("hello-tfo-%d", i)
+		out := n.Exec(t, "python3", "-c", tfoClientPy, n.Stack4.Addr().String(), "8080", req)
+		if strings.TrimSpace(out) != "re:"+req {
+			t.Fatalf("connection %d: kernel client got %q", i, out)
+		}
+	}
+	after := n.nstat(t, "TcpExtTCPFastOpenActive", "TcpExtTCPFastOpenActiveFail")
+	st := s.Stats().TCP
+	t.Logf("kernel: TcpExtTCPFastOpenActive %d -> %d, ActiveFail %d -> %d; ustack: TCPFastOpenPassive %d CookieReqd %d PassiveFail %d",
+		before["TcpExtTCPFastOpenActive"], after["TcpExtTCPFastOpenActive"],
+		before["TcpExtTCPFastOpenActiveFail"], after["TcpExtTCPFastOpenActiveFail"],
+		st.TCPFastOpenPassive, st.TCPFastOpenCookieReqd, st.TCPFastOpenPassiveFail)
+	if d := after["TcpExtTCPFastOpenActive"] - before["TcpExtTCPFastOpenActive"]; d != 1 {
+		t.Errorf("kernel TcpExtTCPFastOpenActive moved by %d, want 1", d)
+	}
+	if d := after["TcpExtTCPFastOpenActiveFail"] - before["TcpExtTCPFastOpenActiveFail"]; d != 0 {
+		t.Errorf("kernel TcpExtTCPFastOpenActiveFail moved by %d, want 0", d)
+	}
+	if st.TCPFastOpenPassive != 1 || st.TCPFastOpenCookieReqd != 1 || st.TCPFastOpenPassiveFail != 0 {
+		t.Errorf("ustack TCPFastOpenPassive %d CookieReqd %d PassiveFail %d, want 1 1 0",
+			st.TCPFastOpenPassive, st.TCPFastOpenCookieReqd, st.TCPFastOpenPassiveFail)
+	}
+	s.Close()
+	f.Close()
+	lens, tfo := synsWithData(t, capPath, n.Kernel4.Addr())
+	t.Logf("kernel SYNs: payload lengths %v, Fast Open options %v", lens, tfo)
+	if len(lens) != 2 || lens[0] != 0 || tfo[0] != "request" || lens[1] != len("hello-tfo-1") || tfo[1] == "" || tfo[1] == "request" {
+		t.Errorf("want a cookie request SYN without data, then a SYN with cookie and %d bytes", len("hello-tfo-1"))
+	}
+}
+
+// TestFastOpenKernelServer: a ustack client dials a Linux listener with
+// TCP_FASTOPEN twice with Dialer.FastOpen: the second SYN carries the
+// cookie from the first connection and the request; the kernel counts
+// TcpExtTCPFastOpenPassive, ustack TCPFastOpenActive.
+func TestFastOpenKernelServer(t *testing.T) {
+	needEngineSynData(t)
+	n := NewNetns(t, NetnsConfig{})
+	requireTool(t, "python3")
+	requireTool(t, "nstat")
+	n.Exec(t, "sysctl", "-w", "net.ipv4.tcp_fastopen=3")
+	capPath := filepath.Join(t.TempDir(), "tfo-kernel-server.pcap")
+	f, err := os.Create(capPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ep, err := link.Pcap(n.TUN, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := n.NewStack(t, ep, tfoStackConfig())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv := n.Command(ctx, "python3", "-c", tfoServerPy, n.Kernel4.Addr().String(), "9090", "2")
+	srvOut, err := srv.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srvErr strings.Builder
+	srv.Stderr = &srvErr
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		srv.Wait()
+	}()
+	if line, err := bufio.NewReader(srvOut).ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
+		t.Fatalf("kernel server did not start: %q %v %s", line, err, srvErr.String())
+	}
+	before := n.nstat(t, "TcpExtTCPFastOpenPassive", "TcpExtTCPFastOpenPassiveFail", "TcpExtTCPFastOpenCookieReqd")
+	d := ustack.Dialer{Stack: s, FastOpen: true, Timeout: 10 * time.Second}
+	for i := 0; i < 2; i++ {
+		c, err := d.Dial("tcp", netip.AddrPortFrom(n.Kernel4.Addr(), 9090).String())
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		req := fmt.Sprintf("hello-kernel-%d", i)
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, err := io.ReadAll(c)
+		if err != nil || string(b) != "re:"+req {
+			t.Fatalf("connection %d: got %q %v", i, b, err)
+		}
+		c.Close()
+	}
+	after := n.nstat(t, "TcpExtTCPFastOpenPassive", "TcpExtTCPFastOpenPassiveFail", "TcpExtTCPFastOpenCookieReqd")
+	st := s.Stats().TCP
+	t.Logf("kernel: TcpExtTCPFastOpenPassive %d -> %d, PassiveFail %d -> %d, CookieReqd %d -> %d; ustack: TCPFastOpenActive %d ActiveFail %d",
+		before["TcpExtTCPFastOpenPassive"], after["TcpExtTCPFastOpenPassive"],
+		before["TcpExtTCPFastOpenPassiveFail"], after["TcpExtTCPFastOpenPassiveFail"],
+		before["TcpExtTCPFastOpenCookieReqd"], after["TcpExtTCPFastOpenCookieReqd"],
+		st.TCPFastOpenActive, st.TCPFastOpenActiveFail)
+	if d := after["TcpExtTCPFastOpenPassive"] - before["TcpExtTCPFastOpenPassive"]; d != 1 {
+		t.Errorf("kernel TcpExtTCPFastOpenPassive moved by %d, want 1", d)
+	}
+	if d := after["TcpExtTCPFastOpenCookieReqd"] - before["TcpExtTCPFastOpenCookieReqd"]; d != 1 {
+		t.Errorf("kernel TcpExtTCPFastOpenCookieReqd moved by %d, want 1", d)
+	}
+	if st.TCPFastOpenActive != 1 || st.TCPFastOpenActiveFail != 0 {
+		t.Errorf("ustack TCPFastOpenActive %d ActiveFail %d, want 1 0", st.TCPFastOpenActive, st.TCPFastOpenActiveFail)
+	}
+	s.Close()
+	f.Close()
+	lens, tfo := synsWithData(t, capPath, n.Stack4.Addr())
+	t.Logf("ustack SYNs: payload lengths %v, Fast Open options %v", lens, tfo)
+	if len(lens) != 2 || lens[0] != 0 || tfo[0] != "request" || lens[1] != len("hello-kernel-1") || tfo[1] == "" || tfo[1] == "request" {
+		t.Errorf("want a cookie request SYN without data, then a SYN with cookie and %d bytes", len("hello-kernel-1"))
+	}
+}
