@@ -156,6 +156,8 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 			c.rs.Delivered = c.delivered - c.rs.PriorDelivered
 			c.rs.Interval = max(c.rsSendElapsed, c.rsAckElapsed)
 			c.rs.IsAppLimited = c.rsAppLimited
+			c.rs.TxInFlight = c.rsTxInFlight
+			c.rs.LostSinceTx = c.lostTotal - c.rsLostSnap
 			if c.rs.Interval > 0 && c.rs.Interval >= c.minRTT {
 				rate := c.rs.Delivered * int64(c.sndMSS) * int64(time.Second) / int64(c.rs.Interval)
 				if !c.rs.IsAppLimited || rate > c.deliveryRate {
@@ -273,6 +275,8 @@ func (c *Conn) deliverOne(s *txSeg, now time.Time) {
 		c.rsSendElapsed = s.sentAt.Sub(s.firstTxTime)
 		c.rsAckElapsed = now.Sub(s.deliveredTime)
 		c.rsAppLimited = s.appLimited
+		c.rsTxInFlight = s.txInFlight
+		c.rsLostSnap = s.lostSnap
 		c.firstTxTime = s.sentAt
 	}
 }
@@ -340,6 +344,31 @@ func (c *Conn) processSACK(seg *Segment, prevUna uint32, now time.Time) bool {
 	return newly
 }
 
+// noteLost accounts a segment that loss detection (dupthresh, RACK) marked
+// lost: the lost-packet count behind RateSample.LostSinceTx, and, when
+// perPacketLoss is on, the per-packet step of controllers that want it
+// (cc.PacketLossObserver, BBR).
+func (c *Conn) noteLost(s *txSeg) {
+	c.lostTotal++
+	if !perPacketLoss {
+		return
+	}
+	if o, ok := c.cc.(cc.PacketLossObserver); ok {
+		o.OnPacketLost(c.now, cc.LostPacket{
+			TxInFlight:   s.txInFlight,
+			LostSinceTx:  c.lostTotal - s.lostSnap,
+			IsAppLimited: s.appLimited,
+		})
+	}
+}
+
+// perPacketLoss turns on cc.PacketLossObserver calls. Off for now: with
+// them BBR cuts inflight_hi on single random losses of a small-BDP path
+// (sim TestBBRPathGoodput at 1 % loss: 46 instead of 75 Mbit/s), which
+// the congestion-control owner should tune first. BBR still gets
+// TxInFlight/LostSinceTx with every rate sample.
+var perPacketLoss = false
+
 // markLost marks q[k] lost.
 func (c *Conn) markLost(s *txSeg) bool {
 	if s.lost || s.sacked || s.rtxOut {
@@ -347,6 +376,7 @@ func (c *Conn) markLost(s *txSeg) bool {
 	}
 	s.lost = true
 	c.lostOut++
+	c.noteLost(s)
 	return true
 }
 
@@ -431,6 +461,7 @@ func (c *Conn) updateRecovery(advanced bool, priorInFlight int, now time.Time) i
 		}
 	case CALoss:
 		if seqGEQ(c.sndUna, c.recoverSeq) {
+			c.cc.OnRecoveryEnd(now)
 			c.caState = CAOpen
 			if c.sackedOut > 0 {
 				c.caState = CADisorder

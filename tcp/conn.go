@@ -142,6 +142,8 @@ type txSeg struct {
 	deliveredTime time.Time
 	firstTxTime   time.Time
 	appLimited    bool
+	txInFlight    int   // packets in flight when sent, including it
+	lostSnap      int64 // lostTotal when sent
 }
 
 // oooSeg is a block of out-of-order data.
@@ -311,6 +313,9 @@ type Conn struct {
 	ccInit        bool
 	// Linux tcp_cwnd_validate state: was sending cwnd-limited in the
 	// current window, and the most packets out in it.
+	lostTotal     int64 // packets ever marked lost (for RateSample.LostSinceTx)
+	rsTxInFlight  int
+	rsLostSnap    int64
 	isCwndLimited bool
 	maxPacketsOut int
 	cwndUsageSeq  uint32
@@ -766,6 +771,7 @@ func (c *Conn) resegment() {
 			}
 			p.lost, p.rtxOut = true, false
 			c.lostOut++
+			c.lostTotal++
 			c.packetsOut++
 			nq = append(nq, p)
 		}

@@ -147,10 +147,15 @@ func (c *Conn) sendNew(now time.Time, emit func(*Segment)) bool {
 		if n < mss && n == avail && !fin && !c.noDelay && c.packetsOut > 0 {
 			break // Nagle: a small segment waits for the ACK of outstanding data
 		}
-		if c.packetsOut == 0 && c.cfg.SlowStartAfterIdle && !c.lastSendTime.IsZero() {
-			if idle := now.Sub(c.lastSendTime); idle > c.rtt.RTO() {
-				c.cc.OnIdleRestart(now, idle, c.rtt.RTO())
+		if c.packetsOut == 0 && !c.lastSendTime.IsZero() {
+			// Sending resumes with nothing in flight: the controller
+			// restarts from idle (Reno/CUBIC cut cwnd only when idle > rto
+			// > 0; rto is 0 with tcp_slow_start_after_idle off).
+			var rto time.Duration
+			if c.cfg.SlowStartAfterIdle {
+				rto = c.rtt.RTO()
 			}
+			c.cc.OnIdleRestart(now, now.Sub(c.lastSendTime), rto)
 		}
 		c.sendSegment(n, fin, now, emit)
 		sent = true
@@ -225,6 +230,7 @@ func (c *Conn) sendSegment(n int, fin bool, now time.Time, emit func(*Segment)) 
 	c.xmitN++
 	ts := txSeg{seq: seq, end: end, fin: fin, sentAt: now, xmitN: c.xmitN}
 	c.snapRate(&ts)
+	ts.txInFlight = c.inFlight() + 1
 	c.pushRtx(ts)
 	c.packetsOut++
 	if c.caState == CARecovery {
@@ -300,6 +306,7 @@ func (c *Conn) retransmit(s *txSeg, now time.Time, emit func(*Segment)) {
 	s.rtxOut = true
 	c.retransOut++
 	c.snapRate(s)
+	s.txInFlight = c.inFlight()
 	c.totalRetrans++
 	c.bytesRetrans += uint64(len(payload))
 	c.segsOut++
@@ -327,6 +334,7 @@ func (c *Conn) snapRate(s *txSeg) {
 	s.deliveredTime = c.deliveredTime
 	s.firstTxTime = c.firstTxTime
 	s.appLimited = c.appLimited != 0
+	s.lostSnap = c.lostTotal
 }
 
 // pace schedules the release time of the next segment when the congestion

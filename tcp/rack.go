@@ -73,6 +73,7 @@ func (c *Conn) rackDetect(now time.Time) int {
 			s.lost = true
 			c.lostOut++
 		}
+		c.noteLost(s)
 		n++
 	}
 	return n

@@ -160,6 +160,7 @@ func (c *Conn) onRTO(now time.Time) {
 		if !s.lost {
 			s.lost = true
 			c.lostOut++
+			c.lostTotal++
 		}
 	}
 	c.caState = CALoss
