@@ -42,6 +42,7 @@ func (s *Stack) icmp4Input(in *inputCtx, ip wire.IPv4, m []byte) {
 		s.echoReply(in, ip.Dst(), ip.Src(), m, icmp4EchoReply)
 	case icmp4EchoReply:
 		c.InEchoReps.Add(1)
+		s.pingReply(ip.Src(), m)
 	case icmp4DestUnreach:
 		if m[1] == 4 {
 			c.InPktTooBigs.Add(1)
@@ -106,6 +107,7 @@ func (s *Stack) icmp6Input(in *inputCtx, src, dst netip.Addr, m []byte) {
 		s.echoReply(in, dst, src, m, icmp6EchoReply)
 	case icmp6EchoReply:
 		c.InEchoReps.Add(1)
+		s.pingReply(src, m)
 	case icmp6DestUnreach:
 		c.InDestUnreachs.Add(1)
 		s.tcp.icmpError(m, true, unreach6Errno(m[1]), 0)

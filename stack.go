@@ -43,6 +43,7 @@ type Stack struct {
 
 	tcp       *tcpState
 	icmpLimit icmpLimiter
+	ping      pingState
 	lo        *iface // loopback: 127.0.0.1/8, ::1, and the way to our own addresses
 }
 

@@ -36,6 +36,7 @@ type ICMPStats struct {
 	InTimeExcds     uint64
 	InOtherTypes    uint64 // types ustack ignores (including neighbor discovery on L3 links)
 	OutMsgs         uint64
+	OutEchos        uint64 // echo requests sent by Stack.Ping
 	OutEchoReps     uint64
 	OutDestUnreachs uint64
 	OutErrors       uint64
@@ -87,7 +88,7 @@ type ipCounters struct {
 
 type icmpCounters struct {
 	InMsgs, InErrors, InCsumErrors, InEchos, InEchoReps, InDestUnreachs, InPktTooBigs,
-	InTimeExcds, InOtherTypes, OutMsgs, OutEchoReps, OutDestUnreachs, OutErrors,
+	InTimeExcds, InOtherTypes, OutMsgs, OutEchos, OutEchoReps, OutDestUnreachs, OutErrors,
 	OutRateLimited, OutParmProbs atomic.Uint64
 }
 
