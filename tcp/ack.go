@@ -31,6 +31,8 @@ func (c *Conn) inFlight() int {
 // processAck handles the ACK field of an acceptable segment in a
 // synchronized state (RFC 9293 3.10.7.4 fifth check).
 func (c *Conn) processAck(seg *Segment, now time.Time) {
+	c.ackScratch = getAckScratch()
+	defer c.releaseAckScratch()
 	ack := seg.Ack
 	prevUna := c.sndUna
 	priorInFlight := c.inFlight()

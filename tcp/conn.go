@@ -184,6 +184,12 @@ type Conn struct {
 	sndMSS              int
 	mtuSet              bool
 	synEmitted          bool
+	rcvBufLocked        bool
+	dsackPending        bool
+	ackNow              bool
+	zeroWndAdv          bool
+	tsRecentOK          bool
+	keepOn              bool
 	pathMSS             int
 
 	// send buffer: byte with sequence number s is sbuf[sbufOff+int(s-sbufSeq)]
@@ -207,7 +213,6 @@ type Conn struct {
 	rbuf                        []byte
 	rbufOff                     int
 	rcvBufCap                   int
-	rcvBufLocked                bool
 	ooo                         []oooSeg
 	oooBytes                    int
 	rcvFin                      bool
@@ -216,14 +221,11 @@ type Conn struct {
 	sackBlk                     [4]wire.SACKBlock
 	nSack                       int
 	dsack                       wire.SACKBlock
-	dsackPending                bool
 	rcvMSS                      int
 	quick                       int
-	ackNow                      bool
 	lastRecv                    time.Time // any acceptable segment
 	lastDataRecv                time.Time
 	lastAckSentAt               time.Time
-	zeroWndAdv                  bool
 	rcvRTT                      time.Duration // receiver-side RTT estimate (from timestamps)
 	rcvCopied                   int           // bytes read by the application in this measurement
 	rcvSpace                    int           // bytes read in the last full measurement
@@ -233,7 +235,6 @@ type Conn struct {
 	tsOffset   uint32
 	tsRecent   uint32
 	tsRecentAt time.Time
-	tsRecentOK bool
 
 	// RTT / RTO
 	rtt         RTTEstimator
@@ -260,7 +261,6 @@ type Conn struct {
 	probeStart   time.Time // first zero-window probe of this stall (TCP_USER_TIMEOUT)
 	lastOOWAck   time.Time
 
-	keepOn      bool
 	keepIdle    time.Duration
 	keepIntvl   time.Duration
 	keepCnt     int
@@ -271,8 +271,8 @@ type Conn struct {
 	caState       CAState
 	dupacks       int
 	recoverSeq    uint32
-	reordering    int
 	highRxt       uint32
+	reordering    int
 	prr           cc.PRR
 	tlpAt         time.Time
 	tlpHigh       uint32
@@ -287,12 +287,12 @@ type Conn struct {
 	undoEifel     bool
 	undoRetrans   int
 	undoTSVal     uint32
+	rackEnd       uint32
 	rackXmit      time.Time
 	rackXmitN     uint64
 	undoRanges    [8]wire.SACKBlock
 	undoN         int
 	xmitN         uint64
-	rackEnd       uint32
 	rackRTT       time.Duration
 	reoAt         time.Time
 
@@ -302,13 +302,7 @@ type Conn struct {
 	firstTxTime   time.Time
 	appLimited    int64
 	deliveryRate  int64
-	rs            cc.RateSample
-	rsPriorTime   time.Time
-	rsSendElapsed time.Duration
-	rsAckElapsed  time.Duration
-	rsValid       bool
-	rsAppLimited  bool
-	rsRTTSeq      time.Duration
+	*ackScratch   // rate sample: only during processAck (pooled)
 	lastSendTime  time.Time
 	ccInit        bool
 	// Linux tcp_cwnd_validate state: was sending cwnd-limited in the
@@ -329,7 +323,7 @@ type Conn struct {
 	lastDataSent, lastAckRecv                          time.Time
 
 	tfo tfoState
-	out Segment   // reused for every emitted segment
+	out *Segment  // reused for every emitted segment: only during Output (pooled)
 	now time.Time // time of the latest call that passed one
 }
 

@@ -16,9 +16,11 @@ import (
 // valid until the next call on the Conn.
 func (c *Conn) Output(now time.Time, emit func(*Segment)) {
 	c.now = now
+	c.out = getOutSeg()
+	defer c.releaseOut()
 	if c.rstPending {
 		c.rstPending = false
-		s := &c.out
+		s := c.out
 		*s = Segment{Seq: c.rst.seq, Ack: c.rst.ack, Flags: c.rst.flags}
 		if c.rst.ts {
 			s.Options.HasTS = true
@@ -371,7 +373,7 @@ func (c *Conn) pace(n int, now time.Time) {
 func (c *Conn) emitSyn(now time.Time, emit func(*Segment)) {
 	c.sendSyn = false
 	c.synEmitted = true
-	s := &c.out
+	s := c.out
 	s.Seq = c.iss
 	s.Ack = 0
 	s.Flags = flagSYN
@@ -433,7 +435,7 @@ func (c *Conn) emitAckSeq(seq uint32, now time.Time, emit func(*Segment)) {
 // number, window, timestamps and SACK blocks. Every such segment carries an
 // ACK, so owed ACKs are settled here.
 func (c *Conn) prepare(seq uint32, flags uint8, payload []byte, now time.Time) *Segment {
-	s := &c.out
+	s := c.out
 	s.Seq = seq
 	s.Flags = flags
 	s.Payload = payload
