@@ -4,9 +4,11 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/tcp"
+	"github.com/ustack/ustack/wire"
 )
 
-// The calls into the engine's Fast Open API.
+// The calls into the engine's Fast Open API, and what the runtime learns
+// from the segments it carries.
 
 // setClientFastOpen prepares an active open for Fast Open: the SYN carries
 // cookie (nil: a cookie request; noCookie: no option at all, tcp_fastopen
@@ -18,12 +20,58 @@ func setClientFastOpen(tc *tcp.Conn, cookie []byte, exp bool, mss uint16, noCook
 // acceptSynData lets a passive open take the data its SYN carried.
 func acceptSynData(tc *tcp.Conn) {}
 
-// fastOpenClientDone runs once when an active Fast Open connection leaves
-// SYN-SENT for ESTABLISHED: it caches the server's cookie and MSS and
-// records whether the SYN data got through.
-func (t *tcpState) fastOpenClientDone(e *endpoint, now time.Time) {
-	ck := e.tc.PeerFastOpenCookie()
+// tfoClientState is what the runtime notes about an active Fast Open
+// connection's SYNs. Guarded by the shard lock.
+type tfoClientState struct {
+	syns    int  // SYNs sent (more than one: the SYN was retransmitted)
+	synData int  // data bytes the first SYN carried
+	done    bool // SYN-ACK evaluated
+}
+
+// noteSyn records a SYN an active Fast Open connection sends.
+func (e *endpoint) noteSyn(seg *tcp.Segment) {
+	e.tfoc.syns++
+	if e.tfoc.syns == 1 {
+		e.tfoc.synData = len(seg.Payload)
+	}
+}
+
+// fastOpenSynAck evaluates the SYN-ACK answering an active Fast Open
+// connection's SYN, before the engine takes it, as Linux
+// tcp_rcv_fastopen_synack does: it caches the cookie (and its option form)
+// and the server's MSS, records a SYN loss for the server when the SYN had
+// to be retransmitted and the SYN-ACK neither carries a cookie nor
+// acknowledges the data (tcp.FastOpenCache backs off such servers), and
+// counts TCPFastOpenActive when the SYN data was acknowledged or
+// TCPFastOpenActiveFail when it was not (the engine then sends it again).
+func (t *tcpState) fastOpenSynAck(e *endpoint, seg *tcp.Segment, now time.Time) {
+	if e.tfoc.done || seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagACK|wire.TCPFlagRST) != wire.TCPFlagSYN|wire.TCPFlagACK {
+		return
+	}
+	iss := e.tc.ISS()
+	acked := int32(seg.Ack - (iss + 1))
+	if acked < 0 || int(acked) > e.tfoc.synData {
+		return // not an acceptable SYN-ACK: the engine answers it
+	}
+	e.tfoc.done = true
+	o := &seg.Options
+	var cookie []byte
+	if o.HasFastOpen && o.CookieLen > 0 {
+		cookie = o.Cookie[:o.CookieLen]
+	}
+	var mss uint16
+	if o.HasMSS {
+		mss = o.MSS
+	}
+	dataLost := e.tfoc.synData > 0 && int(acked) < e.tfoc.synData
+	synLost := e.tfoc.syns > 1 && cookie == nil && dataLost
 	t.tfo.mu.Lock()
-	t.tfo.cache.Update(e.tuple.Remote.Addr(), ck, false, uint16(e.tc.Info().SndMSS), false, now)
+	t.tfo.cache.Update(e.tuple.Remote.Addr(), cookie, o.FastOpenExp, mss, synLost, now)
 	t.tfo.mu.Unlock()
+	switch {
+	case dataLost:
+		t.s.ctr.tcp.FastOpenActiveFail.Add(1)
+	case e.tfoc.synData > 0:
+		t.s.ctr.tcp.FastOpenActive.Add(1)
+	}
 }

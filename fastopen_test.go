@@ -396,3 +396,204 @@ func TestFastOpenListenerOff(t *testing.T) {
 		t.Error("no cookie with tcp_fastopen 0x400")
 	}
 }
+
+// rawPeer is the far end of a client stack's link, where a test plays a
+// Fast Open server by hand.
+type rawPeer struct {
+	s    *Stack
+	ep   link.Endpoint
+	pkts chan []byte
+}
+
+func newRawPeer(t *testing.T, fastOpen int) *rawPeer {
+	t.Helper()
+	cfg := tcp.DefaultConfig()
+	cfg.FastOpen = fastOpen
+	a, b := link.Pipe(1500)
+	s, err := New(Config{TCP: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddInterface("p0", a, netip.MustParsePrefix("10.0.0.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	r := &rawPeer{s: s, ep: b, pkts: make(chan []byte, 64)}
+	go func() {
+		defer close(r.pkts)
+		for {
+			buf := make([]byte, 2048)
+			n, err := b.ReadPacket(buf)
+			if err != nil {
+				return
+			}
+			r.pkts <- buf[:n]
+		}
+	}()
+	return r
+}
+
+func (r *rawPeer) close() { r.s.Close(); r.ep.Close() }
+
+// next returns the next TCP segment the client sent.
+func (r *rawPeer) next(t *testing.T) (wire.TCP, wire.TCPOptions) {
+	t.Helper()
+	select {
+	case b := <-r.pkts:
+		ip, err := wire.ParseIPv4(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var o wire.TCPOptions
+		h, err := wire.ParseTCPWithOptions(ip.Payload(), &o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h, o
+	case <-time.After(30 * time.Second):
+		t.Fatal("no segment from the client")
+	}
+	return nil, wire.TCPOptions{}
+}
+
+// synAck answers the client's SYN syn, acknowledging acked data bytes,
+// with an optional cookie and the MSS 1200.
+func (r *rawPeer) synAck(syn wire.TCP, acked int, cookie []byte) {
+	o := wire.TCPOptions{MSS: 1200, HasMSS: true}
+	if cookie != nil {
+		o.HasFastOpen = true
+		o.CookieLen = copy(o.Cookie[:], cookie)
+	}
+	srv := netip.AddrPortFrom(rawSrv.Addr(), syn.DstPort())
+	cl := netip.AddrPortFrom(rawClient, syn.SrcPort())
+	r.ep.WritePacket(rawTCP4(srv, cl, wire.TCPHeader{Seq: 5000, Ack: syn.Seq() + 1 + uint32(acked), Flags: wire.TCPFlagSYN | wire.TCPFlagACK, Window: 65535, Options: &o}, nil))
+}
+
+func (r *rawPeer) cache() tcp.FastOpenEntry {
+	r.s.tcp.tfo.mu.Lock()
+	defer r.s.tcp.tfo.mu.Unlock()
+	e, _ := r.s.tcp.tfo.cache.Entry(rawSrv.Addr())
+	return e
+}
+
+// TestFastOpenClientFallback plays the server by hand, on virtual time:
+// a cookie request learns the cookie and MSS; with a cookie, Dial returns
+// without sending anything and the first Write sends the SYN with cookie
+// (and data); a server that acknowledges only the SYN counts
+// TCPFastOpenActiveFail; a Fast Open SYN that is lost, answered without a
+// cookie, is a SYN loss, and after two of them the client stops using Fast
+// Open towards that server.
+func TestFastOpenClientFallback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRawPeer(t, tcp.FastOpenClient)
+		defer r.close()
+		d := Dialer{Stack: r.s, FastOpen: true}
+		cookie := []byte{1, 2, 3, 4, 5, 6, 7, 8}
+		srv := rawSrv.String()
+
+		// 1. Cookie request; Dial waits for the handshake.
+		done := make(chan error, 1)
+		go func() {
+			c, err := d.Dial("tcp", srv)
+			if err == nil {
+				c.(*TCPConn).SetLinger(0)
+				c.Close()
+			}
+			done <- err
+		}()
+		syn, o := r.next(t)
+		if !o.HasFastOpen || o.CookieLen != 0 || len(syn.Payload()) != 0 {
+			t.Fatalf("first SYN: Fast Open %v cookie len %d payload %d, want a bare cookie request", o.HasFastOpen, o.CookieLen, len(syn.Payload()))
+		}
+		r.synAck(syn, 0, cookie)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if e := r.cache(); !bytes.Equal(e.Bytes(), cookie) || e.MSS != 1200 {
+			t.Fatalf("cache after the cookie request: %+v", e)
+		}
+		synctest.Wait()
+		for len(r.pkts) > 0 {
+			<-r.pkts // ACK, RST
+		}
+
+		// 2. With the cookie: nothing leaves before the first Write.
+		c, err := d.Dial("tcp", srv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if len(r.pkts) != 0 {
+			t.Fatal("a Fast Open Dial with a cookie sent something before the first Write")
+		}
+		c.Write([]byte("hello"))
+		syn, o = r.next(t)
+		if syn.Flags() != wire.TCPFlagSYN || !bytes.Equal(o.Cookie[:o.CookieLen], cookie) {
+			t.Fatalf("SYN after Write: flags %#x cookie %x, want SYN with %x", syn.Flags(), o.Cookie[:o.CookieLen], cookie)
+		}
+		synData := len(syn.Payload())
+		// The server takes only the SYN.
+		r.synAck(syn, 0, nil)
+		if synData > 0 {
+			// The data follows the handshake.
+			for {
+				h, _ := r.next(t)
+				if len(h.Payload()) > 0 {
+					if string(h.Payload()) != "hello" || h.Seq() != syn.Seq()+1 {
+						t.Errorf("data after the handshake: seq %d %q, want %d hello", h.Seq(), h.Payload(), syn.Seq()+1)
+					}
+					break
+				}
+			}
+			if st := r.s.Stats().TCP; st.TCPFastOpenActiveFail != 1 || st.TCPFastOpenActive != 0 {
+				t.Errorf("TCPFastOpenActiveFail %d Active %d, want 1 0", st.TCPFastOpenActiveFail, st.TCPFastOpenActive)
+			}
+		}
+		c.(*TCPConn).SetLinger(0)
+		c.Close()
+		synctest.Wait()
+		for len(r.pkts) > 0 {
+			<-r.pkts
+		}
+
+		// 3. Fast Open SYNs lost twice, answered without a cookie after
+		// the retransmission: the server is avoided for a while.
+		for i := 0; i < 2; i++ {
+			c, err := d.Dial("tcp", srv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write([]byte("hello"))
+			syn1, _ := r.next(t) // lost
+			syn2, _ := r.next(t) // retransmitted after 1 s
+			if syn2.Seq() != syn1.Seq() || syn2.Flags() != wire.TCPFlagSYN {
+				t.Fatalf("retransmitted SYN: seq %d flags %#x", syn2.Seq(), syn2.Flags())
+			}
+			r.synAck(syn2, 0, nil)
+			c.(*TCPConn).SetLinger(0)
+			c.Close()
+			synctest.Wait()
+			for len(r.pkts) > 0 {
+				<-r.pkts
+			}
+			if synData > 0 {
+				if e := r.cache(); e.SynLoss != i+1 {
+					t.Errorf("after lost Fast Open SYN %d: SynLoss %d", i+1, e.SynLoss)
+				}
+			}
+		}
+		if synData > 0 {
+			go func() {
+				c, err := d.Dial("tcp", srv)
+				if err == nil {
+					c.Close()
+				}
+			}()
+			syn, o = r.next(t)
+			if o.HasFastOpen {
+				t.Errorf("SYN to a server in SYN-loss backoff carries a Fast Open option")
+			}
+			r.synAck(syn, 0, nil)
+		}
+		r.close()
+	})
+}

@@ -85,6 +85,7 @@ type endpoint struct {
 	dirty     bool      // has input waiting for Output (reader batch)
 	estab     bool      // reached ESTABLISHED once
 	tfoClient bool      // active open that used Fast Open
+	tfoc      tfoClientState
 	tfoLn     *listener // passive Fast Open: counted in this listener's TFO queue
 	deferSyn  bool      // Fast Open connect: the SYN waits for the first Write
 	rq, wq    waitq     // readers / writers (and dialers) waiting for progress
@@ -225,6 +226,9 @@ func (e *endpoint) deliver(in *inputCtx, seg *tcp.Segment) bool {
 		}
 		return true
 	}
+	if e.tfoClient && st == tcp.SynSent {
+		e.t.fastOpenSynAck(e, seg, now)
+	}
 	e.tc.Input(seg, now)
 	if !e.dirty {
 		e.dirty = true
@@ -281,9 +285,6 @@ func (e *endpoint) updateLocked(now time.Time) {
 	}
 	if !e.estab && st >= tcp.Established {
 		e.estab = true
-		if e.tfoClient {
-			e.t.fastOpenClientDone(e, now)
-		}
 	}
 	if e.tfoLn != nil && st != tcp.SynReceived {
 		e.leaveFastOpenQueue()
@@ -375,6 +376,9 @@ func putBuf(bp *[]byte) {
 
 // emit builds one IP+TCP packet for seg and queues it on the shard.
 func (e *endpoint) emit(seg *tcp.Segment) {
+	if e.tfoClient && seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagACK) == wire.TCPFlagSYN {
+		e.noteSyn(seg)
+	}
 	sh := e.sh
 	local, remote := e.tuple.Local, e.tuple.Remote
 	src, dst := local.Addr(), remote.Addr()
