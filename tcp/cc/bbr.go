@@ -114,6 +114,8 @@ type BBR struct {
 	probeRTTExpired   bool
 	probeRTTDoneStamp time.Time
 	probeRTTRoundDone bool
+	rttRoundMin       time.Duration // least RTT sample of the current round (0 = none)
+	rttPrevRoundMin   time.Duration // least RTT sample of the previous round
 	idleRestart       bool
 
 	// startup / full pipe
@@ -289,6 +291,9 @@ func (b *BBR) OnAck(now time.Time, rs *RateSample) {
 		b.delivered = rs.TotalDelivered
 	}
 	b.inflight = rs.InFlight
+	if rs.RTT > 0 && (b.rttRoundMin == 0 || rs.RTT < b.rttRoundMin) {
+		b.rttRoundMin = rs.RTT
+	}
 	// Rate sample (GenerateRateSample's last steps).
 	b.rsRate = 0
 	if rs.Interval > 0 && (rs.MinRTT == 0 || rs.Interval >= rs.MinRTT) {
@@ -304,7 +309,7 @@ func (b *BBR) OnAck(now time.Time, rs *RateSample) {
 	// Per-loss steps for the losses this ACK revealed.
 	if rs.Losses > 0 {
 		b.noteLoss()
-		if b.isBwProbeSample && b.inflightTooHigh() {
+		if b.isBwProbeSample && b.inflightTooHigh() && b.lossCongestive() {
 			b.handleInflightTooHigh()
 		}
 	}
@@ -359,6 +364,7 @@ func (b *BBR) updateCongestionSignals(rs *RateSample) {
 		b.roundCount++
 		b.roundsSinceProbeUp++
 		b.roundStart = true
+		b.rttPrevRoundMin, b.rttRoundMin = b.rttRoundMin, 0
 	} else {
 		b.roundStart = false
 	}
@@ -371,7 +377,7 @@ func (b *BBR) updateCongestionSignals(rs *RateSample) {
 		return
 	}
 	// AdaptLowerBoundsFromCongestion.
-	if !b.isProbingBW() && b.isLossInRound {
+	if !b.isProbingBW() && b.isLossInRound && b.lossCongestive() {
 		if math.IsInf(b.bwShortterm, 1) {
 			b.bwShortterm = b.maxBw
 		}
@@ -641,6 +647,29 @@ func (b *BBR) adaptLongTermModel(rs *RateSample, cwndLimited bool) bool {
 	return false
 }
 
+// lossCongestive reports whether losses now come with a standing queue:
+// the least RTT sample of the current round (or, early in a round, of the
+// previous one) exceeds min_rtt by more than max(min_rtt/8, 1 ms). This is
+// a ustack deviation from the draft. Losses on a path whose queue is empty
+// are not caused by this flow's sending rate (random or link-layer loss):
+// cutting bw_shortterm/inflight_shortterm or inflight_longterm for them only
+// starves the flow (on a 100 Mbit/s, 20 ms path with 1 % random loss the
+// draft's rules ratchet the window down round after round, to a fraction
+// of the link). Losses from a full bottleneck queue always come with the
+// queue's delay, and BBR then reacts as the draft says. With very shallow
+// buffers (less than 1/8 of min_rtt) queue-overflow losses are ignored too,
+// as by BBRv1. Without RTT samples every loss counts.
+func (b *BBR) lossCongestive() bool {
+	r := b.rttRoundMin
+	if r == 0 {
+		r = b.rttPrevRoundMin
+	}
+	if b.minRTT == 0 || r == 0 {
+		return true
+	}
+	return r > b.minRTT+max(b.minRTT/8, time.Millisecond)
+}
+
 func (b *BBR) inflightTooHigh() bool {
 	return b.rsLost > b.rsTxInFlight*bbrLossThresh
 }
@@ -692,7 +721,7 @@ func (b *BBR) OnPacketLost(now time.Time, p LostPacket) {
 	b.rsTxInFlight = float64(p.TxInFlight)
 	b.rsLost = float64(p.LostSinceTx)
 	b.rsAppLimited = p.IsAppLimited
-	if b.inflightTooHigh() {
+	if b.inflightTooHigh() && b.lossCongestive() {
 		// InflightAtLoss with a one-packet "burst".
 		prev := b.rsTxInFlight - 1
 		lostPrev := b.rsLost - 1

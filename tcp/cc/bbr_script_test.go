@@ -15,7 +15,8 @@ type bbrScript struct {
 	now       time.Time
 	delivered int64
 	rtt       time.Duration
-	inflight  int // InFlight reported; 0 = cwnd-1
+	queue     time.Duration // queueing delay added to the RTT samples
+	inflight  int           // InFlight reported; 0 = cwnd-1
 	app       bool
 }
 
@@ -42,7 +43,7 @@ func (s *bbrScript) round(n int, rate float64, mut func(i int, rs *RateSample)) 
 			Interval:       s.rtt,
 			PriorDelivered: start,
 			TotalDelivered: s.delivered,
-			RTT:            s.rtt,
+			RTT:            s.rtt + s.queue,
 			MinRTT:         s.rtt,
 			AckedSacked:    1,
 			PriorInFlight:  infl + 1,
@@ -200,6 +201,7 @@ func TestBBRProbeBWCycle(t *testing.T) {
 func TestBBRProbeUpLoss(t *testing.T) {
 	s := newBBRScript(t, 100*time.Millisecond)
 	s.toCruise()
+	s.queue = 20 * time.Millisecond // the losses come with a standing queue
 	for s.b.State() != BBRProbeBWUp {
 		s.round(20, 1000, nil)
 	}
@@ -235,6 +237,7 @@ func TestBBRProbeUpLoss(t *testing.T) {
 func TestBBRCruiseLoss(t *testing.T) {
 	s := newBBRScript(t, 100*time.Millisecond)
 	s.toCruise()
+	s.queue = 20 * time.Millisecond
 	s.round(20, 1000, func(i int, rs *RateSample) {
 		if i == 5 {
 			rs.Losses = 1
@@ -348,6 +351,7 @@ func TestWinMax(t *testing.T) {
 func TestBBROnPacketLost(t *testing.T) {
 	s := newBBRScript(t, 100*time.Millisecond)
 	s.toCruise()
+	s.queue = 20 * time.Millisecond
 	for s.b.State() != BBRProbeBWUp {
 		s.round(20, 1000, nil)
 	}
@@ -396,4 +400,42 @@ func TestBBRRTO(t *testing.T) {
 	if s.b.State().String() != "ProbeBW_REFILL" {
 		t.Fatalf("state %v", s.b.State())
 	}
+}
+
+// Losses without a standing queue (the round's least RTT within
+// max(min_rtt/8, 1 ms) of min_rtt) are not congestion: random loss of 3 %
+// neither lowers the short-term model in CRUISE nor ends a probe in UP.
+// With 20 ms of queueing delay the same losses do.
+func TestBBRRandomLossIgnored(t *testing.T) {
+	s := newBBRScript(t, 100*time.Millisecond)
+	s.toCruise()
+	s.queue = 12 * time.Millisecond // below min_rtt/8 = 12.5 ms
+	lossy := func(i int, rs *RateSample) {
+		if i%7 == 0 {
+			rs.Losses = 1
+			rs.LostSinceTx = 3 // 3 of 100: above the 2 % threshold
+			rs.TxInFlight = 100
+		}
+	}
+	for range 5 {
+		s.round(20, 1000, lossy)
+	}
+	if !math.IsInf(s.b.bwShortterm, 1) || !math.IsInf(s.b.inflightShortterm, 1) {
+		t.Fatalf("random loss lowered the short-term model: bw %v inflight %v", s.b.bwShortterm, s.b.inflightShortterm)
+	}
+	for s.b.State() != BBRProbeBWUp {
+		s.round(20, 1000, nil)
+	}
+	s.round(20, 1000, lossy)
+	s.expect(BBRProbeBWUp)
+	if !math.IsInf(s.b.InflightLongterm(), 1) {
+		t.Fatalf("random loss set inflight_longterm %v", s.b.InflightLongterm())
+	}
+	var obs PacketLossObserver = s.b
+	obs.OnPacketLost(s.now, LostPacket{TxInFlight: 100, LostSinceTx: 3})
+	s.expect(BBRProbeBWUp)
+	// The same losses with a 20 ms standing queue end the probe.
+	s.queue = 20 * time.Millisecond
+	s.round(20, 1000, lossy)
+	s.expect(BBRProbeBWDown)
 }
