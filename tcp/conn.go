@@ -411,8 +411,9 @@ var ErrBadSYN = errors.New("tcp: not an acceptable SYN")
 // NewPassive returns a connection in SYN-RECEIVED created from the SYN a
 // listener received; the SYN-ACK comes out of the next Output call. It
 // returns ErrBadSYN if syn is not an acceptable SYN (SYN set; ACK, RST and
-// FIN clear). Data carried by the SYN is ignored (reserved for Fast Open):
-// the peer retransmits it.
+// FIN clear). Data carried by the SYN is ignored (the peer retransmits
+// it) unless Fast Open accepts it: see ServerFastOpen and AcceptSynData,
+// called right after NewPassive while syn is still valid.
 func NewPassive(cfg *Config, t Tuple, iss uint32, syn *Segment, now time.Time) (*Conn, error) {
 	if syn == nil || syn.Flags&(wire.TCPFlagSYN|wire.TCPFlagACK|wire.TCPFlagRST|wire.TCPFlagFIN) != wire.TCPFlagSYN {
 		return nil, ErrBadSYN
@@ -425,6 +426,7 @@ func NewPassive(cfg *Config, t Tuple, iss uint32, syn *Segment, now time.Time) (
 	c.synSentAt = now
 	c.rtoAt = now.Add(c.cfg.RTOInitial)
 	c.acceptSYN(syn, now)
+	c.tfo.peerExp = syn.Options.HasFastOpen && syn.Options.FastOpenExp
 	c.count(func(k *Counters) { k.PassiveOpens++ })
 	return c, nil
 }

@@ -228,6 +228,25 @@ func (c *Conn) inputSynSent(seg *Segment, now time.Time) {
 		if o := &seg.Options; o.HasFastOpen && o.CookieLen > 0 && o.CookieLen <= 16 {
 			c.tfo.peerSeen = true
 			c.tfo.peerN = copy(c.tfo.peer[:], o.Cookie[:o.CookieLen])
+			c.tfo.peerExp = o.FastOpenExp
+		}
+		if n := c.tfo.synDataN; n > 0 {
+			if seqGEQ(seg.Ack, c.iss+1+uint32(n)) {
+				// The server took our SYN data.
+				c.tfo.synDataAcked = true
+				c.sbufOff += n
+				c.sbufSeq += uint32(n)
+				if c.sbufOff == len(c.sbuf) {
+					c.sbuf, c.sbufOff = c.sbuf[:0], 0
+				}
+				c.bytesAcked += uint64(n)
+				c.count(func(k *Counters) { k.TCPFastOpenActive++ })
+			} else {
+				// Only the SYN was acknowledged: the data goes again as
+				// ordinary data right after the handshake (Linux).
+				c.sndNxt = seg.Ack
+				c.count(func(k *Counters) { k.TCPFastOpenActiveFail++ })
+			}
 		}
 		if c.tsOK && seg.Options.HasTS && seg.Options.TSEcr != 0 {
 			c.tsRTTSample(seg.Options.TSEcr, now)

@@ -392,8 +392,26 @@ func (c *Conn) emitSyn(now time.Time, emit func(*Segment)) {
 	}
 	if c.tfo.set {
 		s.Options.HasFastOpen = true
+		s.Options.FastOpenExp = c.tfo.exp
 		s.Options.CookieLen = c.tfo.n
 		s.Options.Cookie = c.tfo.cookie
+	}
+	if c.state == SynSent && c.tfo.synData && c.synRetrans == 0 && !c.passive {
+		// Fast Open: the first SYN carries the queued data (a
+		// retransmitted SYN does not, like Linux).
+		limit := c.advMSS - 40
+		if c.tfo.synDataMax > 0 {
+			limit = min(limit, c.tfo.synDataMax)
+		}
+		if n := min(c.sndQueued(), limit); n > 0 {
+			s.Payload = c.sbuf[c.sbufOff : c.sbufOff+n : c.sbufOff+n]
+			c.tfo.synDataN = n
+			c.sndNxt = c.iss + 1 + uint32(n)
+			c.bytesSent += uint64(n)
+			c.dataSegsOut++
+			c.lastDataSent = now
+			c.count(func(k *Counters) { k.TCPOrigDataSent++ })
+		}
 	}
 	if c.state == SynReceived {
 		s.Flags |= flagACK

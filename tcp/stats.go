@@ -19,60 +19,64 @@ type Counters struct {
 	InErrs       uint64 // segments received in error (bad options, ...)
 	OutRsts      uint64 // RSTs sent
 
-	DelayedACKs             uint64 // delayed ACKs sent (delayed-ACK timer fired)
-	DelayedACKLost          uint64 // duplicate data received (our ACK was lost)
-	TCPPureAcks             uint64 // pure ACKs received
-	TCPHPAcks               uint64 // ACKs on the header-prediction path
-	TCPHPHits               uint64 // in-order data on the header-prediction path
-	TCPSynRetrans           uint64 // SYN and SYN-ACK retransmissions
-	TCPFastRetrans          uint64 // fast retransmissions
-	TCPSlowStartRetrans     uint64 // retransmissions after RTO (loss state)
-	TCPLostRetransmit       uint64 // retransmissions that were lost again
-	TCPTimeouts             uint64 // RTO expirations (incl. SYN)
-	TCPLossProbes           uint64 // tail loss probes sent
-	TCPLossProbeRecovery    uint64 // losses repaired by a TLP
-	TCPSACKRecovery         uint64 // SACK-based fast recovery episodes
-	TCPRenoRecovery         uint64 // NewReno fast recovery episodes
-	TCPSACKReneging         uint64 // peer reneged on SACKed data
-	TCPDSACKRecv            uint64 // D-SACK blocks received
-	TCPDSACKOfoRecv         uint64 // D-SACK blocks received for out-of-order data
-	TCPDSACKOldSent         uint64 // D-SACKs sent for old duplicates
-	TCPDSACKOfoSent         uint64 // D-SACKs sent for out-of-order duplicates
-	TCPDSACKUndo            uint64 // cwnd reductions undone after D-SACK
-	TCPSpuriousRTOs         uint64 // RTOs found spurious (F-RTO / D-SACK)
-	TCPChallengeACK         uint64 // challenge ACKs sent (RFC 5961)
-	TCPSYNChallenge         uint64 // challenge ACKs sent for SYNs
-	TCPACKSkippedChallenge  uint64 // challenge ACKs suppressed by rate limits
-	TCPACKSkippedSeq        uint64 // out-of-window dupacks suppressed by rate limit
-	TCPKeepAlive            uint64 // keepalive probes sent
-	TCPAbortOnTimeout       uint64 // connections aborted by RTO/probe/keepalive exhaustion
-	TCPAbortOnData          uint64 // resets because data arrived after close
-	TCPAbortOnClose         uint64 // resets because unread data at close
-	TCPAbortOnLinger        uint64 // resets for linger 0 / fin timeout
-	TCPOFOQueue             uint64 // segments queued out of order
-	TCPOFODrop              uint64 // out-of-order segments dropped (memory cap)
-	TCPOFOMerge             uint64 // out-of-order segments merged/overlapping
-	TCPRcvQDrop             uint64 // in-order data dropped (receive buffer full)
-	TCPZeroWindowDrop       uint64 // data dropped because window was zero
-	TCPWinProbe             uint64 // zero-window probes sent
-	TCPPAWSEstab            uint64 // segments dropped by PAWS
-	TCPTimeWaitOverflow     uint64 // unused by the engine (stack's business)
-	TCPRcvCoalesce          uint64 // in-order data appended to the receive buffer
-	TCPWantZeroWindowAdv    uint64 // times we wanted to advertise a zero window
-	TCPToZeroWindowAdv      uint64 // times we advertised window 0 after non-zero
-	TCPFromZeroWindowAdv    uint64 // times we advertised non-zero after 0
-	TCPSackShifted          uint64 // unused
-	TCPSACKDiscard          uint64 // SACK blocks ignored as invalid
-	TCPFullUndo             uint64 // recoveries undone completely
-	TCPSynRetransFail       uint64 // unused alias: see AttemptFails
-	TCPFastOpenActive       uint64 // reserved for Fast Open
-	TCPFastOpenPassive      uint64 // reserved for Fast Open
-	TCPOrigDataSent         uint64 // segments with new data sent
-	TCPDelivered            uint64 // packets delivered (acked or sacked)
-	TCPRetransFail          uint64 // unused
-	TCPMemoryPressures      uint64 // unused
-	TCPBacklogDrop          uint64 // unused
-	TCPChallengeACKGlobalRL uint64 // challenge ACKs suppressed by the global hook
+	DelayedACKs               uint64 // delayed ACKs sent (delayed-ACK timer fired)
+	DelayedACKLost            uint64 // duplicate data received (our ACK was lost)
+	TCPPureAcks               uint64 // pure ACKs received
+	TCPHPAcks                 uint64 // ACKs on the header-prediction path
+	TCPHPHits                 uint64 // in-order data on the header-prediction path
+	TCPSynRetrans             uint64 // SYN and SYN-ACK retransmissions
+	TCPFastRetrans            uint64 // fast retransmissions
+	TCPSlowStartRetrans       uint64 // retransmissions after RTO (loss state)
+	TCPLostRetransmit         uint64 // retransmissions that were lost again
+	TCPTimeouts               uint64 // RTO expirations (incl. SYN)
+	TCPLossProbes             uint64 // tail loss probes sent
+	TCPLossProbeRecovery      uint64 // losses repaired by a TLP
+	TCPSACKRecovery           uint64 // SACK-based fast recovery episodes
+	TCPRenoRecovery           uint64 // NewReno fast recovery episodes
+	TCPSACKReneging           uint64 // peer reneged on SACKed data
+	TCPDSACKRecv              uint64 // D-SACK blocks received
+	TCPDSACKOfoRecv           uint64 // D-SACK blocks received for out-of-order data
+	TCPDSACKOldSent           uint64 // D-SACKs sent for old duplicates
+	TCPDSACKOfoSent           uint64 // D-SACKs sent for out-of-order duplicates
+	TCPDSACKUndo              uint64 // cwnd reductions undone after D-SACK
+	TCPSpuriousRTOs           uint64 // RTOs found spurious (F-RTO / D-SACK)
+	TCPChallengeACK           uint64 // challenge ACKs sent (RFC 5961)
+	TCPSYNChallenge           uint64 // challenge ACKs sent for SYNs
+	TCPACKSkippedChallenge    uint64 // challenge ACKs suppressed by rate limits
+	TCPACKSkippedSeq          uint64 // out-of-window dupacks suppressed by rate limit
+	TCPKeepAlive              uint64 // keepalive probes sent
+	TCPAbortOnTimeout         uint64 // connections aborted by RTO/probe/keepalive exhaustion
+	TCPAbortOnData            uint64 // resets because data arrived after close
+	TCPAbortOnClose           uint64 // resets because unread data at close
+	TCPAbortOnLinger          uint64 // resets for linger 0 / fin timeout
+	TCPOFOQueue               uint64 // segments queued out of order
+	TCPOFODrop                uint64 // out-of-order segments dropped (memory cap)
+	TCPOFOMerge               uint64 // out-of-order segments merged/overlapping
+	TCPRcvQDrop               uint64 // in-order data dropped (receive buffer full)
+	TCPZeroWindowDrop         uint64 // data dropped because window was zero
+	TCPWinProbe               uint64 // zero-window probes sent
+	TCPPAWSEstab              uint64 // segments dropped by PAWS
+	TCPTimeWaitOverflow       uint64 // unused by the engine (stack's business)
+	TCPRcvCoalesce            uint64 // in-order data appended to the receive buffer
+	TCPWantZeroWindowAdv      uint64 // times we wanted to advertise a zero window
+	TCPToZeroWindowAdv        uint64 // times we advertised window 0 after non-zero
+	TCPFromZeroWindowAdv      uint64 // times we advertised non-zero after 0
+	TCPSackShifted            uint64 // unused
+	TCPSACKDiscard            uint64 // SACK blocks ignored as invalid
+	TCPFullUndo               uint64 // recoveries undone completely
+	TCPSynRetransFail         uint64 // unused alias: see AttemptFails
+	TCPFastOpenActive         uint64 // our SYN data was acknowledged by the server
+	TCPFastOpenPassive        uint64 // SYN data accepted (ServerFastOpen)
+	TCPFastOpenActiveFail     uint64 // our SYN data not acked (sent again after the handshake)
+	TCPFastOpenPassiveFail    uint64 // SYN cookie invalid (ServerFastOpen)
+	TCPFastOpenCookieReqd     uint64 // SYNs asking for a cookie (ServerFastOpen)
+	TCPFastOpenListenOverflow uint64 // TFO SYNs over the listener's queue limit (the stack's)
+	TCPOrigDataSent           uint64 // segments with new data sent
+	TCPDelivered              uint64 // packets delivered (acked or sacked)
+	TCPRetransFail            uint64 // unused
+	TCPMemoryPressures        uint64 // unused
+	TCPBacklogDrop            uint64 // unused
+	TCPChallengeACKGlobalRL   uint64 // challenge ACKs suppressed by the global hook
 }
 
 // Info is a snapshot like Linux's struct tcp_info (ss -ti).
@@ -242,6 +246,6 @@ func (c *Conn) Info() Info {
 	if c.state == SynSent {
 		in.Retransmits = c.synRetrans
 	}
-	in.Options = InfoOptions{Timestamps: c.tsOK, SACK: c.sackOK, WScale: c.wsOK}
+	in.Options = InfoOptions{Timestamps: c.tsOK, SACK: c.sackOK, WScale: c.wsOK, SynData: c.tfo.synDataAcked}
 	return in
 }
