@@ -227,6 +227,9 @@ func (c *Conn) cleanRtx(ack uint32, now time.Time, seg *Segment) bool {
 			if c.undoMarker {
 				// Remember it: a later D-SACK below SND.UNA may report
 				// this retransmission as a duplicate.
+				if c.undoRanges == nil {
+					c.undoRanges = new([8]wire.SACKBlock)
+				}
 				c.undoRanges[c.undoN%len(c.undoRanges)] = wire.SACKBlock{Left: s.seq, Right: s.end}
 				c.undoN++
 			}

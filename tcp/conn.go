@@ -180,6 +180,7 @@ type Conn struct {
 	sndWScale           uint8 // shift applied to the peer's window field
 	rcvWScale           uint8 // shift applied to our window field
 	wsOK, sackOK, tsOK  bool
+	ccInit              bool
 	peerMSS, advMSS     int
 	sndMSS              int
 	mtuSet              bool
@@ -290,7 +291,7 @@ type Conn struct {
 	rackEnd       uint32
 	rackXmit      time.Time
 	rackXmitN     uint64
-	undoRanges    [8]wire.SACKBlock
+	undoRanges    *[8]wire.SACKBlock // allocated on the first acked retransmission
 	undoN         int
 	xmitN         uint64
 	rackRTT       time.Duration
@@ -304,12 +305,9 @@ type Conn struct {
 	deliveryRate  int64
 	*ackScratch   // rate sample: only during processAck (pooled)
 	lastSendTime  time.Time
-	ccInit        bool
 	// Linux tcp_cwnd_validate state: was sending cwnd-limited in the
 	// current window, and the most packets out in it.
 	lostTotal     int64 // packets ever marked lost (for RateSample.LostSinceTx)
-	rsTxInFlight  int
-	rsLostSnap    int64
 	isCwndLimited bool
 	maxPacketsOut int
 	cwndUsageSeq  uint32

@@ -19,6 +19,8 @@ type ackScratch struct {
 	rsAckElapsed  time.Duration
 	rsValid       bool
 	rsAppLimited  bool
+	rsTxInFlight  int
+	rsLostSnap    int64
 }
 
 var (
