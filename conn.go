@@ -202,7 +202,9 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 			e.sh.mu.Unlock()
 			return total, c.opErr("write", err)
 		}
-		e.deferSyn = false // a Fast Open SYN carries this data
+		if len(p) > 0 {
+			e.deferSyn = false // a Fast Open SYN carries this data
+		}
 		n, err := e.tc.Send(p[total:])
 		total += n
 		if n > 0 {

@@ -14,11 +14,16 @@ import (
 // cookie (nil: a cookie request; noCookie: no option at all, tcp_fastopen
 // 0x4) and, with a cookie, the first data written.
 func setClientFastOpen(tc *tcp.Conn, cookie []byte, exp bool, mss uint16, noCookie bool) {
-	tc.SetFastOpenCookie(cookie)
+	tc.SetFastOpen(cookie, exp, int(mss), noCookie)
 }
 
-// acceptSynData lets a passive open take the data its SYN carried.
-func acceptSynData(tc *tcp.Conn) {}
+// acceptSynData lets a passive open take the data its SYN carried: it is
+// readable at once and the SYN-ACK acknowledges it.
+func acceptSynData(tc *tcp.Conn, syn *tcp.Segment) {
+	if len(syn.Payload) > 0 {
+		tc.AcceptSynData(syn.Payload)
+	}
+}
 
 // tfoClientState is what the runtime notes about an active Fast Open
 // connection's SYNs. Guarded by the shard lock.
@@ -42,8 +47,8 @@ func (e *endpoint) noteSyn(seg *tcp.Segment) {
 // and the server's MSS, records a SYN loss for the server when the SYN had
 // to be retransmitted and the SYN-ACK neither carries a cookie nor
 // acknowledges the data (tcp.FastOpenCache backs off such servers), and
-// counts TCPFastOpenActive when the SYN data was acknowledged or
-// TCPFastOpenActiveFail when it was not (the engine then sends it again).
+// (the engine counts TCPFastOpenActive when the SYN data was acknowledged
+// or TCPFastOpenActiveFail when it was not, and then sends it again).
 func (t *tcpState) fastOpenSynAck(e *endpoint, seg *tcp.Segment, now time.Time) {
 	if e.tfoc.done || seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagACK|wire.TCPFlagRST) != wire.TCPFlagSYN|wire.TCPFlagACK {
 		return
@@ -68,10 +73,4 @@ func (t *tcpState) fastOpenSynAck(e *endpoint, seg *tcp.Segment, now time.Time) 
 	t.tfo.mu.Lock()
 	t.tfo.cache.Update(e.tuple.Remote.Addr(), cookie, o.FastOpenExp, mss, synLost, now)
 	t.tfo.mu.Unlock()
-	switch {
-	case dataLost:
-		t.s.ctr.tcp.FastOpenActiveFail.Add(1)
-	case e.tfoc.synData > 0:
-		t.s.ctr.tcp.FastOpenActive.Add(1)
-	}
 }

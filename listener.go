@@ -255,7 +255,7 @@ func (l *listener) handleSYN(in *inputCtx, tu tcp.Tuple, seg *tcp.Segment) {
 	}
 	tfoData := t.serverFastOpen(l, tc, tu, seg)
 	if tfoData {
-		acceptSynData(tc) // TODO engine API
+		acceptSynData(tc, seg)
 	}
 	e := t.newEndpoint(tu, tc, ifc)
 	t.mu.Lock()

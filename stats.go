@@ -60,15 +60,6 @@ type TCPStats struct {
 	SyncookiesRecv   uint64
 	SyncookiesFailed uint64
 	TCPTimeWaitReuse uint64 // TIME-WAIT tuples reused (outgoing, or by a new SYN)
-
-	// TCP Fast Open (TCPFastOpenActive and TCPFastOpenPassive are in
-	// tcp.Counters): SYN data not acknowledged by the server, SYN cookies
-	// that failed validation, cookie requests received, and Fast Open SYNs
-	// a listener handled normally because its TCP_FASTOPEN queue was full.
-	TCPFastOpenActiveFail     uint64
-	TCPFastOpenPassiveFail    uint64
-	TCPFastOpenCookieReqd     uint64
-	TCPFastOpenListenOverflow uint64
 }
 
 // Stats is a snapshot of all counters of a Stack.
@@ -99,9 +90,9 @@ type tcpCounters struct {
 	InSegs, InErrs, InCsumErrors, OutSegs, OutRsts, NoPort,
 	ListenOverflows, ListenDrops, SyncookiesSent, SyncookiesRecv, SyncookiesFailed,
 	TCPTimeWaitReuse atomic.Uint64
-	// Fast Open decisions the stack makes (listener side, cookie cache).
-	FastOpenActive, FastOpenActiveFail, FastOpenPassive, FastOpenPassiveFail,
-	FastOpenCookieReqd, FastOpenListenOverflow atomic.Uint64
+	// Fast Open decisions of listeners (the engine counts the client's
+	// TCPFastOpenActive and ActiveFail).
+	FastOpenPassive, FastOpenPassiveFail, FastOpenCookieReqd, FastOpenListenOverflow atomic.Uint64
 }
 
 type counters struct {
@@ -161,9 +152,7 @@ func (s *Stack) Stats() Stats {
 	// constructors, before SetCounters can attach the shard's counters.
 	st.TCP.ActiveOpens = tc.ActiveOpens.Load()
 	st.TCP.PassiveOpens = tc.PassiveOpens.Load()
-	st.TCP.TCPFastOpenActive += tc.FastOpenActive.Load()
 	st.TCP.TCPFastOpenPassive += tc.FastOpenPassive.Load()
-	st.TCP.TCPFastOpenActiveFail += tc.FastOpenActiveFail.Load()
 	st.TCP.TCPFastOpenPassiveFail += tc.FastOpenPassiveFail.Load()
 	st.TCP.TCPFastOpenCookieReqd += tc.FastOpenCookieReqd.Load()
 	st.TCP.TCPFastOpenListenOverflow += tc.FastOpenListenOverflow.Load()
