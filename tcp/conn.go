@@ -224,6 +224,7 @@ type Conn struct {
 	dsack                       wire.SACKBlock
 	rcvMSS                      int
 	quick                       int
+	pingpong                    bool      // interactive (ping-pong) delayed-ACK mode
 	lastRecv                    time.Time // any acceptable segment
 	lastDataRecv                time.Time
 	lastAckSentAt               time.Time

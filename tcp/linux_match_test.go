@@ -1,6 +1,8 @@
 package tcp
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,5 +211,57 @@ func TestCwndGrowthAppLimited(t *testing.T) {
 	v.advance(v.now.Sub(t0) + 100*time.Millisecond) // less than the RTO: no idle restart
 	if got := a.Info().SndCwnd; got != 32 || a.Info().Unacked != 0 {
 		t.Fatalf("cwnd %d after a full window of 16 acked, want 32", got)
+	}
+}
+
+// Interactive (ping-pong) delayed ACKs: once a side answers received data
+// within the delayed-ACK timeout, it stops quick-ACKing and lets the
+// reply carry the ACK; a delayed-ACK timeout ends the mode.
+func TestPingPongDelayedACK(t *testing.T) {
+	v, a, b := established(t, nil)
+	v.hook = func() {
+		// B answers every request as soon as it arrives.
+		if b.Readable() > 0 {
+			buf := make([]byte, 100)
+			n, _ := b.Recv(buf)
+			b.Send(buf[:n])
+			v.flush(1)
+		}
+	}
+	start := v.now.Sub(t0)
+	v.trace = nil
+	for i := 0; i < 3; i++ {
+		a.Send(make([]byte, 100))
+		v.flush(0)
+		v.run(v.now.Sub(t0)+time.Second, func() bool { return a.Readable() == 100 })
+		a.Recv(make([]byte, 100))
+	}
+	v.advance(v.now.Sub(t0) + time.Second)
+	var got []string
+	for _, e := range v.trace {
+		got = append(got, fmt.Sprintf("%v %s %s", e.at-start, "AB"[e.from:e.from+1], segStr(&e.seg, [2]uint32{1000, 5000}[e.from], [2]uint32{5000, 1000}[e.from])))
+	}
+	want := []string{
+		// Request 1: B is in quick-ACK mode and ACKs at once; replying
+		// within the delayed-ACK timeout makes it interactive.
+		"0s A P. seq=1 ack=1 len=100",
+		"10ms B . seq=1 ack=101",
+		"10ms B P. seq=1 ack=101 len=100",
+		// A ACKs the reply at once (quick-ACK, A not yet interactive)...
+		"20ms A . seq=101 ack=101",
+		// ...and its next request, sent at once, makes A interactive.
+		"20ms A P. seq=101 ack=101 len=100",
+		// Neither side ACKs at once any more: the replies carry the ACKs.
+		"30ms B P. seq=101 ack=201 len=100",
+		"40ms A P. seq=201 ack=201 len=100",
+		"50ms B P. seq=201 ack=301 len=100",
+		// The last reply gets no request: A's delayed ACK after 40 ms.
+		"100ms A . seq=301 ack=301",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !b.pingpong || a.pingpong {
+		t.Errorf("pingpong: A %v (ended by its delayed-ACK timeout), B %v", a.pingpong, b.pingpong)
 	}
 }

@@ -245,6 +245,13 @@ func (c *Conn) sendSegment(n int, fin bool, now time.Time, emit func(*Segment)) 
 	}
 	c.lastSendTime = now
 	if n > 0 {
+		// Data sent soon (within the delayed-ACK timeout) after data was
+		// received: interactive mode, where received data is not ACKed
+		// at once but with the reply (Linux tcp_event_data_sent, ping-pong
+		// threshold 1).
+		if c.bytesReceived > 0 && now.Sub(c.lastDataRecv) < c.cfg.DelAckMin {
+			c.pingpong = true
+		}
 		c.lastDataSent = now
 		c.dataSegsOut++
 		c.bytesSent += uint64(n)

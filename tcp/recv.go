@@ -82,7 +82,9 @@ func (c *Conn) receiveData(seg *Segment, now time.Time) {
 		c.processFIN(now)
 	}
 	switch {
-	case c.quick > 0:
+	case c.quick > 0 && !c.pingpong:
+		// Quick-ACK mode, not while interactive (Linux
+		// tcp_in_quickack_mode).
 		c.ackNow = true
 	case c.rcvNxt-c.rcvWup > uint32(c.rcvMSS):
 		// More than one full-sized segment unacknowledged.

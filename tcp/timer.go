@@ -57,6 +57,9 @@ func (c *Conn) Timeout(now time.Time) {
 	if due(c.delackAt, now) {
 		c.delackAt = time.Time{}
 		if c.rcvNxt != c.rcvWup || c.ackNow {
+			// No reply carried the ACK in time: leave interactive mode
+			// (Linux tcp_delack_timer_handler).
+			c.pingpong = false
 			c.ackNow = true
 			c.count(func(k *Counters) { k.DelayedACKs++ })
 		}
