@@ -299,6 +299,11 @@ func serve(c net.Conn, st *stats) {
 			default:
 				st.errs.Add(1)
 				fmt.Fprintln(os.Stderr, "soak: server:", err)
+				if tc, ok := c.(*ustack.TCPConn); ok {
+					in := tc.Info()
+					fmt.Fprintf(os.Stderr, "soak: server conn: first byte %q state %v bytes received %d sent %d acked %d rcv.nxt %d snd.una %d snd.nxt %d rcv.wnd %d snd.wnd %d retrans %d\n",
+						first, in.State, in.BytesReceived, in.BytesSent, in.BytesAcked, in.RcvNxt-in.IRS, in.SndUna-in.ISS, in.SndNxt-in.ISS, in.RcvWnd, in.SndWnd, in.TotalRetrans)
+				}
 			}
 			return
 		}
