@@ -58,10 +58,10 @@ func newTFOPair(t testing.TB, wrap func(a, b link.Endpoint) (link.Endpoint, link
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sa.Close(); sb.Close() })
-	if err := sa.AddInterface("p0", a, netip.MustParsePrefix("10.0.0.1/24")); err != nil {
+	if err := sa.AddInterface("p0", a, netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("fd00::1/64")); err != nil {
 		t.Fatal(err)
 	}
-	if err := sb.AddInterface("p0", b, netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+	if err := sb.AddInterface("p0", b, netip.MustParsePrefix("10.0.0.2/24"), netip.MustParsePrefix("fd00::2/64")); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := sb.ListenTCP("tcp", ":80")
@@ -109,10 +109,14 @@ func (p *tfoPair) fetch(t testing.TB, fastOpen bool, req string) time.Duration {
 // fetchTimes is fetch, also returning when the server read the request
 // (from the start of Dial).
 func (p *tfoPair) fetchTimes(t testing.TB, fastOpen bool, req string) (resp, atServer time.Duration) {
+	return p.fetchFrom(t, "10.0.0.2:80", fastOpen, req)
+}
+
+func (p *tfoPair) fetchFrom(t testing.TB, addr string, fastOpen bool, req string) (resp, atServer time.Duration) {
 	t.Helper()
 	start := time.Now()
 	d := Dialer{Stack: p.A, FastOpen: fastOpen, Timeout: 10 * time.Second}
-	c, err := d.Dial("tcp", "10.0.0.2:80")
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,14 +160,69 @@ func TestFastOpenCookies(t *testing.T) {
 			}
 		}
 	}
-	sa, sb := p.A.Stats().TCP, p.B.Stats().TCP
-	if sa.TCPFastOpenActive != 1 || sa.TCPFastOpenActiveFail != 0 {
-		t.Errorf("client TCPFastOpenActive %d ActiveFail %d, want 1 0", sa.TCPFastOpenActive, sa.TCPFastOpenActiveFail)
+	// IPv6: its own cookie (the cache is keyed by server address).
+	for i := 0; i < 2; i++ {
+		p.fetchFrom(t, "[fd00::2]:80", true, "GET6")
 	}
-	if sb.TCPFastOpenPassive != 1 || sb.TCPFastOpenCookieReqd != 1 || sb.TCPFastOpenPassiveFail != 0 {
-		t.Errorf("server TCPFastOpenPassive %d CookieReqd %d PassiveFail %d, want 1 1 0",
+	sa, sb := p.A.Stats().TCP, p.B.Stats().TCP
+	if sa.TCPFastOpenActive != 2 || sa.TCPFastOpenActiveFail != 0 {
+		t.Errorf("client TCPFastOpenActive %d ActiveFail %d, want 2 0", sa.TCPFastOpenActive, sa.TCPFastOpenActiveFail)
+	}
+	if sb.TCPFastOpenPassive != 2 || sb.TCPFastOpenCookieReqd != 2 || sb.TCPFastOpenPassiveFail != 0 {
+		t.Errorf("server TCPFastOpenPassive %d CookieReqd %d PassiveFail %d, want 2 2 0",
 			sb.TCPFastOpenPassive, sb.TCPFastOpenCookieReqd, sb.TCPFastOpenPassiveFail)
 	}
+}
+
+// TestFastOpenDeferredConnect: a Fast Open Dial with a cached cookie
+// sends nothing until the first Write; a Read first sends the SYN (without
+// data); closing before any I/O leaves nothing behind.
+func TestFastOpenDeferredConnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newTFOPair(t, nil)
+		p.serveEcho(t)
+		p.fetch(t, true, "cookie please")
+		d := Dialer{Stack: p.A, FastOpen: true}
+		// Close before any I/O.
+		c, err := d.Dial("tcp", "10.0.0.2:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if n := len(p.A.Connections()); n != 2 { // the fetch's TIME-WAIT and c
+			t.Errorf("%d connections, want 2", n)
+		}
+		if st := c.(*TCPConn).State(); st != tcp.SynSent {
+			t.Errorf("deferred connect in %v, want SYN-SENT", st)
+		}
+		out := p.A.Stats().TCP.OutSegs
+		c.Close()
+		synctest.Wait()
+		if n := len(p.A.Connections()); n != 1 || p.A.Stats().TCP.OutSegs != out {
+			t.Errorf("after closing a deferred connect: %d connections (want 1), %d segments sent (want 0)", n, p.A.Stats().TCP.OutSegs-out)
+		}
+		// Read first: the SYN goes without data; the exchange still works.
+		c, err = d.Dial("tcp", "10.0.0.2:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("read before the request returned data")
+		}
+		if st := c.(*TCPConn).State(); st != tcp.Established {
+			t.Errorf("after a read: %v, want ESTABLISHED", st)
+		}
+		c.SetReadDeadline(time.Time{})
+		c.Write([]byte("late"))
+		buf := make([]byte, 7)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "re:late" {
+			t.Errorf("response %q %v", buf, err)
+		}
+		c.Close()
+		p.A.Close()
+		p.B.Close()
+	})
 }
 
 // TestFastOpenRTT measures, on virtual time over a link with 25 ms delay
