@@ -38,7 +38,8 @@
 // burst 50). ICMP errors quoting our TCP segments (with an in-flight
 // sequence number, RFC 5927) fail a connect in SYN-SENT with Linux's errno
 // (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ...) or lower the connection's
-// MSS to a reported path MTU.
+// MSS to a reported path MTU. Stack.Ping sends an ICMP or ICMPv6 echo
+// request and returns the round-trip time of the matching reply.
 //
 // # TCP
 //
