@@ -546,7 +546,7 @@ func (c *Conn) Writable() int {
 // available yet (see Readable), io.EOF after the peer's FIN once all data
 // has been read, and the connection error after a reset or timeout.
 func (c *Conn) Recv(p []byte) (int, error) {
-	avail := len(c.rbuf) - c.rbufOff
+	avail := len(c.rbuf)
 	if avail == 0 {
 		if c.rcvFin {
 			return 0, io.EOF
@@ -559,16 +559,7 @@ func (c *Conn) Recv(p []byte) (int, error) {
 		}
 		return 0, nil
 	}
-	n := copy(p, c.rbuf[c.rbufOff:])
-	c.rbufOff += n
-	if c.rbufOff == len(c.rbuf) {
-		c.rbuf = c.rbuf[:0]
-		c.rbufOff = 0
-	} else if c.rbufOff > 1<<16 && 2*c.rbufOff >= len(c.rbuf) {
-		m := copy(c.rbuf, c.rbuf[c.rbufOff:])
-		c.rbuf = c.rbuf[:m]
-		c.rbufOff = 0
-	}
+	n := c.rbufRead(p)
 	c.autotuneRcvBuf(n)
 	c.afterRead()
 	return n, nil
@@ -624,7 +615,7 @@ func (c *Conn) afterRead() {
 }
 
 // Readable returns the number of bytes Recv can return now.
-func (c *Conn) Readable() int { return len(c.rbuf) - c.rbufOff }
+func (c *Conn) Readable() int { return len(c.rbuf) }
 
 // CloseWrite queues a FIN after the data already queued (shutdown(SHUT_WR)).
 // In SYN-SENT it closes the connection like Linux; in SYN-RECEIVED the FIN

@@ -405,7 +405,7 @@ func (c *Conn) curRcvWnd() uint32 {
 
 // rcvFree is the receive buffer space not used by queued data.
 func (c *Conn) rcvFree() int {
-	return max(0, c.rcvBufCap-(len(c.rbuf)-c.rbufOff)-c.oooBytes)
+	return max(0, c.rcvBufCap-len(c.rbuf)-c.oooBytes)
 }
 
 // selectWindow computes the window to advertise (bytes, multiple of the

@@ -70,7 +70,7 @@ func (c *Conn) receiveData(seg *Segment, now time.Time) {
 		return
 	}
 	hadOOO := len(c.ooo) > 0
-	c.rbuf = append(c.rbuf, data...)
+	c.rbufWrite(data)
 	c.rcvNxt += uint32(len(data))
 	c.bytesReceived += uint64(len(data))
 	c.count(func(k *Counters) { k.TCPRcvCoalesce++ })
@@ -178,7 +178,7 @@ func (c *Conn) drainOOO() {
 		b := &c.ooo[n]
 		if seqGT(b.end(), c.rcvNxt) {
 			d := b.data[c.rcvNxt-b.seq:]
-			c.rbuf = append(c.rbuf, d...)
+			c.rbufWrite(d)
 			c.rcvNxt += uint32(len(d))
 			c.bytesReceived += uint64(len(d))
 		}
