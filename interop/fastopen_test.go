@@ -3,6 +3,7 @@ package interop
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/netip"
@@ -22,7 +23,7 @@ import (
 // client, and prints the response.
 const tfoClientPy = `
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_STREAM)
 s.sendto(sys.argv[3].encode(), socket.MSG_FASTOPEN, (sys.argv[1], int(sys.argv[2])))
 s.settimeout(10)
 print(s.recv(100).decode())
@@ -33,7 +34,7 @@ s.close()
 // each of argv[3] connections with "re:" + the request.
 const tfoServerPy = `
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.setsockopt(socket.IPPROTO_TCP, 23, 16)
 s.bind((sys.argv[1], int(sys.argv[2])))
@@ -75,7 +76,7 @@ func (n *Netns) nstat(t *testing.T, names ...string) map[string]uint64 {
 func synsWithData(t *testing.T, capPath string, src netip.Addr) (lens []int, tfo []string) {
 	t.Helper()
 	tshark := requireTool(t, "tshark")
-	out, err := stdout(tshark, "-r", capPath, "-Y", fmt.Sprintf("ip.src==%s && tcp.flags.syn==1 && tcp.flags.ack==0", src),
+	out, err := stdout(tshark, "-r", capPath, "-Y", fmt.Sprintf("%s.src==%s && tcp.flags.syn==1 && tcp.flags.ack==0", map[bool]string{true: "ip", false: "ipv6"}[src.Is4()], src),
 		"-T", "fields", "-E", "separator=|", "-e", "tcp.len", "-e", "tcp.options.tfo.cookie", "-e", "tcp.options.tfo.request")
 	if err != nil {
 		t.Fatalf("tshark: %v\n%s", err, out)
@@ -111,7 +112,17 @@ func tfoStackConfig() ustack.Config {
 // the cookie and the request, which ustack acknowledges in its SYN-ACK.
 // The kernel counts TcpExtTCPFastOpenActive, ustack TCPFastOpenPassive.
 func TestFastOpenKernelClient(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "IPv4", true: "IPv6"}[v6], func(t *testing.T) { fastOpenKernelClient(t, v6) })
+	}
+}
+
+func fastOpenKernelClient(t *testing.T, v6 bool) {
 	n := NewNetns(t, NetnsConfig{})
+	kernel, stack := n.Kernel4.Addr(), n.Stack4.Addr()
+	if v6 {
+		kernel, stack = n.Kernel6.Addr(), n.Stack6.Addr()
+	}
 	requireTool(t, "python3")
 	requireTool(t, "nstat")
 	n.Exec(t, "sysctl", "-w", "net.ipv4.tcp_fastopen=3")
@@ -155,7 +166,7 @@ func TestFastOpenKernelClient(t *testing.T) {
 	before := n.nstat(t, "TcpExtTCPFastOpenActive", "TcpExtTCPFastOpenActiveFail")
 	for i := 0; i < 2; i++ {
 		req := fmt.Sprintf("hello-tfo-%d", i)
-		out := n.Exec(t, "python3", "-c", tfoClientPy, n.Stack4.Addr().String(), "8080", req)
+		out := n.Exec(t, "python3", "-c", tfoClientPy, stack.String(), "8080", req)
 		if strings.TrimSpace(out) != "re:"+req {
 			t.Fatalf("connection %d: kernel client got %q", i, out)
 		}
@@ -178,7 +189,7 @@ func TestFastOpenKernelClient(t *testing.T) {
 	}
 	s.Close()
 	f.Close()
-	lens, tfo := synsWithData(t, capPath, n.Kernel4.Addr())
+	lens, tfo := synsWithData(t, capPath, kernel)
 	t.Logf("kernel SYNs: payload lengths %v, Fast Open options %v", lens, tfo)
 	if len(lens) != 2 || lens[0] != 0 || tfo[0] != "request" || lens[1] != len("hello-tfo-1") || tfo[1] == "" || tfo[1] == "request" {
 		t.Errorf("want a cookie request SYN without data, then a SYN with cookie and %d bytes", len("hello-tfo-1"))
@@ -190,7 +201,17 @@ func TestFastOpenKernelClient(t *testing.T) {
 // cookie from the first connection and the request; the kernel counts
 // TcpExtTCPFastOpenPassive, ustack TCPFastOpenActive.
 func TestFastOpenKernelServer(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "IPv4", true: "IPv6"}[v6], func(t *testing.T) { fastOpenKernelServer(t, v6) })
+	}
+}
+
+func fastOpenKernelServer(t *testing.T, v6 bool) {
 	n := NewNetns(t, NetnsConfig{})
+	kernel, stack := n.Kernel4.Addr(), n.Stack4.Addr()
+	if v6 {
+		kernel, stack = n.Kernel6.Addr(), n.Stack6.Addr()
+	}
 	requireTool(t, "python3")
 	requireTool(t, "nstat")
 	n.Exec(t, "sysctl", "-w", "net.ipv4.tcp_fastopen=3")
@@ -208,7 +229,7 @@ func TestFastOpenKernelServer(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	srv := n.Command(ctx, "python3", "-c", tfoServerPy, n.Kernel4.Addr().String(), "9090", "2")
+	srv := n.Command(ctx, "python3", "-c", tfoServerPy, kernel.String(), "9090", "2")
 	srvOut, err := srv.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +249,7 @@ func TestFastOpenKernelServer(t *testing.T) {
 	before := n.nstat(t, "TcpExtTCPFastOpenPassive", "TcpExtTCPFastOpenPassiveFail", "TcpExtTCPFastOpenCookieReqd")
 	d := ustack.Dialer{Stack: s, FastOpen: true, Timeout: 10 * time.Second}
 	for i := 0; i < 2; i++ {
-		c, err := d.Dial("tcp", netip.AddrPortFrom(n.Kernel4.Addr(), 9090).String())
+		c, err := d.Dial("tcp", netip.AddrPortFrom(kernel, 9090).String())
 		if err != nil {
 			t.Fatalf("connection %d: %v", i, err)
 		}
@@ -261,9 +282,22 @@ func TestFastOpenKernelServer(t *testing.T) {
 	}
 	s.Close()
 	f.Close()
-	lens, tfo := synsWithData(t, capPath, n.Stack4.Addr())
+	lens, tfo := synsWithData(t, capPath, stack)
 	t.Logf("ustack SYNs: payload lengths %v, Fast Open options %v", lens, tfo)
 	if len(lens) != 2 || lens[0] != 0 || tfo[0] != "request" || lens[1] != len("hello-kernel-1") || tfo[1] == "" || tfo[1] == "request" {
 		t.Errorf("want a cookie request SYN without data, then a SYN with cookie and %d bytes", len("hello-kernel-1"))
+	}
+	// ustack computes cookies like Linux: with the namespace's key, the
+	// cookie the kernel granted is the one ustack would grant.
+	keyText := strings.TrimSpace(n.Exec(t, "sysctl", "-n", "net.ipv4.tcp_fastopen_key"))
+	keys, err := tcp.ParseFastOpenKeys(keyText)
+	if err != nil {
+		t.Fatalf("kernel key %q: %v", keyText, err)
+	}
+	want := keys.Cookie(stack, kernel)
+	if len(tfo) == 2 && strings.ReplaceAll(tfo[1], ":", "") != hex.EncodeToString(want[:]) {
+		t.Errorf("kernel's cookie %s, ustack's computation with the kernel's key %x", tfo[1], want)
+	} else {
+		t.Logf("kernel cookie %s equals ustack's SipHash cookie with key %s", tfo[1], keyText)
 	}
 }
