@@ -21,6 +21,9 @@ type pathResult struct {
 func runBulkPath(t *testing.T, cc string, loss float64, dur time.Duration, seed uint64) pathResult {
 	t.Helper()
 	im := Impairment{Delay: 10 * time.Millisecond, Loss: loss, RateBps: 100_000_000, QueueLen: 2 * 166}
+	if v := os.Getenv("PATH_JITTER"); v != "" {
+		im.Jitter, _ = time.ParseDuration(v)
+	}
 	e := NewEnv(seed, im, im)
 	e.A.Config.CongestionControl = cc
 	e.B.Config.CongestionControl = cc

@@ -648,17 +648,19 @@ func (b *BBR) adaptLongTermModel(rs *RateSample, cwndLimited bool) bool {
 }
 
 // lossCongestive reports whether losses now come with a standing queue:
-// the least RTT sample of the current round (or, early in a round, of the
-// previous one) exceeds min_rtt by more than max(min_rtt/8, 1 ms). This is
-// a ustack deviation from the draft. Losses on a path whose queue is empty
-// are not caused by this flow's sending rate (random or link-layer loss):
-// cutting bw_shortterm/inflight_shortterm or inflight_longterm for them only
-// starves the flow (on a 100 Mbit/s, 20 ms path with 1 % random loss the
-// draft's rules ratchet the window down round after round, to a fraction
-// of the link). Losses from a full bottleneck queue always come with the
-// queue's delay, and BBR then reacts as the draft says. With very shallow
-// buffers (less than 1/8 of min_rtt) queue-overflow losses are ignored too,
-// as by BBRv1. Without RTT samples every loss counts.
+// the least RTT sample of the current round (early in a round, of the
+// previous one) exceeds min_rtt by more than max(min_rtt/4, 4 ms). This is a ustack deviation
+// from the draft. Losses on a path whose queue is empty are not caused by
+// this flow's sending rate (random or link-layer loss): cutting
+// bw_shortterm/inflight_shortterm or inflight_longterm for them only starves
+// the flow (on a 100 Mbit/s, 20 ms path with 1 % random loss the draft's
+// rules ratchet the window down round after round, to a fraction of the
+// link). Losses from a full bottleneck queue come with the queue's delay,
+// and BBR then reacts as the draft says. The margin absorbs millisecond
+// timestamp RTT samples, jitter and the queueing of one pacing burst; with
+// buffers shallower than that, queue-overflow losses are ignored too, as by
+// BBRv1 (Startup's high-loss exit still applies). Without RTT samples every
+// loss counts.
 func (b *BBR) lossCongestive() bool {
 	r := b.rttRoundMin
 	if r == 0 {
@@ -667,7 +669,7 @@ func (b *BBR) lossCongestive() bool {
 	if b.minRTT == 0 || r == 0 {
 		return true
 	}
-	return r > b.minRTT+max(b.minRTT/8, time.Millisecond)
+	return r > b.minRTT+max(b.minRTT/4, 4*time.Millisecond)
 }
 
 func (b *BBR) inflightTooHigh() bool {

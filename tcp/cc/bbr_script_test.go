@@ -201,7 +201,7 @@ func TestBBRProbeBWCycle(t *testing.T) {
 func TestBBRProbeUpLoss(t *testing.T) {
 	s := newBBRScript(t, 100*time.Millisecond)
 	s.toCruise()
-	s.queue = 20 * time.Millisecond // the losses come with a standing queue
+	s.queue = 30 * time.Millisecond // the losses come with a standing queue
 	for s.b.State() != BBRProbeBWUp {
 		s.round(20, 1000, nil)
 	}
@@ -237,7 +237,7 @@ func TestBBRProbeUpLoss(t *testing.T) {
 func TestBBRCruiseLoss(t *testing.T) {
 	s := newBBRScript(t, 100*time.Millisecond)
 	s.toCruise()
-	s.queue = 20 * time.Millisecond
+	s.queue = 30 * time.Millisecond
 	s.round(20, 1000, func(i int, rs *RateSample) {
 		if i == 5 {
 			rs.Losses = 1
@@ -351,7 +351,7 @@ func TestWinMax(t *testing.T) {
 func TestBBROnPacketLost(t *testing.T) {
 	s := newBBRScript(t, 100*time.Millisecond)
 	s.toCruise()
-	s.queue = 20 * time.Millisecond
+	s.queue = 30 * time.Millisecond
 	for s.b.State() != BBRProbeBWUp {
 		s.round(20, 1000, nil)
 	}
@@ -402,14 +402,14 @@ func TestBBRRTO(t *testing.T) {
 	}
 }
 
-// Losses without a standing queue (the round's least RTT within
-// max(min_rtt/8, 1 ms) of min_rtt) are not congestion: random loss of 3 %
-// neither lowers the short-term model in CRUISE nor ends a probe in UP.
-// With 20 ms of queueing delay the same losses do.
+// Losses without a standing queue (the least RTT of the round within
+// max(min_rtt/4, 4 ms) of min_rtt) are not congestion: random loss
+// of 3 % neither lowers the short-term model in CRUISE nor ends a probe in
+// UP. With 30 ms of queueing delay the same losses do.
 func TestBBRRandomLossIgnored(t *testing.T) {
 	s := newBBRScript(t, 100*time.Millisecond)
 	s.toCruise()
-	s.queue = 12 * time.Millisecond // below min_rtt/8 = 12.5 ms
+	s.queue = 24 * time.Millisecond // below min_rtt/4 = 25 ms
 	lossy := func(i int, rs *RateSample) {
 		if i%7 == 0 {
 			rs.Losses = 1
@@ -434,8 +434,9 @@ func TestBBRRandomLossIgnored(t *testing.T) {
 	var obs PacketLossObserver = s.b
 	obs.OnPacketLost(s.now, LostPacket{TxInFlight: 100, LostSinceTx: 3})
 	s.expect(BBRProbeBWUp)
-	// The same losses with a 20 ms standing queue end the probe.
-	s.queue = 20 * time.Millisecond
+	// The same losses with a 30 ms standing queue end the probe.
+	s.queue = 30 * time.Millisecond
+	s.round(20, 1000, nil)
 	s.round(20, 1000, lossy)
 	s.expect(BBRProbeBWDown)
 }
