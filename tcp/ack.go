@@ -124,6 +124,16 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 		c.undo()
 	}
 
+	// ECN echo (RFC 3168 6.1.2): reduce once per window of data, outside
+	// loss recovery, and tell the receiver with CWR (Linux tcp_enter_cwr).
+	if c.ecnOK && seg.Flags&wire.TCPFlagECE != 0 && (c.caState == CAOpen || c.caState == CADisorder) &&
+		!seqLT(prevUna, c.ecnHigh) && c.packetsOut+c.ackedThisAck > 0 {
+		c.cc.OnECE(now)
+		c.ecnCWR = true
+		c.ecnHigh = c.sndNxt
+		c.count(func(k *Counters) { k.TCPECNReductions++ })
+	}
+
 	// Loss detection and recovery state machine.
 	c.tlpAcked(ack, c.gotDSACK, advanced, newSACK, now)
 	losses += c.updateRecovery(advanced, priorInFlight, now)
@@ -149,7 +159,9 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 		c.rs.InFlight = c.inFlight()
 		c.rs.MinRTT = c.minRTT
 		c.rs.SRTT = c.rtt.SRTT()
-		c.rs.InRecovery = c.caState == CARecovery
+		// No growth during fast recovery, nor during an ECN reduction
+		// (Linux CWR state: until SND.UNA passes what was sent at the ECE).
+		c.rs.InRecovery = c.caState == CARecovery || (c.ecnOK && seqLT(c.sndUna, c.ecnHigh))
 		c.rs.CwndLimited, c.rs.CwndLimitedValid = c.cwndLimitedNow(), true
 		if rttSampled {
 			c.rs.RTT = c.lastRTT

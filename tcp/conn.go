@@ -66,10 +66,22 @@ type Segment struct {
 	Window   uint16 // raw field as on the wire (unscaled)
 	Urgent   uint16
 	Options  wire.TCPOptions
+	// ECN is the IP ECN codepoint (RFC 3168): on Input the received
+	// packet's (ECNCE = congestion experienced), on Output the one to send
+	// (ECNECT0 on new data of an ECN-capable connection, 0 = Not-ECT).
+	ECN uint8
 	// Payload: on Input it is valid only during the call; on Output it is
 	// valid until the next call on the Conn.
 	Payload []byte
 }
+
+// IP ECN codepoints (the low two bits of the IPv4 TOS / IPv6 traffic class).
+const (
+	ECNNotECT = 0
+	ECNECT1   = 1
+	ECNECT0   = 2
+	ECNCE     = 3
+)
 
 // Len is the sequence space the segment occupies (payload plus SYN and FIN).
 func (s *Segment) Len() uint32 {
@@ -225,6 +237,10 @@ type Conn struct {
 	rcvMSS                      int
 	quick                       int
 	pingpong                    bool      // interactive (ping-pong) delayed-ACK mode
+	ecnOK                       bool      // ECN negotiated (RFC 3168)
+	ecnEcho                     bool      // receiver: CE seen, ECE on our ACKs until CWR
+	ecnCWR                      bool      // sender: CWR on the next new data segment
+	ecnHigh                     uint32    // sender: no new ECE reaction before SND.UNA passes it
 	lastRecv                    time.Time // any acceptable segment
 	lastDataRecv                time.Time
 	lastAckSentAt               time.Time
@@ -397,6 +413,7 @@ func NewActive(cfg *Config, t Tuple, iss uint32, now time.Time) *Conn {
 	c.wsOK = c.cfg.WindowScaling
 	c.sackOK = c.cfg.SACK
 	c.tsOK = c.cfg.Timestamps != 0
+	c.ecnOK = c.cfg.ECN == 1 // asked for in the SYN; confirmed by the SYN-ACK
 	if !c.wsOK {
 		c.rcvWScale = 0
 	}
@@ -426,6 +443,9 @@ func NewPassive(cfg *Config, t Tuple, iss uint32, syn *Segment, now time.Time) (
 	c.rtoAt = now.Add(c.cfg.RTOInitial)
 	c.acceptSYN(syn, now)
 	c.tfo.peerExp = syn.Options.HasFastOpen && syn.Options.FastOpenExp
+	// ECN setup SYN (ECE and CWR, itself not ECT): accepted unless
+	// tcp_ecn is 0 (Linux tcp_ecn_create_request).
+	c.ecnOK = c.cfg.ECN != 0 && syn.Flags&(wire.TCPFlagECE|wire.TCPFlagCWR) == wire.TCPFlagECE|wire.TCPFlagCWR && syn.ECN == ECNNotECT
 	c.count(func(k *Counters) { k.PassiveOpens++ })
 	return c, nil
 }

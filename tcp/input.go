@@ -147,6 +147,19 @@ func (c *Conn) Input(seg *Segment, now time.Time) {
 	}
 
 	// 6/7. Segment text.
+	if len(seg.Payload) > 0 && c.ecnOK {
+		// RFC 3168 6.1.3: CWR ends the echo, CE (re)starts it; a CE mark
+		// is ACKed at once (Linux tcp_ecn_check_ce).
+		if flags&wire.TCPFlagCWR != 0 {
+			c.ecnEcho = false
+		}
+		if seg.ECN == ECNCE {
+			if !c.ecnEcho {
+				c.ackNow = true
+			}
+			c.ecnEcho = true
+		}
+	}
 	if len(seg.Payload) > 0 {
 		switch c.state {
 		case Established, FinWait1, FinWait2:
@@ -224,7 +237,9 @@ func (c *Conn) inputSynSent(seg *Segment, now time.Time) {
 	}
 	c.acceptSYN(seg, now)
 	if flags&flagACK != 0 {
-		// Our SYN is acknowledged.
+		// Our SYN is acknowledged. ECN holds if the SYN-ACK has ECE
+		// without CWR (RFC 3168 6.1.1).
+		c.ecnOK = c.ecnOK && flags&(wire.TCPFlagECE|wire.TCPFlagCWR) == wire.TCPFlagECE
 		if o := &seg.Options; o.HasFastOpen && o.CookieLen > 0 && o.CookieLen <= 16 {
 			c.tfo.peerSeen = true
 			c.tfo.peerN = copy(c.tfo.peer[:], o.Cookie[:o.CookieLen])
@@ -270,6 +285,7 @@ func (c *Conn) inputSynSent(seg *Segment, now time.Time) {
 		return
 	}
 	// Simultaneous open: SYN without ACK.
+	c.ecnOK = false
 	c.setState(SynReceived)
 	c.sendSyn = true
 	c.rtoAt = now.Add(c.synRTO())

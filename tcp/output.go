@@ -264,6 +264,15 @@ func (c *Conn) sendSegment(n int, fin bool, now time.Time, emit func(*Segment)) 
 		}
 	})
 	s := c.prepare(seq, flags, payload, now)
+	if c.ecnOK && n > 0 {
+		// New data is ECN-capable; the first after a reduction carries
+		// CWR. Retransmissions, probes and pure ACKs are not ECT.
+		s.ECN = ECNECT0
+		if c.ecnCWR {
+			s.Flags |= wire.TCPFlagCWR
+			c.ecnCWR = false
+		}
+	}
 	c.pace(n, now)
 	emit(s)
 }
@@ -420,6 +429,14 @@ func (c *Conn) emitSyn(now time.Time, emit func(*Segment)) {
 			c.count(func(k *Counters) { k.TCPOrigDataSent++ })
 		}
 	}
+	s.ECN = ECNNotECT
+	if c.ecnOK {
+		if c.state == SynSent && c.synRetrans == 0 {
+			s.Flags |= wire.TCPFlagECE | wire.TCPFlagCWR // ECN-setup SYN (not on retransmissions, tcp_ecn_fallback)
+		} else if c.state == SynReceived {
+			s.Flags |= wire.TCPFlagECE // ECN-setup SYN-ACK
+		}
+	}
 	if c.state == SynReceived {
 		s.Flags |= flagACK
 		s.Ack = c.rcvNxt
@@ -462,7 +479,11 @@ func (c *Conn) emitAckSeq(seq uint32, now time.Time, emit func(*Segment)) {
 func (c *Conn) prepare(seq uint32, flags uint8, payload []byte, now time.Time) *Segment {
 	s := c.out
 	s.Seq = seq
+	if c.ecnEcho {
+		flags |= wire.TCPFlagECE
+	}
 	s.Flags = flags
+	s.ECN = ECNNotECT
 	s.Payload = payload
 	s.Urgent = 0
 	s.Options = wire.TCPOptions{}

@@ -71,6 +71,7 @@ type Counters struct {
 	TCPFastOpenPassiveFail    uint64 // SYN cookie invalid (ServerFastOpen)
 	TCPFastOpenCookieReqd     uint64 // SYNs asking for a cookie (ServerFastOpen)
 	TCPFastOpenListenOverflow uint64 // TFO SYNs over the listener's queue limit (the stack's)
+	TCPECNReductions          uint64 // congestion window reductions for ECN echoes
 	TCPOrigDataSent           uint64 // segments with new data sent
 	TCPDelivered              uint64 // packets delivered (acked or sacked)
 	TCPRetransFail            uint64 // unused
@@ -246,6 +247,6 @@ func (c *Conn) Info() Info {
 	if c.state == SynSent {
 		in.Retransmits = c.synRetrans
 	}
-	in.Options = InfoOptions{Timestamps: c.tsOK, SACK: c.sackOK, WScale: c.wsOK, SynData: c.tfo.synDataAcked}
+	in.Options = InfoOptions{Timestamps: c.tsOK, SACK: c.sackOK, WScale: c.wsOK, SynData: c.tfo.synDataAcked, ECN: c.ecnOK}
 	return in
 }
