@@ -28,7 +28,15 @@
 //     auto-tuning, out-of-order queue capped at the receive buffer, SACK
 //     and D-SACK blocks, receiver SWS avoidance, Nagle (SetNoDelay), Linux
 //     delayed ACKs (quick-ACK at start and after idle, ACK every second
-//     full-sized segment, 40 ms timer) and window updates on read.
+//     full-sized segment, 40 ms timer, interactive ping-pong mode in which
+//     replies carry the ACKs) and window updates on read.
+//   - TCP Fast Open (RFC 7413): SetFastOpen on the client puts a cookie
+//     (or a cookie request) and the queued data in the SYN; ServerFastOpen
+//     on the server grants cookies and makes valid-cookie SYN data readable
+//     in SYN-RECEIVED; unacknowledged SYN data is sent again after the
+//     handshake; options answered in the form received (kind 34 or 254).
+//   - ECN (RFC 3168) with tcp_ecn 1/2/0; Segment.ECN carries the IP
+//     codepoint, which the stack copies from and to the IP header.
 //   - Timers: RFC 6298 RTO with Karn and timestamps, tcp_retries2 as time
 //     (924.6 s), TCP_USER_TIMEOUT, keepalive (probes are bare ACKs with
 //     SEQ=SND.UNA-1), TIME-WAIT, orphan FIN-WAIT-2 timeout. Zero-window
