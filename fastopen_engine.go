@@ -1,6 +1,8 @@
 package ustack
 
 import (
+	"errors"
+	"syscall"
 	"time"
 
 	"github.com/ustack/ustack/tcp"
@@ -28,9 +30,28 @@ func acceptSynData(tc *tcp.Conn, syn *tcp.Segment) {
 // tfoClientState is what the runtime notes about an active Fast Open
 // connection's SYNs. Guarded by the shard lock.
 type tfoClientState struct {
-	syns    int  // SYNs sent (more than one: the SYN was retransmitted)
-	synData int  // data bytes the first SYN carried
-	done    bool // SYN-ACK evaluated
+	syns      int  // SYNs sent (more than one: the SYN was retransmitted)
+	synData   int  // data bytes the first SYN carried
+	done      bool // SYN-ACK evaluated
+	blackhole bool // reported to the blackhole detection
+}
+
+// fastOpenTimeout runs after a retransmission timeout of an active Fast
+// Open connection: like Linux tcp_fastopen_active_detect_blackhole, the
+// third consecutive timeout (or giving up earlier) makes the stack suspect
+// a middlebox that drops Fast Open and pause active Fast Open to every
+// server for net.ipv4.tcp_fastopen_blackhole_timeout_sec (doubling on
+// each new detection; a timeout of 0, the default, turns this off).
+func (t *tcpState) fastOpenTimeout(e *endpoint, now time.Time) {
+	if e.tfoc.blackhole || e.tfoc.syns == 0 || t.cfg.FastOpenBlackholeTimeout <= 0 {
+		return
+	}
+	if e.tc.Info().Retransmits >= 3 || errors.Is(e.tc.Err(), syscall.ETIMEDOUT) {
+		e.tfoc.blackhole = true
+		t.tfo.mu.Lock()
+		t.tfo.cache.DisableActive(now)
+		t.tfo.mu.Unlock()
+	}
 }
 
 // noteSyn records a SYN an active Fast Open connection sends.

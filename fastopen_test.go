@@ -710,3 +710,60 @@ func TestFastOpenNoCookie(t *testing.T) {
 		p.close()
 	})
 }
+
+// TestFastOpenBlackhole: with tcp_fastopen_blackhole_timeout_sec set, a
+// Fast Open connection whose SYN times out three times makes the stack
+// pause active Fast Open (the next Dial sends a plain SYN) for that long.
+func TestFastOpenBlackhole(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := tcp.DefaultConfig()
+		cfg.FastOpen = tcp.FastOpenClient
+		cfg.FastOpenBlackholeTimeout = time.Hour
+		a, b := link.Pipe(1500)
+		defer b.Close()
+		s, err := New(Config{TCP: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		s.AddInterface("p0", a, netip.MustParsePrefix("10.0.0.1/24"))
+		syns := make(chan wire.TCPOptions, 64)
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				n, err := b.ReadPacket(buf)
+				if err != nil {
+					return
+				}
+				ip, _ := wire.ParseIPv4(buf[:n])
+				var o wire.TCPOptions
+				if h, err := wire.ParseTCPWithOptions(ip.Payload(), &o); err == nil && h.Flags()&wire.TCPFlagSYN != 0 {
+					syns <- o
+				}
+			}
+		}()
+		d := Dialer{Stack: s, FastOpen: true, Timeout: 8 * time.Second}
+		// No answer at all: SYNs at 0, 1, 3 s, third timeout at 7 s.
+		if _, err := d.Dial("tcp", "10.0.0.2:80"); err == nil {
+			t.Fatal("dial into a black hole succeeded")
+		}
+		synctest.Wait()
+		for len(syns) > 0 {
+			if o := <-syns; !o.HasFastOpen {
+				t.Fatal("first connection's SYN without Fast Open option")
+			}
+		}
+		s.tcp.tfo.mu.Lock()
+		disabled := s.tcp.tfo.cache.ActiveDisabled(time.Now())
+		s.tcp.tfo.mu.Unlock()
+		if !disabled {
+			t.Fatal("active Fast Open not paused after three SYN timeouts")
+		}
+		d.Timeout = time.Second
+		d.Dial("tcp", "10.0.0.2:80")
+		synctest.Wait()
+		if o := <-syns; o.HasFastOpen {
+			t.Error("SYN during the blackhole pause carries a Fast Open option")
+		}
+	})
+}

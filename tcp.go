@@ -255,6 +255,9 @@ func (e *endpoint) onTimer() {
 	now := time.Now()
 	if d := e.tc.Deadline(); !d.IsZero() && !d.After(now) {
 		e.tc.Timeout(now)
+		if e.tfoClient {
+			e.t.fastOpenTimeout(e, now)
+		}
 	}
 	e.updateLocked(now)
 	e.sh.mu.Unlock()
