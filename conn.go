@@ -98,6 +98,17 @@ func (d *deadline) set(t time.Time) {
 	d.timer = time.AfterFunc(dur, func() { close(ch) })
 }
 
+// stop releases a pending deadline timer, so a closed connection pins no
+// timer, closure or channel until its deadline would have passed.
+func (d *deadline) stop() {
+	d.mu.Lock()
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	d.mu.Unlock()
+}
+
 func (d *deadline) wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -261,6 +272,8 @@ func (c *TCPConn) Close() error {
 	}
 	e.rq.wake()
 	e.wq.wake()
+	c.rd.stop()
+	c.wd.stop()
 	return nil
 }
 
