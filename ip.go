@@ -135,6 +135,7 @@ func (s *Stack) input4(in *inputCtx, ifc *iface, pkt []byte) {
 	switch ip.Protocol() {
 	case wire.ProtoTCP:
 		c.InDelivers.Add(1)
+		in.seg.ECN = ip.TOS() & 3
 		s.tcp.input(in, src, dst, payload)
 	case wire.ProtoICMP:
 		c.InDelivers.Add(1)
@@ -185,6 +186,7 @@ func (s *Stack) input6(in *inputCtx, ifc *iface, pkt []byte) {
 	switch proto {
 	case wire.ProtoTCP:
 		c.InDelivers.Add(1)
+		in.seg.ECN = ip.TrafficClass() & 3
 		s.tcp.input(in, src, dst, payload)
 	case wire.ProtoICMPv6:
 		c.InDelivers.Add(1)
@@ -210,14 +212,20 @@ func ipHeaderLen(src netip.Addr) int {
 // buildIP writes an IP header for a payload of plen bytes at buf[0:] and
 // returns the header length.
 func (s *Stack) buildIP(buf []byte, src, dst netip.Addr, proto uint8, plen int) (int, error) {
+	return s.buildIPECN(buf, src, dst, proto, plen, 0)
+}
+
+// buildIPECN is buildIP with an ECN codepoint (RFC 3168) in the low two
+// bits of the IPv4 TOS / IPv6 traffic class.
+func (s *Stack) buildIPECN(buf []byte, src, dst netip.Addr, proto uint8, plen int, ecn uint8) (int, error) {
 	if src.Is4() {
 		return wire.BuildIPv4(buf, &wire.IPv4Header{
-			TTL: s.ttl, Protocol: proto, ID: uint16(s.ipID.Add(1)), DF: true,
+			TOS: ecn & 3, TTL: s.ttl, Protocol: proto, ID: uint16(s.ipID.Add(1)), DF: true,
 			Src: src, Dst: dst, PayloadLen: plen,
 		})
 	}
 	return wire.BuildIPv6(buf, &wire.IPv6Header{
-		HopLimit: s.ttl, NextHeader: proto, Src: src, Dst: dst, PayloadLen: plen,
+		TrafficClass: ecn & 3, HopLimit: s.ttl, NextHeader: proto, Src: src, Dst: dst, PayloadLen: plen,
 	})
 }
 

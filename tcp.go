@@ -394,7 +394,7 @@ func (e *endpoint) emit(seg *tcp.Segment) {
 	hl := ipHeaderLen(src)
 	bp := getBuf(hl + tl)
 	buf := *bp
-	if _, err := e.t.s.buildIP(buf, src, dst, wire.ProtoTCP, tl); err != nil {
+	if _, err := e.t.s.buildIPECN(buf, src, dst, wire.ProtoTCP, tl, seg.ECN); err != nil {
 		putBuf(bp)
 		e.t.s.ctr.ip.OutDiscards.Add(1)
 		return
