@@ -42,6 +42,7 @@ commands:
   dial      connect over a TUN device and copy stdin/stdout, like nc (--pipe: to a built-in echo)
   get       fetch an http(s) URL over a TUN device (--pipe: from a built-in server)
   plot      draw tcptrace-like graphs (SVG, PNG) from a trace of "ustack sim SCENARIO --json"
+  ping      send ICMP echo requests from the stack on a TUN device (--pipe: in memory)
   help      show this help, or "ustack help <command>" for a command's flags
 
 Run "ustack <command> --help" for the flags of a command.
@@ -75,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runGet(args[1:], stdout, stderr)
 	case "plot":
 		return runPlot(args[1:], stdout, stderr)
+	case "ping":
+		return runPing(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 && args[0] == "help" {
 			return run([]string{args[1], "--help"}, stdout, stderr)
