@@ -85,13 +85,13 @@ type endpoint struct {
 	dirty     bool      // has input waiting for Output (reader batch)
 	estab     bool      // reached ESTABLISHED once
 	tfoClient bool      // active open that used Fast Open
+	deferSyn  bool      // Fast Open connect: the SYN waits for the first Write
+	rdClosed  bool      // CloseRead was called
+	closed    bool      // the user closed the TCPConn
 	tfoc      tfoClientState
 	tfoLn     *listener // passive Fast Open: counted in this listener's TFO queue
-	deferSyn  bool      // Fast Open connect: the SYN waits for the first Write
 	rq, wq    waitq     // readers / writers (and dialers) waiting for progress
-	rdClosed  bool      // CloseRead was called
 	icmpErr   error     // hard ICMP error that ended a connect
-	closed    bool      // the user closed the TCPConn
 
 	// guarded by timers.mu
 	hidx int
