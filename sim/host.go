@@ -147,11 +147,11 @@ func (h *Host) transmit(src, dst netip.AddrPort, seg *tcp.Segment) []byte {
 	}
 	var err error
 	if dst.Addr().Is6() {
-		_, err = wire.BuildIPv6(pkt, &wire.IPv6Header{NextHeader: wire.ProtoTCP, HopLimit: 64,
+		_, err = wire.BuildIPv6(pkt, &wire.IPv6Header{TrafficClass: seg.ECN & 3, NextHeader: wire.ProtoTCP, HopLimit: 64,
 			Src: src.Addr(), Dst: dst.Addr(), PayloadLen: tcpLen})
 	} else {
 		h.ipID++
-		_, err = wire.BuildIPv4(pkt, &wire.IPv4Header{TTL: 64, Protocol: wire.ProtoTCP, ID: h.ipID, DF: true,
+		_, err = wire.BuildIPv4(pkt, &wire.IPv4Header{TOS: seg.ECN & 3, TTL: 64, Protocol: wire.ProtoTCP, ID: h.ipID, DF: true,
 			Src: src.Addr(), Dst: dst.Addr(), PayloadLen: tcpLen})
 	}
 	if err != nil {
@@ -180,6 +180,28 @@ type parsed struct {
 
 // ipTCP returns the addresses and TCP bytes of an IPv4 or IPv6 packet.
 func ipTCP(pkt []byte) (src, dst netip.Addr, payload []byte, err error) {
+	src, dst, payload, _, err = ipTCPECN(pkt)
+	return src, dst, payload, err
+}
+
+// ipECN returns the ECN codepoint of an IPv4 or IPv6 packet.
+func ipECN(pkt []byte) uint8 {
+	if len(pkt) > 1 && pkt[0]>>4 == 6 {
+		return (pkt[1] >> 4) & 3
+	}
+	if len(pkt) > 1 {
+		return pkt[1] & 3
+	}
+	return 0
+}
+
+func ipTCPECN(pkt []byte) (src, dst netip.Addr, payload []byte, ecn uint8, err error) {
+	ecn = ipECN(pkt)
+	src, dst, payload, err = ipTCPOnly(pkt)
+	return src, dst, payload, ecn, err
+}
+
+func ipTCPOnly(pkt []byte) (src, dst netip.Addr, payload []byte, err error) {
 	if len(pkt) > 0 && pkt[0]>>4 == 6 {
 		ip, err := wire.ParseIPv6(pkt)
 		if err != nil {
@@ -223,7 +245,7 @@ func parsePacket(pkt []byte) (*parsed, error) {
 		src: netip.AddrPortFrom(src, t.SrcPort()),
 		dst: netip.AddrPortFrom(dst, t.DstPort()),
 	}
-	p.seg = tcp.Segment{Seq: t.Seq(), Ack: t.Ack(), Flags: t.Flags(), Window: t.Window(), Urgent: t.Urgent(), Payload: t.Payload()}
+	p.seg = tcp.Segment{Seq: t.Seq(), Ack: t.Ack(), Flags: t.Flags(), Window: t.Window(), Urgent: t.Urgent(), Payload: t.Payload(), ECN: ipECN(pkt)}
 	if err := t.ParseOptions(&p.seg.Options); err != nil {
 		return nil, err
 	}
