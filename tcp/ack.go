@@ -379,12 +379,9 @@ func (c *Conn) noteLost(s *txSeg) {
 	}
 }
 
-// perPacketLoss turns on cc.PacketLossObserver calls. Off for now: with
-// them BBR cuts inflight_hi on single random losses of a small-BDP path
-// (sim TestBBRPathGoodput at 1 % loss: 46 instead of 75 Mbit/s), which
-// the congestion-control owner should tune first. BBR still gets
-// TxInFlight/LostSinceTx with every rate sample.
-var perPacketLoss = false
+// perPacketLoss turns on cc.PacketLossObserver calls (BBR's per-packet
+// loss step). A variable so tests can compare both ways.
+var perPacketLoss = true
 
 // markLost marks q[k] lost.
 func (c *Conn) markLost(s *txSeg) bool {
@@ -503,7 +500,7 @@ func (c *Conn) autotuneSndBuf() {
 // sendCwnd is the window Output fills: PRR's pipe+sndcnt in fast recovery,
 // the controller's cwnd otherwise.
 func (c *Conn) sendCwnd() int {
-	if c.caState == CARecovery {
+	if c.caState == CARecovery && !c.ccOwnsRecovery {
 		return c.recoveryCwnd
 	}
 	return c.cc.Cwnd()
