@@ -193,6 +193,10 @@ type Conn struct {
 	passive        bool
 	orphan         bool // Close was called: nobody reads any more
 
+	// ccOwnsRecovery: the controller sets cwnd in fast recovery itself
+	// (BBR, like Linux's cong_control hook); PRR's window is not used.
+	ccOwnsRecovery bool
+
 	// send sequence space
 	iss, sndUna, sndNxt uint32
 	sndWnd, maxSndWnd   uint32 // bytes (scaled)
@@ -364,6 +368,9 @@ func newConn(cfg *Config, t Tuple, iss uint32, now time.Time) *Conn {
 		ctl, _ = cc.New("")
 	}
 	c.cc = ctl
+	if o, ok := ctl.(cc.RecoveryCwndOwner); ok {
+		c.ccOwnsRecovery = o.OwnsRecoveryCwnd()
+	}
 	c.noDelay = cfg.NoDelay
 	c.userTimeout = cfg.UserTimeout
 	c.keepIdle, c.keepIntvl, c.keepCnt = cfg.KeepaliveTime, cfg.KeepaliveIntvl, cfg.KeepaliveProbes
