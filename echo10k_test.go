@@ -75,6 +75,14 @@ func TestEcho10k(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	// The deadline bounds everything: when it passes, closing the stacks
+	// fails every blocked Dial, Read and Write. (No per-connection
+	// deadlines: their runtime timers would count in the heap figure.)
+	stopOnDeadline := context.AfterFunc(ctx, func() {
+		sa.Close()
+		sb.Close()
+	})
+	defer stopOnDeadline()
 
 	// fail records the first error and stops everything.
 	var firstErr atomic.Pointer[error]
@@ -97,7 +105,6 @@ func TestEcho10k(t *testing.T) {
 			if err != nil {
 				return
 			}
-			c.SetDeadline(deadline)
 			srvMu.Lock()
 			serverConns = append(serverConns, c)
 			srvMu.Unlock()
@@ -132,6 +139,7 @@ func TestEcho10k(t *testing.T) {
 	}
 	defer func() {
 		close(work)
+		cancel() // closes the stacks, unblocking a worker stuck after a failure
 		srvWG.Wait()
 	}()
 
@@ -186,7 +194,6 @@ func TestEcho10k(t *testing.T) {
 		}
 		tc := c.(*TCPConn)
 		conns[i] = tc
-		tc.SetDeadline(deadline)
 		if err := send(tc, i, 0); err != nil {
 			return fmt.Errorf("conn %d: write: %w", i, err)
 		}
