@@ -258,3 +258,74 @@ func TestFastOpenSynRetransmitNoData(t *testing.T) {
 		t.Fatalf("data seq %d len %d, counters %+v", d.Seq, len(d.Payload), r.cctr)
 	}
 }
+
+// With Fast Open the server answers in SYN-RECEIVED, right behind its
+// SYN-ACK: the client has the reply one RTT after its SYN (Linux).
+func TestFastOpenServerRepliesBeforeHandshakeEnds(t *testing.T) {
+	r := newTFORig(t)
+	r.cli.SetFastOpen(r.cookie(), false, 0, false)
+	r.cli.Send([]byte("ping"))
+	syn := r.one(out(r.cli, r.now), "SYN")
+	acc, sa := r.serve(syn) // at 10 ms
+	if !acc {
+		t.Fatal("not accepted")
+	}
+	buf := make([]byte, 16)
+	if n, _ := r.srv.Recv(buf); string(buf[:n]) != "ping" {
+		t.Fatalf("server read %q", buf[:n])
+	}
+	r.srv.Send([]byte("pong"))
+	d := r.one(out(r.srv, r.now), "reply in SYN-RECEIVED")
+	if r.srv.State() != SynReceived || d.Seq != 5001 || d.Ack != 1005 || string(d.Payload) != "pong" || d.Flags != wire.TCPFlagACK|wire.TCPFlagPSH {
+		t.Fatalf("state %v reply %+v", r.srv.State(), d)
+	}
+	// Client at 20 ms: SYN-ACK, then the reply.
+	r.now = r.now.Add(10 * time.Millisecond)
+	r.cli.Input(&sa, r.now)
+	r.cli.Input(&d, r.now)
+	if n, _ := r.cli.Recv(buf); string(buf[:n]) != "pong" || r.now.Sub(t0) != 20*time.Millisecond {
+		t.Fatalf("client read %q at %v", buf[:n], r.now.Sub(t0))
+	}
+	ack := r.one(out(r.cli, r.now), "client ACK")
+	if ack.Seq != 1005 || ack.Ack != 5005 || len(ack.Payload) != 0 {
+		t.Fatalf("client ACK %+v", ack)
+	}
+	// Server at 30 ms: the ACK covers SYN-ACK and reply.
+	r.now = r.now.Add(10 * time.Millisecond)
+	r.srv.Input(&ack, r.now)
+	if in := r.srv.Info(); r.srv.State() != Established || in.Unacked != 0 || in.SndUna != 5005 || in.BytesAcked != 4 {
+		t.Fatalf("server %v info %+v", r.srv.State(), in)
+	}
+	if !r.srv.Deadline().IsZero() && r.srv.Deadline().Sub(r.now) < time.Second {
+		t.Fatalf("server timer at %v", r.srv.Deadline().Sub(t0))
+	}
+}
+
+// The reply sent in SYN-RECEIVED is retransmitted by the RTO if the
+// client's ACK covers only the SYN-ACK.
+func TestFastOpenServerReplyRetransmitted(t *testing.T) {
+	r := newTFORig(t)
+	r.cli.SetFastOpen(r.cookie(), false, 0, false)
+	r.cli.Send([]byte("ping"))
+	_, sa := r.serve(r.one(out(r.cli, r.now), "SYN"))
+	r.srv.Send([]byte("pong"))
+	r.one(out(r.srv, r.now), "reply (lost)")
+	r.now = r.now.Add(10 * time.Millisecond)
+	r.cli.Input(&sa, r.now)
+	ack := r.one(out(r.cli, r.now), "client ACK")
+	r.now = r.now.Add(10 * time.Millisecond)
+	r.srv.Input(&ack, r.now)
+	if r.srv.State() != Established || r.srv.Info().Unacked != 1 {
+		t.Fatalf("server %v unacked %d", r.srv.State(), r.srv.Info().Unacked)
+	}
+	dl := r.srv.Deadline()
+	if dl.IsZero() {
+		t.Fatal("no retransmission timer for the reply")
+	}
+	r.now = dl
+	r.srv.Timeout(r.now)
+	d := r.one(out(r.srv, r.now), "retransmitted reply")
+	if d.Seq != 5001 || string(d.Payload) != "pong" {
+		t.Fatalf("retransmission %+v at %v", d, dl.Sub(t0))
+	}
+}

@@ -112,6 +112,11 @@ func (c *Conn) AcceptSynData(data []byte) int {
 	c.dataSegsIn++
 	c.lastDataRecv = c.now
 	c.tfo.synDataIn = n
+	if !c.ccInit {
+		// The reply may be sent before the handshake completes.
+		c.cc.Init(c.sndMSS, c.now)
+		c.ccInit = true
+	}
 	return n
 }
 

@@ -127,11 +127,19 @@ func (c *Conn) Input(seg *Segment, now time.Time) {
 			c.tsRTTSample(seg.Options.TSEcr, now)
 		}
 		c.updateTSRecent(seg, now)
-		c.sndUna = seg.Ack
+		c.sndUna = c.iss + 1
 		c.sndWnd = uint32(seg.Window) << c.sndWScale
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
 		c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
 		c.establish(now)
+		if seqGT(seg.Ack, c.sndUna) {
+			// Fast Open server: the ACK also covers data we sent in
+			// SYN-RECEIVED.
+			c.processAck(seg, now)
+			if c.state == Closed {
+				return
+			}
+		}
 	} else {
 		if seqGT(seg.Ack, c.sndNxt) || seqLT(seg.Ack, c.sndUna-c.maxSndWnd) {
 			// RFC 5961 5.2 / RFC 9293: ACK of unsent data or far too

@@ -40,6 +40,11 @@ func (c *Conn) Output(now time.Time, emit func(*Segment)) {
 		} else if c.state == SynReceived && c.ackNow {
 			c.emitAck(now, emit)
 		}
+		if c.state == SynReceived && c.tfo.synDataIn > 0 && c.synEmitted {
+			// Fast Open server: the reply may go before the handshake
+			// completes (Linux sends from SYN-RECV for TFO children).
+			c.sendNew(now, emit)
+		}
 		return
 	case TimeWait, FinWait2:
 		if c.ackNow || c.sendProbe {
@@ -100,6 +105,10 @@ func (c *Conn) Output(now time.Time, emit func(*Segment)) {
 func (c *Conn) sendNew(now time.Time, emit func(*Segment)) bool {
 	switch c.state {
 	case Established, CloseWait, FinWait1, Closing, LastAck:
+	case SynReceived:
+		if c.tfo.synDataIn == 0 {
+			return false
+		}
 	default:
 		return false
 	}

@@ -120,6 +120,10 @@ func (c *Conn) establish(now time.Time) {
 		c.rtt.SetBaseRTO(c.cfg.RTOInitial)
 	}
 	c.rtxStamp = time.Time{}
+	if c.packetsOut > 0 {
+		// Data sent in SYN-RECEIVED (Fast Open server) is now timed.
+		c.rtoAt = now.Add(c.rtt.RTO())
+	}
 	c.quick = 16
 	// Linux starts the receive clock (icsk_ack.lrcvtime) at establishment:
 	// tcpi_last_data_recv counts from there until data arrives.
