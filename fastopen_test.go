@@ -767,3 +767,32 @@ func TestFastOpenBlackhole(t *testing.T) {
 		}
 	})
 }
+
+// TestFastOpenKeyConfig: net.ipv4.tcp_fastopen_key from the Config is the
+// server key (primary and backup); without it the key is random.
+func TestFastOpenKeyConfig(t *testing.T) {
+	cfg := tcp.DefaultConfig()
+	if err := cfg.Set("net.ipv4.tcp_fastopen_key", "00000001-00000002-00000003-00000004,0000000a-0000000b-0000000c-0000000d"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{TCP: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k := s.FastOpenKeys()
+	if k != cfg.FastOpenKey || !k.HasBackup {
+		t.Errorf("stack keys %+v, want the configured %+v", k, cfg.FastOpenKey)
+	}
+	s2, _ := New(Config{})
+	defer s2.Close()
+	s3, _ := New(Config{})
+	defer s3.Close()
+	if k2, k3 := s2.FastOpenKeys(), s3.FastOpenKeys(); k2.IsZero() || k2 == k3 {
+		t.Errorf("default keys not random: %+v %+v", k2, k3)
+	}
+	s2.SetFastOpenKeys(k)
+	if s2.FastOpenKeys() != k {
+		t.Error("SetFastOpenKeys did not take")
+	}
+}
