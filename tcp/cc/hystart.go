@@ -20,14 +20,14 @@ const (
 type hystart struct {
 	done      bool // HyStart++ no longer applies (after the initial slow start)
 	started   bool // roundEnd is valid
-	roundEnd  int64
 	css       bool
-	cssRounds int
-	cssAcked  int // packets acked in CSS not yet turned into cwnd
+	roundEnd  int64
+	cssRounds int32
+	samples   int32 // RTT samples in the current round
+	cssAcked  int   // packets acked in CSS not yet turned into cwnd
 
 	lastRoundMinRTT    time.Duration // 0 = infinity
 	currentRoundMinRTT time.Duration // 0 = infinity
-	samples            int
 	cssBaselineMinRTT  time.Duration
 }
 

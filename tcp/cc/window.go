@@ -18,10 +18,10 @@ type window struct {
 
 	inFastRecovery bool // between OnCongestionEvent/OnECE and OnRecoveryEnd
 	rtoPending     bool // OnRTO seen, no delivery since: a repeated RTO keeps ssthresh
-	lastInFlight   int  // InFlight of the last rate sample (for OnECE)
+	pacing         bool
+	lastInFlight   int // InFlight of the last rate sample (for OnECE)
 
-	pacing bool
-	rtt    rttEWMA
+	rtt rttEWMA
 }
 
 func (w *window) init(mss int) {
