@@ -205,6 +205,7 @@ type Conn struct {
 	rcvWScale           uint8 // shift applied to our window field
 	wsOK, sackOK, tsOK  bool
 	ccInit              bool
+	isCwndLimited       bool
 	peerMSS, advMSS     int
 	sndMSS              int
 	mtuSet              bool
@@ -287,6 +288,9 @@ type Conn struct {
 	probeData    bool // persist timer: send the data that fits a small window
 	sendProbe    bool // zero-window / keepalive probe: SEQ=SND.UNA-1
 	forceRetrans bool // retransmit the first lost segment regardless of cwnd
+	gotDSACK     bool
+	undoMarker   bool
+	undoEifel    bool
 	probesOut    int
 	probeStart   time.Time // first zero-window probe of this stall (TCP_USER_TIMEOUT)
 	lastOOWAck   time.Time
@@ -312,9 +316,6 @@ type Conn struct {
 	tlpWasRetrans bool
 	recoveryCwnd  int
 	ackedThisAck  int
-	gotDSACK      bool
-	undoMarker    bool
-	undoEifel     bool
 	undoRetrans   int
 	undoTSVal     uint32
 	rackEnd       uint32
@@ -337,7 +338,6 @@ type Conn struct {
 	// Linux tcp_cwnd_validate state: was sending cwnd-limited in the
 	// current window, and the most packets out in it.
 	lostTotal     int64 // packets ever marked lost (for RateSample.LostSinceTx)
-	isCwndLimited bool
 	maxPacketsOut int
 	cwndUsageSeq  uint32
 	ackedRetrans  bool
