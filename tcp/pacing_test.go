@@ -115,3 +115,25 @@ func TestPacedRateCoarseTimers(t *testing.T) {
 		t.Fatalf("wire rate %.0f B/s, want about the pacing rate %d B/s", wire, rate)
 	}
 }
+
+// In fast recovery a controller that owns its window (BBR) keeps it; the
+// others send within PRR's window.
+func TestRecoveryCwndOwner(t *testing.T) {
+	for _, tc := range []struct {
+		cc   string
+		owns bool
+	}{{"bbr", true}, {"cubic", false}, {"reno", false}} {
+		cfg := cfgDefault()
+		cfg.CongestionControl = tc.cc
+		c := NewActive(cfg, Tuple{Local: addrA, Remote: addrB}, 1000, t0)
+		c.caState = CARecovery
+		c.recoveryCwnd = 3
+		want := 3
+		if tc.owns {
+			want = c.cc.Cwnd()
+		}
+		if got := c.sendCwnd(); got != want || c.ccOwnsRecovery != tc.owns {
+			t.Errorf("%s: send window in recovery %d (owns %v), want %d", tc.cc, got, c.ccOwnsRecovery, want)
+		}
+	}
+}
