@@ -208,7 +208,8 @@ func (o *TCPOptions) Len() int {
 }
 
 // Encode writes the options into b in Linux order (MSS, SACK-permitted +
-// timestamps, window scale, SACK blocks, Fast Open), aligned with NOPs, and
+// timestamps, window scale, SACK blocks, Fast Open followed by its NOP
+// padding), aligned with NOPs, and
 // returns the number of bytes written (Len()). If b is shorter than Len()
 // nothing is written and 0 is returned.
 func (o *TCPOptions) Encode(b []byte) int {
@@ -255,10 +256,6 @@ func (o *TCPOptions) Encode(b []byte) int {
 		if o.FastOpenExp {
 			l += 2
 		}
-		for pad := ((l + 3) &^ 3) - l; pad > 0; pad-- {
-			b[i] = TCPOptNOP
-			i++
-		}
 		if o.FastOpenExp {
 			b[i], b[i+1] = TCPOptExperimental, uint8(l)
 			binary.BigEndian.PutUint16(b[i+2:], TCPFastOpenExID)
@@ -268,6 +265,11 @@ func (o *TCPOptions) Encode(b []byte) int {
 			i += 2
 		}
 		i += copy(b[i:i+c], o.Cookie[:c])
+		// Like Linux, the option comes first and NOPs pad it to 4 bytes.
+		for pad := ((l + 3) &^ 3) - l; pad > 0; pad-- {
+			b[i] = TCPOptNOP
+			i++
+		}
 	}
 	return i
 }
