@@ -221,6 +221,15 @@ func (r *runner) fdArg(ev *Event, i int) (*socket, error) {
 	return s, nil
 }
 
+// sockArgs checks the argument count (one of n) and resolves the
+// socket in the first argument.
+func (r *runner) sockArgs(ev *Event, n ...int) (*socket, error) {
+	if err := r.nargs(ev, n...); err != nil {
+		return nil, err
+	}
+	return r.fdArg(ev, 0)
+}
+
 func (r *runner) nargs(ev *Event, n ...int) error {
 	got := len(ev.Syscall.Args)
 	for _, k := range n {
@@ -333,10 +342,7 @@ func (r *runner) sysSocket(ev *Event) (func() (sysResult, bool), error) {
 }
 
 func (r *runner) sysBind(ev *Event) (func() (sysResult, bool), error) {
-	if err := r.nargs(ev, 3); err != nil {
-		return nil, err
-	}
-	s, err := r.fdArg(ev, 0)
+	s, err := r.sockArgs(ev, 3)
 	if err != nil {
 		return nil, err
 	}
@@ -349,10 +355,7 @@ func (r *runner) sysBind(ev *Event) (func() (sysResult, bool), error) {
 }
 
 func (r *runner) sysListen(ev *Event) (func() (sysResult, bool), error) {
-	if err := r.nargs(ev, 2); err != nil {
-		return nil, err
-	}
-	s, err := r.fdArg(ev, 0)
+	s, err := r.sockArgs(ev, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -373,10 +376,7 @@ func (r *runner) sysListen(ev *Event) (func() (sysResult, bool), error) {
 }
 
 func (r *runner) sysAccept(ev *Event) (func() (sysResult, bool), error) {
-	if err := r.nargs(ev, 3); err != nil {
-		return nil, err
-	}
-	s, err := r.fdArg(ev, 0)
+	s, err := r.sockArgs(ev, 3)
 	if err != nil {
 		return nil, err
 	}
@@ -526,10 +526,7 @@ func (r *runner) connectResult(s *socket) (sysResult, bool) {
 }
 
 func (r *runner) sysConnect(ev *Event) (func() (sysResult, bool), error) {
-	if err := r.nargs(ev, 3); err != nil {
-		return nil, err
-	}
-	s, err := r.fdArg(ev, 0)
+	s, err := r.sockArgs(ev, 3)
 	if err != nil {
 		return nil, err
 	}
@@ -566,11 +563,17 @@ func (r *runner) lenArg(ev *Event, i int) (int, error) {
 	return int(v), nil
 }
 
-func (r *runner) sysWrite(ev *Event) (func() (sysResult, bool), error) {
-	if err := r.nargs(ev, 3, 4); err != nil {
-		return nil, err
+// flagsArg returns a flags argument (MSG_*).
+func (r *runner) flagsArg(ev *Event, i int) (int64, error) {
+	fl, err := r.intVal(ev.Syscall.Args[i])
+	if err != nil {
+		return 0, r.failf(ev, "%s flags: %v", ev.Syscall.Name, err)
 	}
-	s, err := r.fdArg(ev, 0)
+	return fl, nil
+}
+
+func (r *runner) sysWrite(ev *Event) (func() (sysResult, bool), error) {
+	s, err := r.sockArgs(ev, 3, 4)
 	if err != nil {
 		return nil, err
 	}
@@ -580,9 +583,9 @@ func (r *runner) sysWrite(ev *Event) (func() (sysResult, bool), error) {
 	}
 	nonblock := s.nonblock
 	if len(ev.Syscall.Args) == 4 {
-		fl, err := r.intVal(ev.Syscall.Args[3])
+		fl, err := r.flagsArg(ev, 3)
 		if err != nil {
-			return nil, r.failf(ev, "%s flags: %v", ev.Syscall.Name, err)
+			return nil, err
 		}
 		if fl&constants["MSG_DONTWAIT"] != 0 {
 			nonblock = true
@@ -630,10 +633,7 @@ func (r *runner) writer(s *socket, n int, nonblock bool) func() (sysResult, bool
 }
 
 func (r *runner) sysSendto(ev *Event) (func() (sysResult, bool), error) {
-	if err := r.nargs(ev, 6); err != nil {
-		return nil, err
-	}
-	s, err := r.fdArg(ev, 0)
+	s, err := r.sockArgs(ev, 6)
 	if err != nil {
 		return nil, err
 	}
@@ -641,9 +641,9 @@ func (r *runner) sysSendto(ev *Event) (func() (sysResult, bool), error) {
 	if err != nil {
 		return nil, err
 	}
-	fl, err := r.intVal(ev.Syscall.Args[3])
+	fl, err := r.flagsArg(ev, 3)
 	if err != nil {
-		return nil, r.failf(ev, "sendto flags: %v", err)
+		return nil, err
 	}
 	if fl&constants["MSG_FASTOPEN"] == 0 || s.f != nil {
 		return r.writer(s, n, s.nonblock || fl&constants["MSG_DONTWAIT"] != 0), nil
@@ -670,10 +670,7 @@ func (r *runner) sysSendto(ev *Event) (func() (sysResult, bool), error) {
 }
 
 func (r *runner) sysRead(ev *Event) (func() (sysResult, bool), error) {
-	if err := r.nargs(ev, 3, 4); err != nil {
-		return nil, err
-	}
-	s, err := r.fdArg(ev, 0)
+	s, err := r.sockArgs(ev, 3, 4)
 	if err != nil {
 		return nil, err
 	}
@@ -683,9 +680,9 @@ func (r *runner) sysRead(ev *Event) (func() (sysResult, bool), error) {
 	}
 	nonblock := s.nonblock
 	if len(ev.Syscall.Args) == 4 {
-		fl, err := r.intVal(ev.Syscall.Args[3])
+		fl, err := r.flagsArg(ev, 3)
 		if err != nil {
-			return nil, r.failf(ev, "%s flags: %v", ev.Syscall.Name, err)
+			return nil, err
 		}
 		if fl&constants["MSG_DONTWAIT"] != 0 {
 			nonblock = true
@@ -728,10 +725,7 @@ func (r *runner) sysRead(ev *Event) (func() (sysResult, bool), error) {
 }
 
 func (r *runner) sysShutdown(ev *Event) (func() (sysResult, bool), error) {
-	if err := r.nargs(ev, 2); err != nil {
-		return nil, err
-	}
-	s, err := r.fdArg(ev, 0)
+	s, err := r.sockArgs(ev, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -754,10 +748,7 @@ func (r *runner) sysShutdown(ev *Event) (func() (sysResult, bool), error) {
 }
 
 func (r *runner) sysClose(ev *Event) (func() (sysResult, bool), error) {
-	if err := r.nargs(ev, 1); err != nil {
-		return nil, err
-	}
-	s, err := r.fdArg(ev, 0)
+	s, err := r.sockArgs(ev, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -794,10 +785,7 @@ func (r *runner) optName(ev *Event) (level, name int64, err error) {
 }
 
 func (r *runner) sysSetsockopt(ev *Event) (func() (sysResult, bool), error) {
-	if err := r.nargs(ev, 5); err != nil {
-		return nil, err
-	}
-	s, err := r.fdArg(ev, 0)
+	s, err := r.sockArgs(ev, 5)
 	if err != nil {
 		return nil, err
 	}
@@ -941,10 +929,7 @@ func (r *runner) sysSetsockopt(ev *Event) (func() (sysResult, bool), error) {
 }
 
 func (r *runner) sysGetsockopt(ev *Event) (func() (sysResult, bool), error) {
-	if err := r.nargs(ev, 5); err != nil {
-		return nil, err
-	}
-	s, err := r.fdArg(ev, 0)
+	s, err := r.sockArgs(ev, 5)
 	if err != nil {
 		return nil, err
 	}
@@ -1034,10 +1019,7 @@ func (r *runner) sysGetsockopt(ev *Event) (func() (sysResult, bool), error) {
 }
 
 func (r *runner) sysFcntl(ev *Event) (func() (sysResult, bool), error) {
-	if err := r.nargs(ev, 2, 3); err != nil {
-		return nil, err
-	}
-	s, err := r.fdArg(ev, 0)
+	s, err := r.sockArgs(ev, 2, 3)
 	if err != nil {
 		return nil, err
 	}
