@@ -1,14 +1,10 @@
 package interop
 
 import (
-	"bufio"
-	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,6 +96,59 @@ func synsWithData(t *testing.T, capPath string, src netip.Addr) (lens []int, tfo
 	return lens, tfo
 }
 
+// tfoNetns is a namespace with tcp_fastopen=3 and python3 for the
+// kernel's Fast Open clients and servers.
+func tfoNetns(t *testing.T) *Netns {
+	t.Helper()
+	n := NewNetns(t, NetnsConfig{})
+	requireTool(t, "python3")
+	n.Exec(t, "sysctl", "-w", "net.ipv4.tcp_fastopen=3")
+	return n
+}
+
+// serveReEcho answers the first read of each connection accepted on ln
+// with "re:" and the bytes read, then discards the rest.
+func serveReEcho(ln *ustack.TCPListener) {
+	for {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 100)
+			k, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			c.Write(append([]byte("re:"), buf[:k]...))
+			io.Copy(io.Discard, c)
+		}()
+	}
+}
+
+// checkMoved checks that the kernel counter name moved by want.
+func checkMoved(t *testing.T, before, after map[string]uint64, name string, want uint64) {
+	t.Helper()
+	if d := after[name] - before[name]; d != want {
+		t.Errorf("kernel %s moved by %d, want %d", name, d, want)
+	}
+}
+
+// checkFastOpenSyns checks the SYNs from src in the capture: a cookie
+// request without data, then a SYN with a cookie and the request req. It
+// returns the Fast Open options of the SYNs.
+func checkFastOpenSyns(t *testing.T, capPath string, src netip.Addr, who, req string) []string {
+	t.Helper()
+	lens, tfo := synsWithData(t, capPath, src)
+	t.Logf("%s SYNs: payload lengths %v, Fast Open options %v", who, lens, tfo)
+	if len(lens) != 2 || lens[0] != 0 || tfo[0] != "request" || lens[1] != len(req) || tfo[1] == "" || tfo[1] == "request" {
+		t.Errorf("want a cookie request SYN without data, then a SYN with cookie and %d bytes", len(req))
+	}
+	return tfo
+}
+
 func tfoStackConfig() ustack.Config {
 	cfg := tcp.DefaultConfig()
 	cfg.FastOpen = tcp.FastOpenClient | tcp.FastOpenServer
@@ -112,30 +161,14 @@ func tfoStackConfig() ustack.Config {
 // the cookie and the request, which ustack acknowledges in its SYN-ACK.
 // The kernel counts TcpExtTCPFastOpenActive, ustack TCPFastOpenPassive.
 func TestFastOpenKernelClient(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		t.Run(map[bool]string{false: "IPv4", true: "IPv6"}[v6], func(t *testing.T) { fastOpenKernelClient(t, v6) })
-	}
+	runFamilies(t, fastOpenKernelClient)
 }
 
 func fastOpenKernelClient(t *testing.T, v6 bool) {
-	n := NewNetns(t, NetnsConfig{})
-	kernel, stack := n.Kernel4.Addr(), n.Stack4.Addr()
-	if v6 {
-		kernel, stack = n.Kernel6.Addr(), n.Stack6.Addr()
-	}
-	requireTool(t, "python3")
+	n := tfoNetns(t)
 	requireTool(t, "nstat")
-	n.Exec(t, "sysctl", "-w", "net.ipv4.tcp_fastopen=3")
-	capPath := filepath.Join(t.TempDir(), "tfo-kernel-client.pcap")
-	f, err := os.Create(capPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ep, err := link.Pcap(n.TUN, f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kernel, stack := n.Addrs(v6)
+	ep, capPath, f := n.Capture(t, "tfo-kernel-client.pcap")
 	s := n.NewStack(t, ep, tfoStackConfig())
 	ln, err := s.ListenTCP("tcp", ":8080")
 	if err != nil {
@@ -144,25 +177,7 @@ func fastOpenKernelClient(t *testing.T, v6 bool) {
 	if err := ln.SetFastOpen(16); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			c, err := ln.AcceptTCP()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				buf := make([]byte, 100)
-				k, err := c.Read(buf)
-				if err != nil {
-					return
-				}
-				c.Write(append([]byte("re:"), buf[:k]...))
-				io.Copy(io.Discard, c)
-			}()
-		}
-	}()
+	go serveReEcho(ln)
 	before := n.nstat(t, "TcpExtTCPFastOpenActive", "TcpExtTCPFastOpenActiveFail")
 	for i := 0; i < 2; i++ {
 		req := fmt.Sprintf("hello-tfo-%d", i)
@@ -177,23 +192,15 @@ func fastOpenKernelClient(t *testing.T, v6 bool) {
 		before["TcpExtTCPFastOpenActive"], after["TcpExtTCPFastOpenActive"],
 		before["TcpExtTCPFastOpenActiveFail"], after["TcpExtTCPFastOpenActiveFail"],
 		st.TCPFastOpenPassive, st.TCPFastOpenCookieReqd, st.TCPFastOpenPassiveFail)
-	if d := after["TcpExtTCPFastOpenActive"] - before["TcpExtTCPFastOpenActive"]; d != 1 {
-		t.Errorf("kernel TcpExtTCPFastOpenActive moved by %d, want 1", d)
-	}
-	if d := after["TcpExtTCPFastOpenActiveFail"] - before["TcpExtTCPFastOpenActiveFail"]; d != 0 {
-		t.Errorf("kernel TcpExtTCPFastOpenActiveFail moved by %d, want 0", d)
-	}
+	checkMoved(t, before, after, "TcpExtTCPFastOpenActive", 1)
+	checkMoved(t, before, after, "TcpExtTCPFastOpenActiveFail", 0)
 	if st.TCPFastOpenPassive != 1 || st.TCPFastOpenCookieReqd != 1 || st.TCPFastOpenPassiveFail != 0 {
 		t.Errorf("ustack TCPFastOpenPassive %d CookieReqd %d PassiveFail %d, want 1 1 0",
 			st.TCPFastOpenPassive, st.TCPFastOpenCookieReqd, st.TCPFastOpenPassiveFail)
 	}
 	s.Close()
 	f.Close()
-	lens, tfo := synsWithData(t, capPath, kernel)
-	t.Logf("kernel SYNs: payload lengths %v, Fast Open options %v", lens, tfo)
-	if len(lens) != 2 || lens[0] != 0 || tfo[0] != "request" || lens[1] != len("hello-tfo-1") || tfo[1] == "" || tfo[1] == "request" {
-		t.Errorf("want a cookie request SYN without data, then a SYN with cookie and %d bytes", len("hello-tfo-1"))
-	}
+	checkFastOpenSyns(t, capPath, kernel, "kernel", "hello-tfo-1")
 }
 
 // TestFastOpenKernelServer: a ustack client dials a Linux listener with
@@ -201,51 +208,17 @@ func fastOpenKernelClient(t *testing.T, v6 bool) {
 // cookie from the first connection and the request; the kernel counts
 // TcpExtTCPFastOpenPassive, ustack TCPFastOpenActive.
 func TestFastOpenKernelServer(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		t.Run(map[bool]string{false: "IPv4", true: "IPv6"}[v6], func(t *testing.T) { fastOpenKernelServer(t, v6) })
-	}
+	runFamilies(t, fastOpenKernelServer)
 }
 
 func fastOpenKernelServer(t *testing.T, v6 bool) {
-	n := NewNetns(t, NetnsConfig{})
-	kernel, stack := n.Kernel4.Addr(), n.Stack4.Addr()
-	if v6 {
-		kernel, stack = n.Kernel6.Addr(), n.Stack6.Addr()
-	}
-	requireTool(t, "python3")
+	n := tfoNetns(t)
 	requireTool(t, "nstat")
-	n.Exec(t, "sysctl", "-w", "net.ipv4.tcp_fastopen=3")
-	capPath := filepath.Join(t.TempDir(), "tfo-kernel-server.pcap")
-	f, err := os.Create(capPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ep, err := link.Pcap(n.TUN, f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kernel, stack := n.Addrs(v6)
+	ep, capPath, f := n.Capture(t, "tfo-kernel-server.pcap")
 	s := n.NewStack(t, ep, tfoStackConfig())
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	srv := n.Command(ctx, "python3", "-c", tfoServerPy, kernel.String(), "9090", "2")
-	srvOut, err := srv.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var srvErr strings.Builder
-	srv.Stderr = &srvErr
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		srv.Wait()
-	}()
-	if line, err := bufio.NewReader(srvOut).ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
-		t.Fatalf("kernel server did not start: %q %v %s", line, err, srvErr.String())
-	}
+	n.StartServer(t, "ready", "python3", "-c", tfoServerPy, kernel.String(), "9090", "2")
 	before := n.nstat(t, "TcpExtTCPFastOpenPassive", "TcpExtTCPFastOpenPassiveFail", "TcpExtTCPFastOpenCookieReqd")
 	d := ustack.Dialer{Stack: s, FastOpen: true, Timeout: 10 * time.Second}
 	for i := 0; i < 2; i++ {
@@ -271,22 +244,14 @@ func fastOpenKernelServer(t *testing.T, v6 bool) {
 		before["TcpExtTCPFastOpenPassiveFail"], after["TcpExtTCPFastOpenPassiveFail"],
 		before["TcpExtTCPFastOpenCookieReqd"], after["TcpExtTCPFastOpenCookieReqd"],
 		st.TCPFastOpenActive, st.TCPFastOpenActiveFail)
-	if d := after["TcpExtTCPFastOpenPassive"] - before["TcpExtTCPFastOpenPassive"]; d != 1 {
-		t.Errorf("kernel TcpExtTCPFastOpenPassive moved by %d, want 1", d)
-	}
-	if d := after["TcpExtTCPFastOpenCookieReqd"] - before["TcpExtTCPFastOpenCookieReqd"]; d != 1 {
-		t.Errorf("kernel TcpExtTCPFastOpenCookieReqd moved by %d, want 1", d)
-	}
+	checkMoved(t, before, after, "TcpExtTCPFastOpenPassive", 1)
+	checkMoved(t, before, after, "TcpExtTCPFastOpenCookieReqd", 1)
 	if st.TCPFastOpenActive != 1 || st.TCPFastOpenActiveFail != 0 {
 		t.Errorf("ustack TCPFastOpenActive %d ActiveFail %d, want 1 0", st.TCPFastOpenActive, st.TCPFastOpenActiveFail)
 	}
 	s.Close()
 	f.Close()
-	lens, tfo := synsWithData(t, capPath, stack)
-	t.Logf("ustack SYNs: payload lengths %v, Fast Open options %v", lens, tfo)
-	if len(lens) != 2 || lens[0] != 0 || tfo[0] != "request" || lens[1] != len("hello-kernel-1") || tfo[1] == "" || tfo[1] == "request" {
-		t.Errorf("want a cookie request SYN without data, then a SYN with cookie and %d bytes", len("hello-kernel-1"))
-	}
+	tfo := checkFastOpenSyns(t, capPath, stack, "ustack", "hello-kernel-1")
 	// ustack computes cookies like Linux: with the namespace's key, the
 	// cookie the kernel granted is the one ustack would grant.
 	keyText := strings.TrimSpace(n.Exec(t, "sysctl", "-n", "net.ipv4.tcp_fastopen_key"))
@@ -309,29 +274,11 @@ func fastOpenKernelServer(t *testing.T, v6 bool) {
 // cached cookie, since Linux answers the request in the SYN before the
 // handshake completes.
 func TestFastOpenKernelServerRTT(t *testing.T) {
-	n := NewNetns(t, NetnsConfig{})
-	requireTool(t, "python3")
-	n.Exec(t, "sysctl", "-w", "net.ipv4.tcp_fastopen=3")
+	n := tfoNetns(t)
 	const delay = 25 * time.Millisecond
 	s := n.NewStack(t, link.Impair(n.TUN, link.Impairment{Delay: delay}), tfoStackConfig())
 	kernel := n.Kernel4.Addr()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	srv := n.Command(ctx, "python3", "-c", tfoServerPy, kernel.String(), "9091", "4")
-	srvOut, err := srv.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		srv.Wait()
-	}()
-	if line, err := bufio.NewReader(srvOut).ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
-		t.Fatalf("kernel server did not start: %q %v", line, err)
-	}
+	n.StartServer(t, "ready", "python3", "-c", tfoServerPy, kernel.String(), "9091", "4")
 	fetch := func(fastOpen bool) time.Duration {
 		start := time.Now()
 		d := ustack.Dialer{Stack: s, FastOpen: fastOpen, Timeout: 10 * time.Second}
@@ -386,9 +333,7 @@ s.close()
 // about two round trips without Fast Open, one with the cookie, as ustack
 // answers the request carried in the SYN before the handshake completes.
 func TestFastOpenKernelClientRTT(t *testing.T) {
-	n := NewNetns(t, NetnsConfig{})
-	requireTool(t, "python3")
-	n.Exec(t, "sysctl", "-w", "net.ipv4.tcp_fastopen=3")
+	n := tfoNetns(t)
 	const delay = 25 * time.Millisecond
 	s := n.NewStack(t, link.Impair(n.TUN, link.Impairment{Delay: delay}), tfoStackConfig())
 	ln, err := s.ListenTCP("tcp", ":8081")
@@ -396,25 +341,7 @@ func TestFastOpenKernelClientRTT(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln.SetFastOpen(16)
-	go func() {
-		for {
-			c, err := ln.AcceptTCP()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				buf := make([]byte, 100)
-				k, err := c.Read(buf)
-				if err != nil {
-					return
-				}
-				c.Write(append([]byte("re:"), buf[:k]...))
-				io.Copy(io.Discard, c)
-			}()
-		}
-	}()
+	go serveReEcho(ln)
 	fetch := func(mode string) string {
 		out := n.Exec(t, "python3", "-c", tfoTimedClientPy, n.Stack4.Addr().String(), "8081", "GET", mode)
 		sec, err := strconv.ParseFloat(strings.TrimSpace(out), 64)

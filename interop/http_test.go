@@ -140,16 +140,7 @@ func urlHost(a netip.Addr, port int) string {
 func TestCurlFetchesFromUstack(t *testing.T) {
 	n := NewNetns(t, NetnsConfig{})
 	requireTool(t, "curl")
-	capPath := filepath.Join(t.TempDir(), "http.pcap")
-	f, err := os.Create(capPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ep, err := link.Pcap(n.TUN, f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ep, capPath, f := n.Capture(t, "http.pcap")
 	s := n.NewStack(t, ep, ustack.Config{})
 	serveHTTP(t, s, ":80", nil)
 	cert, caPath := selfSignedCert(t, n.Stack4.Addr(), n.Stack6.Addr())

@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -171,4 +173,64 @@ func (n *Netns) NewStack(t testing.TB, ep link.Endpoint, cfg ustack.Config) *ust
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// Addrs returns the kernel and the ustack address of the namespace's IPv4
+// (v6 false) or IPv6 (v6 true) subnet.
+func (n *Netns) Addrs(v6 bool) (kernel, stack netip.Addr) {
+	if v6 {
+		return n.Kernel6.Addr(), n.Stack6.Addr()
+	}
+	return n.Kernel4.Addr(), n.Stack4.Addr()
+}
+
+// runFamilies runs fn as the subtests "IPv4" (v6 false) and "IPv6".
+func runFamilies(t *testing.T, fn func(t *testing.T, v6 bool)) {
+	for _, v6 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "IPv4", true: "IPv6"}[v6], func(t *testing.T) { fn(t, v6) })
+	}
+}
+
+// Capture wraps the TUN with link.Pcap writing to the file name in
+// t.TempDir(). It returns the endpoint, the file's path and the file,
+// which t.Cleanup closes too (close it early to read a complete capture).
+func (n *Netns) Capture(t testing.TB, name string) (link.Endpoint, string, *os.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	ep, err := link.Pcap(n.TUN, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep, path, f
+}
+
+// StartServer starts a command inside the namespace and waits until the
+// first line of its standard output is ready; t.Cleanup stops it.
+func (n *Netns) StartServer(t testing.TB, ready string, name string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	srv := n.Command(ctx, name, args...)
+	srvOut, err := srv.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	var srvErr strings.Builder
+	srv.Stderr = &srvErr
+	if err := srv.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		srv.Wait()
+	})
+	if line, err := bufio.NewReader(srvOut).ReadString('\n'); err != nil || strings.TrimSpace(line) != ready {
+		t.Fatalf("%s server did not start: %q %v %s", name, line, err, srvErr.String())
+	}
 }

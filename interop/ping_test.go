@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/ustack/ustack"
-	"github.com/ustack/ustack/link"
 )
 
 // TestPingKernel: the kernel pings ustack over IPv4 and IPv6 through a TUN
@@ -16,16 +15,7 @@ import (
 func TestPingKernel(t *testing.T) {
 	n := NewNetns(t, NetnsConfig{})
 	requireTool(t, "ping")
-	capPath := filepath.Join(t.TempDir(), "ping.pcap")
-	f, err := os.Create(capPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ep, err := link.Pcap(n.TUN, f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ep, capPath, f := n.Capture(t, "ping.pcap")
 	s := n.NewStack(t, ep, ustack.Config{})
 
 	out := n.Exec(t, "ping", "-c", "3", "-i", "0.2", "-W", "2", n.Stack4.Addr().String())
