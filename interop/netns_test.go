@@ -4,9 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"fmt"
+	"math/big"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -192,9 +199,16 @@ func runFamilies(t *testing.T, fn func(t *testing.T, v6 bool)) {
 }
 
 // Capture wraps the TUN with link.Pcap writing to the file name in
-// t.TempDir(). It returns the endpoint, the file's path and the file,
-// which t.Cleanup closes too (close it early to read a complete capture).
+// t.TempDir(), like capture.
 func (n *Netns) Capture(t testing.TB, name string) (link.Endpoint, string, *os.File) {
+	t.Helper()
+	return capture(t, n.TUN, name)
+}
+
+// capture wraps ep with link.Pcap writing to the file name in t.TempDir().
+// It returns the endpoint, the file's path and the file, which t.Cleanup
+// closes too (close it early to read a complete capture).
+func capture(t testing.TB, ep link.Endpoint, name string) (link.Endpoint, string, *os.File) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	f, err := os.Create(path)
@@ -202,11 +216,45 @@ func (n *Netns) Capture(t testing.TB, name string) (link.Endpoint, string, *os.F
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	ep, err := link.Pcap(n.TUN, f)
+	pep, err := link.Pcap(ep, f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ep, path, f
+	return pep, path, f
+}
+
+// newSelfSigned makes a self-signed ECDSA P-256 CA certificate for the
+// common name cn, the DNS names and the IP addresses, valid from an hour
+// ago to an hour from now, with Leaf set.
+func newSelfSigned(t testing.TB, cn string, dnsNames []string, ips ...netip.Addr) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: cn},
+		DNSNames:              dnsNames,
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	for _, ip := range ips {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.IP(ip.AsSlice()))
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
 // StartServer starts a command inside the namespace and waits until the

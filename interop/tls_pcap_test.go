@@ -2,20 +2,14 @@ package interop
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	mrand "math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -178,17 +172,9 @@ func tsharkRun(t *testing.T, tshark string, args ...string) string {
 // tlsOverUstackPcap runs one TLS handshake and an echo exchange at the given
 // version between two stacks over a pipe and returns the pcap file path.
 func tlsOverUstackPcap(t *testing.T, version uint16) string {
-	cert := tlsTestCert(t)
+	cert := newSelfSigned(t, "ustack.test", []string{"ustack.test"})
 	a, b := link.Pipe(1500)
-	path := filepath.Join(t.TempDir(), "tls.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pa, err := link.Pcap(a, f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pa, path, f := capture(t, a, "tls.pcap")
 	sa, err := ustack.New(ustack.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -311,33 +297,4 @@ func tlsOverUstackPcap(t *testing.T, version uint16) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// tlsTestCert makes a self-signed ECDSA certificate for "ustack.test".
-func tlsTestCert(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "ustack.test"},
-		DNSNames:              []string{"ustack.test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
