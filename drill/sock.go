@@ -563,35 +563,45 @@ func (r *runner) lenArg(ev *Event, i int) (int, error) {
 	return int(v), nil
 }
 
-// flagsArg returns a flags argument (MSG_*).
-func (r *runner) flagsArg(ev *Event, i int) (int64, error) {
-	fl, err := r.intVal(ev.Syscall.Args[i])
-	if err != nil {
-		return 0, r.failf(ev, "%s flags: %v", ev.Syscall.Name, err)
+// ioArgs resolves the arguments of write, send, sendto, read and recv:
+// the socket, the length (third argument) and the MSG_* flags (fourth
+// argument, 0 without one). n lists the argument counts allowed.
+func (r *runner) ioArgs(ev *Event, n ...int) (s *socket, length int, flags int64, err error) {
+	if s, err = r.sockArgs(ev, n...); err != nil {
+		return nil, 0, 0, err
 	}
-	return fl, nil
+	if length, err = r.lenArg(ev, 2); err != nil {
+		return nil, 0, 0, err
+	}
+	if len(ev.Syscall.Args) > 3 {
+		if flags, err = r.intVal(ev.Syscall.Args[3]); err != nil {
+			return nil, 0, 0, r.failf(ev, "%s flags: %v", ev.Syscall.Name, err)
+		}
+	}
+	return s, length, flags, nil
+}
+
+// wouldBlock is the result of a call that cannot complete yet: EAGAIN
+// when non-blocking, else keep waiting.
+func wouldBlock(nonblock bool) (sysResult, bool) {
+	if nonblock {
+		return fail(syscall.EAGAIN)
+	}
+	return sysResult{}, false
+}
+
+// handshaking reports whether c has not completed its handshake yet.
+func handshaking(c *tcp.Conn) bool {
+	st := c.State()
+	return st == tcp.SynSent || st == tcp.SynReceived
 }
 
 func (r *runner) sysWrite(ev *Event) (func() (sysResult, bool), error) {
-	s, err := r.sockArgs(ev, 3, 4)
+	s, n, fl, err := r.ioArgs(ev, 3, 4)
 	if err != nil {
 		return nil, err
 	}
-	n, err := r.lenArg(ev, 2)
-	if err != nil {
-		return nil, err
-	}
-	nonblock := s.nonblock
-	if len(ev.Syscall.Args) == 4 {
-		fl, err := r.flagsArg(ev, 3)
-		if err != nil {
-			return nil, err
-		}
-		if fl&constants["MSG_DONTWAIT"] != 0 {
-			nonblock = true
-		}
-	}
-	return r.writer(s, n, nonblock), nil
+	return r.writer(s, n, s.nonblock || fl&constants["MSG_DONTWAIT"] != 0), nil
 }
 
 func (r *runner) writer(s *socket, n int, nonblock bool) func() (sysResult, bool) {
@@ -602,11 +612,8 @@ func (r *runner) writer(s *socket, n int, nonblock bool) func() (sysResult, bool
 			return fail(syscall.EPIPE)
 		}
 		c := s.f.c
-		if st := c.State(); st == tcp.SynSent || st == tcp.SynReceived {
-			if nonblock {
-				return fail(syscall.EAGAIN)
-			}
-			return sysResult{}, false
+		if handshaking(c) {
+			return wouldBlock(nonblock)
 		}
 		for written < n {
 			k, err := c.Send(data[written:])
@@ -625,23 +632,12 @@ func (r *runner) writer(s *socket, n int, nonblock bool) func() (sysResult, bool
 		if written == n || (nonblock && written > 0) {
 			return done(int64(written))
 		}
-		if nonblock {
-			return fail(syscall.EAGAIN)
-		}
-		return sysResult{}, false
+		return wouldBlock(nonblock)
 	}
 }
 
 func (r *runner) sysSendto(ev *Event) (func() (sysResult, bool), error) {
-	s, err := r.sockArgs(ev, 6)
-	if err != nil {
-		return nil, err
-	}
-	n, err := r.lenArg(ev, 2)
-	if err != nil {
-		return nil, err
-	}
-	fl, err := r.flagsArg(ev, 3)
+	s, n, fl, err := r.ioArgs(ev, 6)
 	if err != nil {
 		return nil, err
 	}
@@ -670,26 +666,13 @@ func (r *runner) sysSendto(ev *Event) (func() (sysResult, bool), error) {
 }
 
 func (r *runner) sysRead(ev *Event) (func() (sysResult, bool), error) {
-	s, err := r.sockArgs(ev, 3, 4)
+	s, n, fl, err := r.ioArgs(ev, 3, 4)
 	if err != nil {
 		return nil, err
 	}
-	n, err := r.lenArg(ev, 2)
-	if err != nil {
-		return nil, err
-	}
-	nonblock := s.nonblock
-	if len(ev.Syscall.Args) == 4 {
-		fl, err := r.flagsArg(ev, 3)
-		if err != nil {
-			return nil, err
-		}
-		if fl&constants["MSG_DONTWAIT"] != 0 {
-			nonblock = true
-		}
-		if fl&constants["MSG_PEEK"] != 0 {
-			return nil, r.failf(ev, "%s: MSG_PEEK is unsupported", ev.Syscall.Name)
-		}
+	nonblock := s.nonblock || fl&constants["MSG_DONTWAIT"] != 0
+	if fl&constants["MSG_PEEK"] != 0 {
+		return nil, r.failf(ev, "%s: MSG_PEEK is unsupported", ev.Syscall.Name)
 	}
 	buf := make([]byte, n)
 	return func() (sysResult, bool) {
@@ -700,11 +683,8 @@ func (r *runner) sysRead(ev *Event) (func() (sysResult, bool), error) {
 		if s.shutRd && c.Readable() == 0 {
 			return done(0) // shut down for reading: EOF instead of blocking
 		}
-		if st := c.State(); st == tcp.SynSent || st == tcp.SynReceived {
-			if nonblock {
-				return fail(syscall.EAGAIN)
-			}
-			return sysResult{}, false
+		if handshaking(c) {
+			return wouldBlock(nonblock)
 		}
 		k, err := c.Recv(buf)
 		c.Output(r.now, func(seg *tcp.Segment) { r.transmit(s.f, seg) })
@@ -717,10 +697,8 @@ func (r *runner) sysRead(ev *Event) (func() (sysResult, bool), error) {
 			return fail(toErrno(err))
 		case n == 0:
 			return done(0)
-		case nonblock:
-			return fail(syscall.EAGAIN)
 		}
-		return sysResult{}, false
+		return wouldBlock(nonblock)
 	}, nil
 }
 
