@@ -43,6 +43,7 @@ type tcpState struct {
 	listeners map[listenKey]*listener
 	ports     *tcp.PortAllocator
 	twCount   atomic.Int64 // endpoints in TIME-WAIT (tcp_max_tw_buckets)
+	orphans   atomic.Int64 // closed endpoints still in FIN-WAIT/CLOSING/LAST-ACK (tcp_max_orphans)
 	closed    bool
 }
 
@@ -88,6 +89,7 @@ type endpoint struct {
 	deferSyn  bool      // Fast Open connect: the SYN waits for the first Write
 	rdClosed  bool      // CloseRead was called
 	closed    bool      // the user closed the TCPConn
+	orphan    bool      // counted in t.orphans
 	tfoc      tfoClientState
 	tfoLn     *listener // passive Fast Open: counted in this listener's TFO queue
 	rq, wq    waitq     // readers / writers (and dialers) waiting for progress
@@ -273,6 +275,9 @@ func (e *endpoint) updateLocked(now time.Time) {
 	e.tc.Output(now, e.emitFn)
 	e.sh.flush(e.t.s)
 	st := e.tc.State()
+	if e.closed {
+		st = e.checkOrphanLocked(st, now)
+	}
 	if st == tcp.TimeWait && !e.tw.Load() {
 		// net.ipv4.tcp_max_tw_buckets: past the limit a connection skips
 		// TIME-WAIT and is destroyed at once, as Linux does.
@@ -319,6 +324,40 @@ func (e *endpoint) updateLocked(now time.Time) {
 	e.wq.wake()
 }
 
+// isOrphanState reports whether a connection the user closed in state st
+// is an orphan in Linux's sense: still alive, not yet in TIME-WAIT.
+func isOrphanState(st tcp.State) bool {
+	switch st {
+	case tcp.FinWait1, tcp.FinWait2, tcp.Closing, tcp.LastAck:
+		return true
+	}
+	return false
+}
+
+// checkOrphanLocked keeps t.orphans in step with e, which the user closed.
+// net.ipv4.tcp_max_orphans: a connection that would become one orphan too
+// many is reset at once and counted in TCPAbortOnMemory, as Linux does
+// ("too many orphaned sockets"). It returns the state after that.
+func (e *endpoint) checkOrphanLocked(st tcp.State, now time.Time) tcp.State {
+	is := isOrphanState(st) && !e.removed.Load()
+	switch {
+	case is && !e.orphan:
+		if max := e.t.cfg.MaxOrphans; max > 0 && e.t.orphans.Load() >= int64(max) {
+			e.t.s.ctr.tcp.TCPAbortOnMemory.Add(1)
+			e.tc.Abort()
+			e.tc.Output(now, e.emitFn)
+			e.sh.flush(e.t.s)
+			return e.tc.State()
+		}
+		e.orphan = true
+		e.t.orphans.Add(1)
+	case !is && e.orphan:
+		e.orphan = false
+		e.t.orphans.Add(-1)
+	}
+	return st
+}
+
 // leaveFastOpenQueue ends e's place in its listener's Fast Open queue
 // (handshake done, or connection gone).
 func (e *endpoint) leaveFastOpenQueue() {
@@ -341,6 +380,10 @@ func (e *endpoint) removeLocked() {
 		e.leaveSynQueue()
 	}
 	e.leaveFastOpenQueue()
+	if e.orphan {
+		e.orphan = false
+		e.t.orphans.Add(-1)
+	}
 	e.t.timers.schedule(e, time.Time{})
 	if e.removed.Load() {
 		return
