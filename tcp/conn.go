@@ -190,6 +190,7 @@ type Conn struct {
 	ctr            *Counters
 	cc             cc.Controller
 	challengeAllow func(now time.Time) bool
+	tr             *tracer // nil: tracing off (SetTracer)
 	passive        bool
 	orphan         bool // Close was called: nobody reads any more
 

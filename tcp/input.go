@@ -22,6 +22,17 @@ const pawsIdle = 24 * 24 * time.Hour
 // Input processes one received segment (RFC 9293 3.10.7, with RFC 5961,
 // RFC 7323 and Linux behaviour where they differ).
 func (c *Conn) Input(seg *Segment, now time.Time) {
+	if c.tr != nil {
+		c.now = now
+		c.traceSeg(EvRecv, seg, ReasonNone)
+		c.input(seg, now)
+		c.traceChanges()
+		return
+	}
+	c.input(seg, now)
+}
+
+func (c *Conn) input(seg *Segment, now time.Time) {
 	c.now = now
 	c.segsIn++
 	if len(seg.Payload) > 0 {

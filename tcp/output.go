@@ -29,6 +29,9 @@ func (c *Conn) Output(now time.Time, emit func(*Segment)) {
 		}
 		c.segsOut++
 		c.count(func(k *Counters) { k.OutSegs++; k.OutRsts++ })
+		if c.tr != nil {
+			c.traceSeg(EvSend, s, ReasonRST)
+		}
 		emit(s)
 	}
 	switch c.state {
@@ -283,6 +286,9 @@ func (c *Conn) sendSegment(n int, fin bool, now time.Time, emit func(*Segment)) 
 		}
 	}
 	c.pace(n, now)
+	if c.tr != nil {
+		c.traceSeg(EvSend, s, ReasonNewData)
+	}
 	emit(s)
 }
 
@@ -290,6 +296,9 @@ func (c *Conn) sendSegment(n int, fin bool, now time.Time, emit func(*Segment)) 
 // loss repair it does not mark the segment lost.
 func (c *Conn) retransmitProbe(s *txSeg, now time.Time, emit func(*Segment)) {
 	wasOut := s.rtxOut
+	if c.tr != nil {
+		c.tr.tlp = true
+	}
 	c.retransmit(s, now, emit)
 	if !wasOut {
 		// Not in the lost/retransmitted accounting: it is just sent again.
@@ -352,6 +361,13 @@ func (c *Conn) retransmit(s *txSeg, now time.Time, emit func(*Segment)) {
 	}
 	c.lastSendTime = now
 	seg := c.prepare(s.seq, flags, payload, now)
+	if c.tr != nil {
+		r := c.traceRetransReason()
+		if c.tr.tlp {
+			c.tr.tlp, r = false, ReasonTLP
+		}
+		c.traceSeg(EvSend, seg, r)
+	}
 	emit(seg)
 }
 
@@ -456,11 +472,24 @@ func (c *Conn) emitSyn(now time.Time, emit func(*Segment)) {
 	}
 	c.segsOut++
 	c.count(func(k *Counters) { k.OutSegs++ })
+	if c.tr != nil {
+		r := ReasonSyn
+		if len(s.Payload) > 0 {
+			r = ReasonTFOSynData
+		} else if c.synRetrans > 0 {
+			r = ReasonSynRetrans
+		}
+		c.traceSeg(EvSend, s, r)
+	}
 	emit(s)
 }
 
 func (c *Conn) emitAck(now time.Time, emit func(*Segment)) {
-	emit(c.prepare(c.sndNxt, flagACK, nil, now))
+	s := c.prepare(c.sndNxt, flagACK, nil, now)
+	if c.tr != nil {
+		c.traceSeg(EvSend, s, ReasonAck)
+	}
+	emit(s)
 	c.segsOut++
 	c.count(func(k *Counters) { k.OutSegs++ })
 }
@@ -479,6 +508,13 @@ func (c *Conn) emitAckSeq(seq uint32, now time.Time, emit func(*Segment)) {
 	s := c.prepare(seq, flagACK, nil, now)
 	c.segsOut++
 	c.count(func(k *Counters) { k.OutSegs++ })
+	if c.tr != nil {
+		r := ReasonAck
+		if seq != c.sndNxt {
+			r = c.traceProbeReason()
+		}
+		c.traceSeg(EvSend, s, r)
+	}
 	emit(s)
 }
 

@@ -51,6 +51,9 @@ func (c *Conn) setState(s State) {
 		})
 	}
 	c.state = s
+	if c.tr != nil {
+		c.traceState(old)
+	}
 }
 
 // setClosed moves to CLOSED with err (nil for an orderly end) and stops

@@ -22,6 +22,13 @@ func (c *Conn) Deadline() time.Time {
 // Timeout runs the timers that are due at now. Call it at or after
 // Deadline (calling it early is harmless).
 func (c *Conn) Timeout(now time.Time) {
+	c.timeout(now)
+	if c.tr != nil {
+		c.traceChanges()
+	}
+}
+
+func (c *Conn) timeout(now time.Time) {
 	c.now = now
 	if due(c.twAt, now) {
 		c.setClosed(nil)
