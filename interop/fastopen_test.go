@@ -106,26 +106,37 @@ func tfoNetns(t *testing.T) *Netns {
 	return n
 }
 
-// serveReEcho answers the first read of each connection accepted on ln
-// with "re:" and the bytes read, then discards the rest.
-func serveReEcho(ln *ustack.TCPListener) {
-	for {
-		c, err := ln.AcceptTCP()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			buf := make([]byte, 100)
-			k, err := c.Read(buf)
+// serveReEcho listens on addr with a Fast Open queue of 16 and answers
+// the first read of each connection with "re:" and the bytes read, then
+// discards the rest.
+func serveReEcho(t *testing.T, s *ustack.Stack, addr string) {
+	t.Helper()
+	ln, err := s.ListenTCP("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ln.SetFastOpen(16); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.AcceptTCP()
 			if err != nil {
 				return
 			}
-			c.Write(append([]byte("re:"), buf[:k]...))
-			io.Copy(io.Discard, c)
-		}()
-	}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				buf := make([]byte, 100)
+				k, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				c.Write(append([]byte("re:"), buf[:k]...))
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
 }
 
 // checkMoved checks that the kernel counter name moved by want.
@@ -170,14 +181,7 @@ func fastOpenKernelClient(t *testing.T, v6 bool) {
 	kernel, stack := n.Addrs(v6)
 	ep, capPath, f := n.Capture(t, "tfo-kernel-client.pcap")
 	s := n.NewStack(t, ep, tfoStackConfig())
-	ln, err := s.ListenTCP("tcp", ":8080")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ln.SetFastOpen(16); err != nil {
-		t.Fatal(err)
-	}
-	go serveReEcho(ln)
+	serveReEcho(t, s, ":8080")
 	before := n.nstat(t, "TcpExtTCPFastOpenActive", "TcpExtTCPFastOpenActiveFail")
 	for i := 0; i < 2; i++ {
 		req := fmt.Sprintf("hello-tfo-%d", i)
@@ -336,12 +340,7 @@ func TestFastOpenKernelClientRTT(t *testing.T) {
 	n := tfoNetns(t)
 	const delay = 25 * time.Millisecond
 	s := n.NewStack(t, link.Impair(n.TUN, link.Impairment{Delay: delay}), tfoStackConfig())
-	ln, err := s.ListenTCP("tcp", ":8081")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetFastOpen(16)
-	go serveReEcho(ln)
+	serveReEcho(t, s, ":8081")
 	fetch := func(mode string) string {
 		out := n.Exec(t, "python3", "-c", tfoTimedClientPy, n.Stack4.Addr().String(), "8081", "GET", mode)
 		sec, err := strconv.ParseFloat(strings.TrimSpace(out), 64)
