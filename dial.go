@@ -145,6 +145,10 @@ func (d *Dialer) dial(ctx context.Context, network string, raddr netip.AddrPort)
 		t.mu.Unlock()
 		return nil, fail(net.ErrClosed)
 	}
+	if t.atConnLimitLocked() {
+		t.mu.Unlock()
+		return nil, fail(os.NewSyscallError("socket", syscall.EMFILE))
+	}
 	var tu tcp.Tuple
 	if lport != 0 {
 		// bind(2) without SO_REUSEADDR: a listener on the port (same

@@ -1,11 +1,16 @@
 package ustack
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net"
+	"net/netip"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -95,5 +100,125 @@ func TestLimitMaxOrphans(t *testing.T) {
 	}
 	if !pollUntil(5*time.Second, func() bool { return p.A.tcp.orphans.Load() == 0 }) {
 		t.Errorf("orphan count %d after the peers closed, want 0", p.A.tcp.orphans.Load())
+	}
+}
+
+// newPairStacks is newPairCfg with whole stack configurations.
+func newPairStacks(t *testing.T, ca, cb Config) *pair {
+	t.Helper()
+	a, b := link.Pipe(1500)
+	sa, err := New(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := New(cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sa.Close(); sb.Close() })
+	if err := sa.AddInterface("p0", a, netip.MustParsePrefix("10.0.0.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.AddInterface("p0", b, netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+		t.Fatal(err)
+	}
+	return &pair{A: sa, B: sb}
+}
+
+// TestLimitMaxConnsDial: with MaxConns = 2, a third Dial fails at once
+// with EMFILE; once one connection reached TIME-WAIT (not counted), Dial
+// works again.
+func TestLimitMaxConnsDial(t *testing.T) {
+	p := newPairStacks(t, Config{MaxConns: 2}, Config{})
+	ln, err := p.B.Listen("tcp", ":9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { c.Read(make([]byte, 1)); c.Close() }()
+		}
+	}()
+	var cs []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := p.A.Dial("tcp", "10.0.0.2:9")
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		defer c.Close()
+		cs = append(cs, c)
+	}
+	_, err = p.A.Dial("tcp", "10.0.0.2:9")
+	if !errors.Is(err, syscall.EMFILE) {
+		t.Fatalf("third dial with MaxConns = 2: %v, want EMFILE", err)
+	}
+	t.Logf("at the limit: %v", err)
+	if n := p.A.Stats().TCP.ActiveOpens; n != 2 {
+		t.Errorf("ActiveOpens %d, want 2", n)
+	}
+	cs[0].Close()
+	timeWait := func() bool {
+		for _, c := range p.A.Connections() {
+			if c.State == tcp.TimeWait {
+				return true
+			}
+		}
+		return false
+	}
+	if !pollUntil(5*time.Second, timeWait) {
+		t.Fatalf("no connection reached TIME-WAIT: %v", p.A.Connections())
+	}
+	c, err := p.A.Dial("tcp", "10.0.0.2:9")
+	if err != nil {
+		t.Fatalf("dial after one connection left: %v", err)
+	}
+	c.Close()
+}
+
+// TestLimitMaxConnsListen: a server with MaxConns = 1 drops the SYN of a
+// second connection (ListenDrops), so that Dial times out; the first
+// connection still works.
+func TestLimitMaxConnsListen(t *testing.T) {
+	p := newPairStacks(t, Config{}, Config{MaxConns: 1})
+	ln, err := p.B.Listen("tcp", ":9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c1, err := p.A.Dial("tcp", "10.0.0.2:9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	s1, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	before := p.B.Stats().TCP.ListenDrops
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if c, err := p.A.DialContext(ctx, "tcp", "10.0.0.2:9"); err == nil {
+		c.Close()
+		t.Fatal("second connection to a server with MaxConns = 1 succeeded")
+	}
+	if d := p.B.Stats().TCP.ListenDrops - before; d < 1 {
+		t.Errorf("ListenDrops grew by %d, want >= 1", d)
+	}
+	if n := p.B.Stats().TCP.PassiveOpens; n != 1 {
+		t.Errorf("PassiveOpens %d, want 1", n)
+	}
+	if _, err := c1.Write([]byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2)
+	s1.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(s1, buf); err != nil || string(buf) != "ok" {
+		t.Fatalf("first connection: read %q, %v", buf, err)
 	}
 }

@@ -259,6 +259,12 @@ func (l *listener) handleSYN(in *inputCtx, tu tcp.Tuple, seg *tcp.Segment) {
 	}
 	e := t.newEndpoint(tu, tc, ifc)
 	t.mu.Lock()
+	if t.atConnLimitLocked() {
+		// Config.MaxConns: drop, the peer retransmits.
+		t.mu.Unlock()
+		c.ListenDrops.Add(1)
+		return
+	}
 	if t.closed || t.conns[tu] != nil {
 		t.mu.Unlock()
 		return

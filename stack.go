@@ -23,6 +23,15 @@ type Config struct {
 	// TTL is the IPv4 TTL and IPv6 hop limit of packets the stack sends
 	// (net.ipv4.ip_default_ttl); 0 means 64.
 	TTL uint8
+
+	// MaxConns caps the TCP connections the stack holds at once, in every
+	// state but TIME-WAIT (tcp_max_tw_buckets bounds those); 0 means no
+	// limit. Linux has no single knob for this: its limits are the file
+	// descriptor limit and memory. At the cap, Dial fails with an error
+	// wrapping syscall.EMFILE ("too many open files", what socket(2)
+	// returns at the fd limit) and incoming SYNs are dropped and counted
+	// in ListenDrops, so the peer retries.
+	MaxConns int
 }
 
 // Stack is a userspace TCP/IP stack: a set of interfaces, a routing table,

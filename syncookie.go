@@ -111,6 +111,12 @@ func (t *tcpState) synCookieACK(in *inputCtx, l *listener, tu tcp.Tuple, seg *tc
 	}
 	e := t.newEndpoint(tu, tc, ifc)
 	t.mu.Lock()
+	if t.atConnLimitLocked() {
+		// Config.MaxConns: drop, the peer retransmits.
+		t.mu.Unlock()
+		c.ListenDrops.Add(1)
+		return true
+	}
 	if t.closed || t.conns[tu] != nil {
 		t.mu.Unlock()
 		return true

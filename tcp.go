@@ -45,6 +45,8 @@ type tcpState struct {
 	twCount   atomic.Int64 // endpoints in TIME-WAIT (tcp_max_tw_buckets)
 	orphans   atomic.Int64 // closed endpoints still in FIN-WAIT/CLOSING/LAST-ACK (tcp_max_orphans)
 	closed    bool
+
+	tracer atomic.Pointer[TraceFunc] // Stack.SetTracer
 }
 
 func newTCPState(s *Stack) *tcpState {
@@ -135,6 +137,7 @@ func (t *tcpState) newEndpoint(tu tcp.Tuple, tc *tcp.Conn, ifc *iface) *endpoint
 	tc.SetCounters(&e.sh.ctr)
 	tc.SetMTU(ifc.mtu)
 	t.setTSOffset(tc, tu)
+	t.traceConn(tu, tc)
 	return e
 }
 
@@ -193,6 +196,13 @@ func (t *tcpState) input(in *inputCtx, src, dst netip.Addr, b []byte) {
 	}
 	t.noConn(in, tu, seg)
 	in.twISSOK = false
+}
+
+// atConnLimitLocked reports whether the stack holds Config.MaxConns
+// connections (TIME-WAIT not counted). Called with t.mu held.
+func (t *tcpState) atConnLimitLocked() bool {
+	max := t.s.cfg.MaxConns
+	return max > 0 && len(t.conns)-int(t.twCount.Load()) >= max
 }
 
 // deliver hands seg to e. It returns false if the segment must be treated
