@@ -384,6 +384,8 @@ type Conn struct {
 
 	iss, irs          uint32
 	haveISS, haveIRS  bool
+	cc                tcp.Event // the engine's last send event (cwnd, ssthresh, srtt), from its tracer
+	haveCC            bool
 	sndMax            uint32
 	haveSndMax        bool
 	lastAck, lastSeq  uint32
@@ -410,6 +412,15 @@ type Conn struct {
 func (c *Conn) setup() {
 	c.tc.SetCounters(&c.h.Counters)
 	c.tc.SetMTU(c.h.MTU)
+	c.tc.SetTracer(c.engineEvent)
+}
+
+// engineEvent keeps the engine's congestion state as of its last sent
+// segment, for the "send" event that follows in emit.
+func (c *Conn) engineEvent(e *tcp.Event) {
+	if e.Kind == tcp.EvSend {
+		c.cc, c.haveCC = *e, true
+	}
 }
 
 // SetKeepAlive turns keepalive probes on or off (SO_KEEPALIVE).
@@ -582,6 +593,19 @@ func (c *Conn) emit(seg *tcp.Segment) {
 	}
 	e := c.traceSeg(KindSend, seg, "")
 	e.Rtx, e.Dup = rtx, dup
+	if c.haveCC {
+		cwnd := c.cc.Cwnd
+		e.Cwnd = &cwnd
+		if c.cc.Ssthresh < 1<<30 { // not yet set (infinite) is left out
+			ss := c.cc.Ssthresh
+			e.Ssthresh = &ss
+		}
+		if c.cc.SRTT > 0 {
+			srtt := c.cc.SRTT.Seconds()
+			e.SRTT = &srtt
+		}
+		c.haveCC = false
+	}
 	if rtx {
 		c.Retransmits++
 	}

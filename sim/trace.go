@@ -44,6 +44,12 @@ type Event struct {
 	Err   string        `json:"err,omitempty"`
 	Note  string        `json:"note,omitempty"`
 
+	// sender's congestion state when a segment leaves (send events, from
+	// the engine's tracer): cwnd and ssthresh in packets, srtt in seconds
+	Cwnd     *int     `json:"cwnd,omitempty"`
+	Ssthresh *int     `json:"ssthresh,omitempty"`
+	SRTT     *float64 `json:"srtt,omitempty"`
+
 	// relative sequence numbers for the text timeline
 	relSeq, relAck uint32
 	relOpts        string // options with SACK blocks relative, for the timeline
