@@ -54,7 +54,16 @@
 // answered statelessly with SYN cookies (tcp.SynCookieISN; window scale and
 // SACK ride in the timestamp), and the ACK that returns a valid cookie
 // creates the connection. TIME-WAIT sockets are limited by
-// tcp_max_tw_buckets.
+// tcp_max_tw_buckets; a connection closed by the application that would be
+// one orphan (FIN-WAIT, CLOSING, LAST-ACK) beyond tcp_max_orphans is reset
+// (TCPAbortOnMemory); Config.MaxConns caps the connections (Dial fails with
+// EMFILE, SYNs are dropped). tcp_mem (pages) is applied to the sum of the
+// connections' in-order receive and send buffer bytes: above pressure it
+// counts TCPMemoryPressures, above high incoming data is dropped (the ACK
+// in it is kept; TCPMemoryDrops) and the peer retransmits. Unlike Linux,
+// the out-of-order queue and per-packet overhead are not counted, buffers
+// are not shrunk or kept from growing under pressure, and Write does not
+// block on the global limit (tcp_wmem bounds each send buffer).
 //
 // # TCP Fast Open
 //

@@ -222,3 +222,67 @@ func TestLimitMaxConnsListen(t *testing.T) {
 		t.Fatalf("first connection: read %q, %v", buf, err)
 	}
 }
+
+// TestLimitTCPMem: with tcp_mem = 1 1 2 pages (high = 8 KiB), a receiver
+// that does not read keeps at most high + one segment buffered: the data
+// beyond is dropped (TCPMemoryDrops) and pressure is counted. Once the
+// application reads, the sender's retransmissions deliver every byte.
+func TestLimitTCPMem(t *testing.T) {
+	cfg := tcp.DefaultConfig()
+	cfg.Mem = [3]int{1, 1, 2}
+	p := newPairStacks(t, Config{}, Config{TCP: cfg})
+	ln, err := p.B.Listen("tcp", ":9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := p.A.Dial("tcp", "10.0.0.2:9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 64 << 10
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		werr <- err
+	}()
+	const high = 2 * 4096
+	if !pollUntil(5*time.Second, func() bool { return p.B.Stats().TCP.TCPMemoryDrops > 0 }) {
+		t.Fatalf("no data dropped above tcp_mem high; B buffers %d bytes", p.B.tcp.memBytes.Load())
+	}
+	st := p.B.Stats().TCP
+	if st.TCPMemoryPressures < 1 || st.TCPRcvQDrop < st.TCPMemoryDrops {
+		t.Errorf("TCPMemoryPressures %d, TCPRcvQDrop %d, TCPMemoryDrops %d", st.TCPMemoryPressures, st.TCPRcvQDrop, st.TCPMemoryDrops)
+	}
+	if m := p.B.tcp.memBytes.Load(); m > high+1500 {
+		t.Errorf("B buffers %d bytes, want at most %d", m, high+1500)
+	}
+	e := s.(*TCPConn).e
+	e.sh.mu.Lock()
+	r := e.tc.Readable()
+	e.sh.mu.Unlock()
+	if r > high+1500 {
+		t.Errorf("B's connection holds %d unread bytes, want at most %d", r, high+1500)
+	}
+	s.SetReadDeadline(time.Now().Add(20 * time.Second))
+	got := make([]byte, n)
+	if _, err := io.ReadFull(s, got); err != nil {
+		t.Fatalf("read after the pressure: %v", err)
+	}
+	if string(got) != string(data) {
+		t.Fatal("data corrupted")
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -61,6 +61,7 @@ type TCPStats struct {
 	SyncookiesFailed uint64
 	TCPTimeWaitReuse uint64 // TIME-WAIT tuples reused (outgoing, or by a new SYN)
 	TCPAbortOnMemory uint64 // connections reset for a resource limit (tcp_max_orphans)
+	TCPMemoryDrops   uint64 // incoming data dropped above tcp_mem high (also in TCPRcvQDrop)
 }
 
 // Stats is a snapshot of all counters of a Stack.
@@ -90,7 +91,7 @@ type tcpCounters struct {
 	ActiveOpens, PassiveOpens,
 	InSegs, InErrs, InCsumErrors, OutSegs, OutRsts, NoPort,
 	ListenOverflows, ListenDrops, SyncookiesSent, SyncookiesRecv, SyncookiesFailed,
-	TCPTimeWaitReuse, TCPAbortOnMemory atomic.Uint64
+	TCPTimeWaitReuse, TCPAbortOnMemory, TCPMemoryDrops atomic.Uint64
 	// Fast Open decisions of listeners (the engine counts the client's
 	// TCPFastOpenActive and ActiveFail).
 	FastOpenPassive, FastOpenPassiveFail, FastOpenCookieReqd, FastOpenListenOverflow atomic.Uint64

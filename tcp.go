@@ -44,6 +44,8 @@ type tcpState struct {
 	ports     *tcp.PortAllocator
 	twCount   atomic.Int64 // endpoints in TIME-WAIT (tcp_max_tw_buckets)
 	orphans   atomic.Int64 // closed endpoints still in FIN-WAIT/CLOSING/LAST-ACK (tcp_max_orphans)
+	memBytes  atomic.Int64 // buffered bytes of all connections (tcp_mem)
+	memPress  atomic.Bool  // above tcp_mem pressure, until below low
 	closed    bool
 
 	tracer atomic.Pointer[TraceFunc] // Stack.SetTracer
@@ -92,6 +94,7 @@ type endpoint struct {
 	rdClosed  bool      // CloseRead was called
 	closed    bool      // the user closed the TCPConn
 	orphan    bool      // counted in t.orphans
+	mem       int       // e.tc.BufferedBytes() as counted in t.memBytes
 	tfoc      tfoClientState
 	tfoLn     *listener // passive Fast Open: counted in this listener's TFO queue
 	rq, wq    waitq     // readers / writers (and dialers) waiting for progress
@@ -241,7 +244,17 @@ func (e *endpoint) deliver(in *inputCtx, seg *tcp.Segment) bool {
 	if e.tfoClient && st == tcp.SynSent {
 		e.t.fastOpenSynAck(e, seg, now)
 	}
+	if len(seg.Payload) > 0 && e.t.overMemHigh() {
+		// Above tcp_mem high: drop the data (and a FIN after it) but
+		// keep the ACK, which may free send buffers; the peer
+		// retransmits the data.
+		e.sh.ctr.TCPRcvQDrop++
+		e.t.s.ctr.tcp.TCPMemoryDrops.Add(1)
+		seg.Payload = nil
+		seg.Flags &^= wire.TCPFlagFIN
+	}
 	e.tc.Input(seg, now)
+	e.accountMemLocked()
 	if !e.dirty {
 		e.dirty = true
 		in.dirty = append(in.dirty, e)
@@ -284,6 +297,7 @@ func (e *endpoint) updateLocked(now time.Time) {
 	}
 	e.tc.Output(now, e.emitFn)
 	e.sh.flush(e.t.s)
+	e.accountMemLocked()
 	st := e.tc.State()
 	if e.closed {
 		st = e.checkOrphanLocked(st, now)
@@ -332,6 +346,41 @@ func (e *endpoint) updateLocked(now time.Time) {
 	}
 	e.rq.wake()
 	e.wq.wake()
+}
+
+// accountMemLocked brings e's share of t.memBytes up to date and follows
+// net.ipv4.tcp_mem's pressure threshold (counted in TCPMemoryPressures on
+// entry, left below the low threshold).
+func (e *endpoint) accountMemLocked() {
+	m := e.tc.BufferedBytes()
+	if e.removed.Load() {
+		m = 0
+	}
+	if m == e.mem {
+		return
+	}
+	t := e.t
+	total := t.memBytes.Add(int64(m - e.mem))
+	e.mem = m
+	switch {
+	case total > int64(t.cfg.Mem[1])*memPage:
+		if !t.memPress.Load() && t.memPress.CompareAndSwap(false, true) {
+			e.sh.ctr.TCPMemoryPressures++
+		}
+	case total < int64(t.cfg.Mem[0])*memPage:
+		if t.memPress.Load() {
+			t.memPress.Store(false)
+		}
+	}
+}
+
+// memPage is the unit of net.ipv4.tcp_mem.
+const memPage = 4096
+
+// overMemHigh reports whether the connections' buffers hold more than
+// net.ipv4.tcp_mem's high threshold.
+func (t *tcpState) overMemHigh() bool {
+	return t.cfg.Mem[2] > 0 && t.memBytes.Load() > int64(t.cfg.Mem[2])*memPage
 }
 
 // isOrphanState reports whether a connection the user closed in state st
@@ -393,6 +442,10 @@ func (e *endpoint) removeLocked() {
 	if e.orphan {
 		e.orphan = false
 		e.t.orphans.Add(-1)
+	}
+	if e.mem != 0 {
+		e.t.memBytes.Add(int64(-e.mem))
+		e.mem = 0
 	}
 	e.t.timers.schedule(e, time.Time{})
 	if e.removed.Load() {

@@ -562,6 +562,12 @@ func (c *Conn) Send(p []byte) (int, error) {
 // sndQueued is the number of data bytes in the send buffer (unacked+unsent).
 func (c *Conn) sndQueued() int { return len(c.sbuf) - c.sbufOff }
 
+// BufferedBytes is the data the connection holds for the application:
+// unread in-order bytes plus queued send bytes (unacked and unsent). The
+// stack sums it for net.ipv4.tcp_mem; the out-of-order queue is not
+// included.
+func (c *Conn) BufferedBytes() int { return len(c.rbuf) + c.sndQueued() }
+
 // dataEnd is the sequence number after the last queued data byte.
 func (c *Conn) dataEnd() uint32 { return c.sbufSeq + uint32(c.sndQueued()) }
 

@@ -75,7 +75,7 @@ type Counters struct {
 	TCPOrigDataSent           uint64 // segments with new data sent
 	TCPDelivered              uint64 // packets delivered (acked or sacked)
 	TCPRetransFail            uint64 // unused
-	TCPMemoryPressures        uint64 // unused
+	TCPMemoryPressures        uint64 // times tcp_mem pressure was entered (the stack counts it)
 	TCPBacklogDrop            uint64 // unused
 	TCPChallengeACKGlobalRL   uint64 // challenge ACKs suppressed by the global hook
 }
