@@ -293,18 +293,7 @@ func TestManyConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				io.Copy(c, c)
-				c.Close()
-			}()
-		}
-	}()
+	go serveEcho(ln)
 	const n = 200
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -507,15 +496,7 @@ func TestLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	go serveEcho(ln)
 	for _, addr := range []string{"127.0.0.1:19", "[::1]:19", "10.0.0.1:19", "[fd00::1]:19", "localhost:19"} {
 		c, err := s.Dial("tcp", addr)
 		if err != nil {
@@ -554,4 +535,19 @@ func dumpIfSlow(t *testing.T, d time.Duration, stacks ...*Stack) (stop func()) {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// serveEcho accepts connections on ln until it is closed and echoes each
+// one back to its sender.
+func serveEcho(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			io.Copy(c, c)
+			c.Close()
+		}()
+	}
 }
