@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	tcpcc "github.com/ustack/ustack/tcp/cc"
 )
 
 // pathResult is one bulk transfer over the bench's loss-sweep path.
@@ -16,11 +18,11 @@ type pathResult struct {
 }
 
 // runBulkPath sends bulk data from A to B for dur of virtual time over the
-// path of `bench --only loss`: 100 Mbit/s bottleneck with a 250-packet
+// BBR issue's path (pathbench's default): 100 Mbit/s bottleneck with a 250-packet
 // tail-drop queue and 10 ms one-way delay each way, random loss both ways.
 func runBulkPath(t *testing.T, cc string, loss float64, dur time.Duration, seed uint64) pathResult {
 	t.Helper()
-	im := Impairment{Delay: 10 * time.Millisecond, Loss: loss, RateBps: 100_000_000, QueueLen: 2 * 166}
+	im := Impairment{Delay: 10 * time.Millisecond, Loss: loss, RateBps: 100_000_000, QueueLen: 250}
 	if v := os.Getenv("PATH_JITTER"); v != "" {
 		im.Jitter, _ = time.ParseDuration(v)
 	}
@@ -51,6 +53,10 @@ func runBulkPath(t *testing.T, cc string, loss float64, dur time.Duration, seed 
 			res.log = append(res.log, fmt.Sprintf("t=%6.2fs rx=%6.1fMbit/s cwnd=%4d inflight=%4d pacing=%6.1fMbit/s rate=%6.1fMbit/s minrtt=%v srtt=%v retrans=%d",
 				e.Sim.Elapsed().Seconds(), float64(rx.BytesRead-lastRead)*8/0.25/1e6, in.SndCwnd, in.Unacked-in.Lost-in.Sacked+in.Retrans,
 				float64(in.PacingRate)*8/1e6, float64(in.DeliveryRate)*8/1e6, in.MinRTT, in.RTT, in.TotalRetrans))
+			if b, ok := tc.CongestionControl().(*tcpcc.BBR); ok {
+				res.log[len(res.log)-1] += fmt.Sprintf(" ca=%v bbr=%v bw=%.1f bwlo=%.1f infhi=%.0f inflo=%.0f",
+					in.CAState, b.State(), b.Bw()*1448*8/1e6, b.BwShortterm()*1448*8/1e6, b.InflightLongterm(), b.InflightShortterm())
+			}
 			lastRead = rx.BytesRead
 		}
 		e.Sim.Trace().Events = e.Sim.Trace().Events[:0] // not needed: keep memory flat

@@ -26,38 +26,38 @@ func (f *fixedPacing) Cwnd() int {
 
 // TestPaceQuantum: a paced sender may run one quantum (2 ms at the pacing
 // rate, at least two segments) ahead of the rate; the release time is when
-// it is a quantum ahead, each segment costing (payload + 52) / rate.
+// it is a quantum ahead, each segment costing payload / rate.
 func TestPaceQuantum(t *testing.T) {
 	c := NewActive(cfgDefault(), Tuple{Local: addrA, Remote: addrB}, 1000, t0)
-	c.sndMSS = 1448
+	c.sndMSS = 1500
 	c.cc = &fixedPacing{Controller: c.cc, rate: 1_000_000} // 1.5 ms per 1500-byte segment
 	// quantum = max(rate/500 = 2000, 2*1500) = 3000 bytes = 3 ms.
 	ms := func(f float64) time.Time { return t0.Add(time.Duration(f * float64(time.Millisecond))) }
 	want := []time.Time{{}, {}, ms(1.5)} // two segments free, the third reaches the quantum
 	for i, w := range want {
-		c.pace(1448, t0)
+		c.pace(1500, t0)
 		if !c.paceAt.Equal(w) {
 			t.Fatalf("segment %d: paceAt %v, want %v", i+1, c.paceAt.Sub(t0), w.Sub(t0))
 		}
 	}
 	// At the release time one more segment goes, then the next waits 1.5 ms.
-	c.pace(1448, ms(1.5))
+	c.pace(1500, ms(1.5))
 	if want := ms(3); !c.paceAt.Equal(want) {
 		t.Fatalf("after the release: paceAt %v, want %v", c.paceAt.Sub(t0), want.Sub(t0))
 	}
 	// A timer 1 ms late loses nothing: the backlog still counts from paceEnd.
-	c.pace(1448, ms(4))
+	c.pace(1500, ms(4))
 	if want := ms(4.5); !c.paceAt.Equal(want) {
 		t.Fatalf("late wakeup: paceAt %v, want %v", c.paceAt.Sub(t0), want.Sub(t0))
 	}
 	// After an idle period the sender starts over with a full quantum.
-	c.pace(1448, ms(100))
+	c.pace(1500, ms(100))
 	if !c.paceAt.IsZero() {
 		t.Fatalf("after idle: paceAt %v, want zero", c.paceAt.Sub(t0))
 	}
 	// Without a pacing rate there is no release time.
 	c.cc.(*fixedPacing).rate = 0
-	c.pace(1448, ms(100))
+	c.pace(1500, ms(100))
 	if !c.paceAt.IsZero() || !c.paceEnd.IsZero() {
 		t.Fatalf("no pacing: paceAt %v paceEnd %v", c.paceAt, c.paceEnd)
 	}
@@ -109,10 +109,10 @@ func TestPacedRateCoarseTimers(t *testing.T) {
 			got += n
 		}
 	}
-	wire := float64(got) * 1500 / 1448 / dur.Seconds() // bytes/s including the 52 header bytes per segment
-	t.Logf("paced at %d B/s on 1 ms ticks: %.0f B/s on the wire", rate, wire)
-	if wire < 0.9*rate || wire > 1.01*rate {
-		t.Fatalf("wire rate %.0f B/s, want about the pacing rate %d B/s", wire, rate)
+	payload := float64(got) / dur.Seconds() // pacing charges payload bytes
+	t.Logf("paced at %d B/s on 1 ms ticks: %.0f B/s of payload", rate, payload)
+	if payload < 0.9*rate || payload > 1.01*rate {
+		t.Fatalf("payload rate %.0f B/s, want about the pacing rate %d B/s", payload, rate)
 	}
 }
 

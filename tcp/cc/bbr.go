@@ -216,6 +216,15 @@ func (b *BBR) MinRTT() time.Duration { return b.minRTT }
 // InflightLongterm returns BBR.inflight_longterm in packets (+Inf if unset).
 func (b *BBR) InflightLongterm() float64 { return b.inflightLongterm }
 
+// InflightShortterm returns BBR.inflight_shortterm in packets (+Inf if unset).
+func (b *BBR) InflightShortterm() float64 { return b.inflightShortterm }
+
+// BwShortterm returns BBR.bw_shortterm in packets per second (+Inf if unset).
+func (b *BBR) BwShortterm() float64 { return b.bwShortterm }
+
+// Bw returns BBR.bw, the bandwidth the model uses, in packets per second.
+func (b *BBR) Bw() float64 { return b.bw }
+
 // FullBwReached reports BBR.full_bw_reached.
 func (b *BBR) FullBwReached() bool { return b.fullBwReached }
 
