@@ -36,6 +36,7 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 	ack := seg.Ack
 	prevUna := c.sndUna
 	priorInFlight := c.inFlight()
+	c.priorFlightSize = c.packetsOut
 	c.lastAckRecv = now
 	c.probesOut = 0
 
@@ -442,7 +443,7 @@ func (c *Conn) updateRecovery(advanced bool, priorInFlight int, now time.Time) i
 			c.startUndo(now, false)
 			c.recoverSeq = c.sndNxt
 			c.forceRetrans = true
-			c.cc.OnCongestionEvent(now, priorInFlight)
+			c.cc.OnCongestionEvent(now, c.priorFlightSize)
 			c.prr.Start(c.cc.Ssthresh(), c.packetsOut+c.ackedThisAck)
 			c.count(func(k *Counters) {
 				if c.sackOK {

@@ -317,16 +317,19 @@ type Conn struct {
 	tlpWasRetrans bool
 	recoveryCwnd  int
 	ackedThisAck  int
-	undoRetrans   int
-	undoTSVal     uint32
-	rackEnd       uint32
-	rackXmit      time.Time
-	rackXmitN     uint64
-	undoRanges    *[8]wire.SACKBlock // allocated on the first acked retransmission
-	undoN         int
-	xmitN         uint64
-	rackRTT       time.Duration
-	reoAt         time.Time
+	// priorFlightSize is FlightSize (RFC 5681: packets sent and not
+	// cumulatively acked, SACKed ones included) before the current ACK.
+	priorFlightSize int
+	undoRetrans     int
+	undoTSVal       uint32
+	rackEnd         uint32
+	rackXmit        time.Time
+	rackXmitN       uint64
+	undoRanges      *[8]wire.SACKBlock // allocated on the first acked retransmission
+	undoN           int
+	xmitN           uint64
+	rackRTT         time.Duration
+	reoAt           time.Time
 
 	// delivery-rate estimation
 	delivered     int64

@@ -155,7 +155,7 @@ func (c *Conn) onRTO(now time.Time) {
 		c.rtxStamp = q[0].sentAt
 	}
 	if c.caState != CALoss || c.retransmits == 0 {
-		c.cc.OnRTO(now, c.inFlight())
+		c.cc.OnRTO(now, c.packetsOut)
 		c.startUndo(now, true)
 	}
 	for k := range q {

@@ -95,7 +95,7 @@ func (c *Conn) tlpAcked(ack uint32, dsack, advanced, newSACK bool, now time.Time
 		c.tlpOut = false
 		if c.caState == CAOpen || c.caState == CADisorder {
 			c.count(func(k *Counters) { k.TCPLossProbeRecovery++ })
-			c.cc.OnCongestionEvent(now, c.inFlight())
+			c.cc.OnCongestionEvent(now, c.priorFlightSize)
 			c.cc.OnRecoveryEnd(now)
 		}
 	case !advanced && !newSACK:

@@ -39,9 +39,12 @@ func (r *Reno) OnAck(now time.Time, rs *RateSample) {
 	w.additiveIncrease(w.cwnd, acked)
 }
 
-// OnCongestionEvent implements Controller: ssthresh = max(inFlight/2, 2),
+// OnCongestionEvent implements Controller: ssthresh = max(FlightSize/2, 2),
 // cwnd = ssthresh (RFC 5681 eq. 4 and step 3 of fast retransmit, without
 // the +3 inflation: the engine counts SACKed packets out of flight).
+// inFlight must be FlightSize (packets sent and not cumulatively acked,
+// SACKed ones included), not the RFC 6675 pipe: the pipe leaves out the
+// packets whose SACKs revealed the loss and cut ssthresh too far.
 func (r *Reno) OnCongestionEvent(now time.Time, inFlight int) {
 	r.w.enterRecovery(r.w.flight(inFlight) / 2)
 }
@@ -49,7 +52,7 @@ func (r *Reno) OnCongestionEvent(now time.Time, inFlight int) {
 // OnRecoveryEnd implements Controller.
 func (r *Reno) OnRecoveryEnd(now time.Time) { r.w.recoveryEnd() }
 
-// OnRTO implements Controller: ssthresh = max(inFlight/2, 2), cwnd = 1.
+// OnRTO implements Controller: ssthresh = max(FlightSize/2, 2), cwnd = 1.
 func (r *Reno) OnRTO(now time.Time, inFlight int) { r.w.enterLoss(r.w.flight(inFlight) / 2) }
 
 // Undo implements Controller.
