@@ -22,17 +22,10 @@ const pawsIdle = 24 * 24 * time.Hour
 // Input processes one received segment (RFC 9293 3.10.7, with RFC 5961,
 // RFC 7323 and Linux behaviour where they differ).
 func (c *Conn) Input(seg *Segment, now time.Time) {
-	if c.tr != nil {
-		c.now = now
-		c.traceSeg(EvRecv, seg, ReasonNone)
-		c.input(seg, now)
-		c.traceChanges()
+	if c.tr != nil && !c.tr.inCall {
+		c.inputTraced(seg, now) // re-enters Input with tr.inCall set
 		return
 	}
-	c.input(seg, now)
-}
-
-func (c *Conn) input(seg *Segment, now time.Time) {
 	c.now = now
 	c.segsIn++
 	if len(seg.Payload) > 0 {

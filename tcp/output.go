@@ -85,6 +85,9 @@ func (c *Conn) Output(now time.Time, emit func(*Segment)) {
 			s := &q[len(q)-1]
 			c.tlpHigh = c.sndNxt
 			c.tlpWasRetrans = true
+			if c.tr != nil {
+				c.tr.tlp = true
+			}
 			c.retransmitProbe(s, now, emit)
 			acked = true
 		} else {
@@ -296,9 +299,6 @@ func (c *Conn) sendSegment(n int, fin bool, now time.Time, emit func(*Segment)) 
 // loss repair it does not mark the segment lost.
 func (c *Conn) retransmitProbe(s *txSeg, now time.Time, emit func(*Segment)) {
 	wasOut := s.rtxOut
-	if c.tr != nil {
-		c.tr.tlp = true
-	}
 	c.retransmit(s, now, emit)
 	if !wasOut {
 		// Not in the lost/retransmitted accounting: it is just sent again.
@@ -362,11 +362,7 @@ func (c *Conn) retransmit(s *txSeg, now time.Time, emit func(*Segment)) {
 	c.lastSendTime = now
 	seg := c.prepare(s.seq, flags, payload, now)
 	if c.tr != nil {
-		r := c.traceRetransReason()
-		if c.tr.tlp {
-			c.tr.tlp, r = false, ReasonTLP
-		}
-		c.traceSeg(EvSend, seg, r)
+		c.traceRetrans(seg)
 	}
 	emit(seg)
 }
@@ -480,13 +476,7 @@ func (c *Conn) emitSyn(now time.Time, emit func(*Segment)) {
 	c.segsOut++
 	c.count(func(k *Counters) { k.OutSegs++ })
 	if c.tr != nil {
-		r := ReasonSyn
-		if len(s.Payload) > 0 {
-			r = ReasonTFOSynData
-		} else if c.synRetrans > 0 {
-			r = ReasonSynRetrans
-		}
-		c.traceSeg(EvSend, s, r)
+		c.traceSyn(s)
 	}
 	emit(s)
 }
@@ -516,11 +506,7 @@ func (c *Conn) emitAckSeq(seq uint32, now time.Time, emit func(*Segment)) {
 	c.segsOut++
 	c.count(func(k *Counters) { k.OutSegs++ })
 	if c.tr != nil {
-		r := ReasonAck
-		if seq != c.sndNxt {
-			r = c.traceProbeReason()
-		}
-		c.traceSeg(EvSend, s, r)
+		c.traceAckSeq(s, seq)
 	}
 	emit(s)
 }

@@ -99,17 +99,64 @@ type tracer struct {
 	rto      time.Duration
 	sndWnd   uint32
 	tlp      bool  // the retransmission under way is a tail loss probe
+	inCall   bool  // inside a traced Input or Timeout (see inputTraced)
 	tfo      uint8 // bits: 1 cookie seen, 2 SYN data acked, 4 SYN data accepted
 }
 
 // SetTracer installs fn to receive the connection's trace events (nil
-// turns tracing off). With no tracer the engine does no tracing work.
+// turns tracing off). With no tracer the engine does no tracing work: each
+// event site is one nil check, with no extra call and no allocation.
+//
+// Installed right after NewActive or NewPassive, before the first Output,
+// the tracer first receives the constructor's state transition, stamped
+// with the constructor's time: CLOSED -> SYN-SENT for an active open,
+// LISTEN -> SYN-RECEIVED for a passive one (as Linux's tcp:tcp_set_state
+// and RFC 9293's state diagram show them).
 func (c *Conn) SetTracer(fn Tracer) {
 	if fn == nil {
 		c.tr = nil
 		return
 	}
 	c.tr = &tracer{fn: fn, cwnd: c.cc.Cwnd(), ssthresh: c.cc.Ssthresh(), rto: c.rtt.RTO(), sndWnd: c.sndWnd}
+	if c.segsOut == 0 && c.segsIn == 0 && (c.state == SynSent || c.state == SynReceived) {
+		e := c.traceEv(EvState)
+		e.Time, e.PrevState = c.synSentAt, Closed
+		if c.passive {
+			e.PrevState = Listen
+		}
+		c.tr.fn(e)
+	}
+}
+
+// inputTraced is Input with a tracer: the received segment, then Input
+// itself (re-entered with inCall set, so that with tracing off Input is
+// the engine with one nil check in front and no wrapper call), then the
+// RTO, cwnd, window and Fast Open changes the segment caused.
+//
+//go:noinline
+func (c *Conn) inputTraced(seg *Segment, now time.Time) {
+	t := c.tr
+	c.now = now
+	c.traceSeg(EvRecv, seg, ReasonNone)
+	t.inCall = true
+	c.Input(seg, now)
+	t.inCall = false
+	if c.tr != nil {
+		c.traceChanges()
+	}
+}
+
+// timeoutTraced is Timeout with a tracer (see inputTraced).
+//
+//go:noinline
+func (c *Conn) timeoutTraced(now time.Time) {
+	t := c.tr
+	t.inCall = true
+	c.Timeout(now)
+	t.inCall = false
+	if c.tr != nil {
+		c.traceChanges()
+	}
 }
 
 // traceEv fills the common fields of the tracer's event.
@@ -131,28 +178,58 @@ func (c *Conn) traceState(old State) {
 	c.tr.fn(e)
 }
 
-// traceRetransReason classifies a retransmission of the queue.
-func (c *Conn) traceRetransReason() Reason {
+// The send-side helpers below are kept out of line so that the hot send
+// paths carry only their nil check.
+
+// traceRetrans reports a retransmission of the queue with its cause.
+//
+//go:noinline
+func (c *Conn) traceRetrans(s *Segment) {
+	r := ReasonRACK
 	switch c.caState {
 	case CALoss:
-		return ReasonRTO
+		r = ReasonRTO
 	case CARecovery:
-		return ReasonFastRetransmit
+		r = ReasonFastRetransmit
 	}
-	return ReasonRACK
+	if c.tr.tlp {
+		c.tr.tlp, r = false, ReasonTLP
+	}
+	c.traceSeg(EvSend, s, r)
 }
 
-// traceProbeReason tells a zero-window probe from a keepalive probe: a
-// keepalive goes out only with nothing in flight and nothing queued.
-func (c *Conn) traceProbeReason() Reason {
-	if c.packetsOut > 0 || c.sndQueued() > 0 || c.sndWnd == 0 {
-		return ReasonWindowProbe
+// traceSyn reports a SYN or SYN-ACK: first, retransmitted, or carrying
+// Fast Open data.
+//
+//go:noinline
+func (c *Conn) traceSyn(s *Segment) {
+	r := ReasonSyn
+	if len(s.Payload) > 0 {
+		r = ReasonTFOSynData
+	} else if c.synRetrans > 0 {
+		r = ReasonSynRetrans
 	}
-	return ReasonKeepalive
+	c.traceSeg(EvSend, s, r)
+}
+
+// traceAckSeq reports a bare ACK; one below SND.NXT is a probe. A
+// keepalive goes out only with nothing in flight and nothing queued,
+// anything else is a zero-window probe.
+//
+//go:noinline
+func (c *Conn) traceAckSeq(s *Segment, seq uint32) {
+	r := ReasonAck
+	if seq != c.sndNxt {
+		r = ReasonKeepalive
+		if c.packetsOut > 0 || c.sndQueued() > 0 || c.sndWnd == 0 {
+			r = ReasonWindowProbe
+		}
+	}
+	c.traceSeg(EvSend, s, r)
 }
 
 // traceChanges reports RTO, cwnd/ssthresh, send window and Fast Open
-// changes since the last report. Called after Input and Timeout.
+// changes since the last report. Called after a traced Input or Timeout.
 func (c *Conn) traceChanges() {
 	t := c.tr
 	if rto := c.rtt.RTO(); rto != t.rto {

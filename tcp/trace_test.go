@@ -95,6 +95,7 @@ func TestTraceHandshakeFastRetransmitClose(t *testing.T) {
 }
 
 const wantTrace = `
+0s state SYN-SENT from CLOSED
 0s send SYN-SENT S seq=0 len=0 syn
 20ms recv SYN-SENT S. seq=0 ack=1 len=0
 20ms state ESTABLISHED from SYN-SENT
@@ -126,6 +127,57 @@ const wantTrace = `
 70ms window TIME-WAIT wnd=131072
 70ms send TIME-WAIT . seq=8690 ack=2 len=0 ack
 `
+
+// TestTraceConstructorStates: a tracer installed right after NewActive or
+// NewPassive reports the constructor's transition at the constructor's
+// time (CLOSED -> SYN-SENT, LISTEN -> SYN-RECEIVED), before the SYN or
+// SYN-ACK leaves; one installed later does not invent it.
+func TestTraceConstructorStates(t *testing.T) {
+	cfg := DefaultConfig()
+	var log []string
+	tracer := func(who string) Tracer {
+		return func(e *Event) {
+			l := fmt.Sprintf("%s %v %s %s", who, e.Time.Sub(t0), e.Kind, e.State)
+			if e.Kind == EvState {
+				l += " from " + e.PrevState.String()
+			} else if e.Kind == EvSend || e.Kind == EvRecv {
+				l += " " + flagStr(e.Flags) + " " + e.Reason.String()
+			}
+			log = append(log, strings.TrimSpace(l))
+		}
+	}
+	a := NewActive(&cfg, Tuple{Local: addrA, Remote: addrB}, 1000, t0)
+	a.SetTracer(tracer("A"))
+	var syn, synack Segment
+	a.Output(t0.Add(time.Millisecond), func(s *Segment) { syn = copySeg(s) })
+	at := t0.Add(10 * time.Millisecond)
+	b, err := NewPassive(&cfg, Tuple{Local: addrB, Remote: addrA}, 5000, &syn, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetTracer(tracer("B"))
+	b.Output(at, func(s *Segment) { synack = copySeg(s) })
+	a.Input(&synack, t0.Add(20*time.Millisecond))
+	want := []string{
+		"A 0s state SYN-SENT from CLOSED",
+		"A 1ms send SYN-SENT S syn",
+		"B 10ms state SYN-RECEIVED from LISTEN",
+		"B 10ms send SYN-RECEIVED S. syn",
+		"A 20ms recv SYN-SENT S.",
+		"A 20ms state ESTABLISHED from SYN-SENT",
+	}
+	if g := strings.Join(log[:min(len(log), len(want))], "\n"); g != strings.Join(want, "\n") {
+		t.Errorf("trace:\n%s\nwant first:\n%s", strings.Join(log, "\n"), strings.Join(want, "\n"))
+	}
+	// Installed after the SYN left: no made-up transition.
+	log = nil
+	c := NewActive(&cfg, Tuple{Local: addrA, Remote: addrB}, 1000, t0)
+	c.Output(t0, func(*Segment) {})
+	c.SetTracer(tracer("C"))
+	if len(log) != 0 {
+		t.Errorf("late tracer got %q", log)
+	}
+}
 
 // bulkPair sets up a connected pair with direct segment hand-off and
 // returns a step function that moves data for one round and reports the
