@@ -50,8 +50,8 @@ func TestStackTracer(t *testing.T) {
 		t.Fatal(err)
 	}
 	type line struct {
-		Local, Remote, Kind, State, Reason, Flags string
-		Len                                       int
+		Local, Remote, Kind, State, Prev, Reason, Flags string
+		Len                                             int
 	}
 	// The server's receipt of the echoed data is traced before its reply
 	// goes out; wait for the client's receipt of the echo too.
@@ -66,17 +66,20 @@ func TestStackTracer(t *testing.T) {
 			}
 			lines = append(lines, l)
 		}
-		var synA, estA, estB, dataB, echoA bool
+		var openA, openB, synA, estA, estB, dataB, echoA bool
 		for _, l := range lines {
 			a := l.Local == c.LocalAddr().String()
 			b := l.Local == "10.0.0.2:7"
+			// The constructors' transitions, as tcp:tcp_set_state shows them.
+			openA = openA || a && l.Kind == "state" && l.Prev == tcp.Closed.String() && l.State == tcp.SynSent.String()
+			openB = openB || b && l.Kind == "state" && l.Prev == tcp.Listen.String() && l.State == tcp.SynReceived.String()
 			synA = synA || a && l.Kind == "send" && l.Reason == "syn" && l.Flags == "SYN"
 			estA = estA || a && l.Kind == "state" && l.State == tcp.Established.String()
 			estB = estB || b && l.Kind == "state" && l.State == tcp.Established.String()
 			dataB = dataB || b && l.Kind == "recv" && l.Len == len(msg)
 			echoA = echoA || a && l.Kind == "recv" && l.Len == len(msg)
 		}
-		return synA && estA && estB && dataB && echoA
+		return openA && openB && synA && estA && estB && dataB && echoA
 	})
 	if err := j.Err(); err != nil {
 		t.Fatal(err)
