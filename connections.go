@@ -18,6 +18,11 @@ type ConnInfo struct {
 	// not yet acknowledged (for listeners: accept queue length and
 	// backlog).
 	RecvQ, SendQ int
+	// Deadline is the engine's next timer (zero: none armed) and Scheduled
+	// the time the stack's timer queue holds for the connection (zero: not
+	// queued). They differ only transiently; a connection with data in
+	// flight and neither set is stuck.
+	Deadline, Scheduled time.Time
 }
 
 // String formats the entry like a line of `ss -tani`: state, queues,
@@ -81,7 +86,13 @@ func (s *Stack) Connections() []ConnInfo {
 		e.sh.mu.Lock()
 		info := e.tc.Info()
 		ci := ConnInfo{Local: e.tuple.Local, Remote: e.tuple.Remote, State: e.tc.State(), Info: info,
-			RecvQ: e.tc.Readable(), SendQ: int(info.SndNxt-info.SndUna) + info.NotsentBytes}
+			RecvQ: e.tc.Readable(), SendQ: int(info.SndNxt-info.SndUna) + info.NotsentBytes,
+			Deadline: e.tc.Deadline()}
+		t.timers.mu.Lock()
+		if e.hidx >= 0 {
+			ci.Scheduled = e.when
+		}
+		t.timers.mu.Unlock()
 		e.sh.mu.Unlock()
 		out = append(out, ci)
 	}

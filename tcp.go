@@ -94,7 +94,7 @@ type endpoint struct {
 	rdClosed  bool      // CloseRead was called
 	closed    bool      // the user closed the TCPConn
 	orphan    bool      // counted in t.orphans
-	mem       int       // e.tc.BufferedBytes() as counted in t.memBytes
+	mem       int       // buffered and out-of-order bytes as counted in t.memBytes
 	tfoc      tfoClientState
 	tfoLn     *listener // passive Fast Open: counted in this listener's TFO queue
 	rq, wq    waitq     // readers / writers (and dialers) waiting for progress
@@ -244,10 +244,18 @@ func (e *endpoint) deliver(in *inputCtx, seg *tcp.Segment) bool {
 	if e.tfoClient && st == tcp.SynSent {
 		e.t.fastOpenSynAck(e, seg, now)
 	}
-	if len(seg.Payload) > 0 && e.t.overMemHigh() {
+	if len(seg.Payload) > 0 && e.t.overMemHigh() && e.rcvMem() >= e.t.rmemMin() &&
+		!e.tc.FillsHole(seg.Seq, len(seg.Payload)) {
 		// Above tcp_mem high: drop the data (and a FIN after it) but
 		// keep the ACK, which may free send buffers; the peer
-		// retransmits the data.
+		// retransmits the data. Two kinds of data still get in: to a
+		// connection holding less than tcp_rmem[0] (Linux
+		// sk_rmem_schedule), so that connections hoarding memory
+		// (out-of-order data that never fills in) cannot starve every
+		// other one; and data filling the hole before a connection's
+		// out-of-order queue, without which that queue, counted in
+		// tcp_mem, would keep the connection stuck (Linux prunes the
+		// queue instead, reneging on what it SACKed).
 		e.sh.ctr.TCPRcvQDrop++
 		e.t.s.ctr.tcp.TCPMemoryDrops.Add(1)
 		seg.Payload = nil
@@ -352,7 +360,7 @@ func (e *endpoint) updateLocked(now time.Time) {
 // net.ipv4.tcp_mem's pressure threshold (counted in TCPMemoryPressures on
 // entry, left below the low threshold).
 func (e *endpoint) accountMemLocked() {
-	m := e.tc.BufferedBytes()
+	m := e.tc.BufferedBytes() + e.tc.OOOMemory()
 	if e.removed.Load() {
 		m = 0
 	}
@@ -373,6 +381,14 @@ func (e *endpoint) accountMemLocked() {
 		}
 	}
 }
+
+// rcvMem is what e's receive side holds: unread and out-of-order data.
+// Called with e.sh.mu held.
+func (e *endpoint) rcvMem() int { return e.tc.Readable() + e.tc.OOOMemory() }
+
+// rmemMin is net.ipv4.tcp_rmem[0], the receive memory every connection
+// may use whatever the global pressure.
+func (t *tcpState) rmemMin() int { return max(t.cfg.RMem[0], 0) }
 
 // memPage is the unit of net.ipv4.tcp_mem.
 const memPage = 4096

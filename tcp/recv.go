@@ -103,6 +103,19 @@ func (c *Conn) receiveData(seg *Segment, now time.Time) {
 // flood of tiny out-of-order segments is capped at a few hundred blocks.
 const oooBlockOverhead = 256
 
+// OOOMemory is the memory the out-of-order queue holds, as charged against
+// the receive buffer and net.ipv4.tcp_mem: its payload bytes plus
+// oooBlockOverhead per block.
+func (c *Conn) OOOMemory() int { return c.oooBytes + len(c.ooo)*oooBlockOverhead }
+
+// FillsHole reports whether n bytes of data at seq would fill the hole
+// before the out-of-order queue: they start at or before RCV.NXT and go
+// past it while out-of-order data waits. Such data lets what is queued
+// reach the application, so a memory limit should not drop it.
+func (c *Conn) FillsHole(seq uint32, n int) bool {
+	return len(c.ooo) > 0 && seqLEQ(seq, c.rcvNxt) && seqGT(seq+uint32(n), c.rcvNxt)
+}
+
 // queueOOO stores out-of-order data, merging with neighbours, within the
 // memory cap (the receive buffer). It updates the SACK blocks.
 func (c *Conn) queueOOO(seq uint32, data []byte) {

@@ -1,0 +1,118 @@
+package ustack
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/tcp"
+	"github.com/ustack/ustack/wire"
+)
+
+// TestHardOOOFloodTCPMem: an adversary on 32 connections sends endless
+// out-of-order segments (a hole at RCV.NXT that it never fills, then
+// small pieces all over the window, again and again). The out-of-order
+// queues count against net.ipv4.tcp_mem: pressure is entered, data beyond
+// high is dropped (TCPMemoryDrops), and the global total stays within
+// high plus, per connection, the tcp_rmem[0] every connection keeps plus
+// one segment (Linux's sk_rmem_schedule guarantee). Each connection's
+// queue stays within its receive buffer, which does not grow. A
+// legitimate connection opened during the flood still receives its data.
+// When the adversary resets its connections, the memory returns to zero.
+func TestHardOOOFloodTCPMem(t *testing.T) {
+	cfg := tcp.DefaultConfig()
+	const page = 4096
+	cfg.Mem = [3]int{32, 48, 64} // pressure 192 KiB, high 256 KiB
+	high := int64(cfg.Mem[2]) * page
+	h := newHStack(t, Config{TCP: cfg})
+	ln, err := h.s.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const nConns = 32
+	type adv struct {
+		them   netip.AddrPort
+		rcvNxt uint32 // the adversary's next in-order byte (never sent)
+		sndNxt uint32 // our next sequence number, for its ACKs
+		c      *TCPConn
+	}
+	advs := make([]adv, nConns)
+	for i := range advs {
+		them := netip.AddrPortFrom(peer4, uint16(41000+i))
+		iss := uint32(100000 * (i + 1))
+		sndNxt, c := h.handshake(ln, them, hUs4, iss)
+		advs[i] = adv{them: them, rcvNxt: iss + 1, sndNxt: sndNxt, c: c}
+	}
+	h.rec = func([]byte) bool { return false }
+	before := h.s.Stats().TCP
+
+	// Round r sends, on every connection, 100-byte pieces every 300 bytes
+	// of the window starting at 1+100*(r%3): after three rounds the
+	// pieces tile the window but for the first byte, then it starts
+	// again (duplicates).
+	payload := make([]byte, 100)
+	var peak int64
+	const rounds = 12
+	for r := 0; r < rounds; r++ {
+		for i := range advs {
+			a := &advs[i]
+			batch := make([][]byte, 0, 220)
+			for off := uint32(1 + 100*(r%3)); off+100 <= 65535; off += 300 {
+				batch = append(batch, rawTCP4(a.them, hUs4, wire.TCPHeader{
+					Seq: a.rcvNxt + off, Ack: a.sndNxt, Flags: wire.TCPFlagACK, Window: 65535}, payload))
+			}
+			h.feed(batch...)
+			if m := h.s.tcp.memBytes.Load(); m > peak {
+				peak = m
+			}
+		}
+	}
+	st := h.s.Stats().TCP
+	ooo := st.TCPOFOQueue - before.TCPOFOQueue
+	t.Logf("flood: %d conns x %d rounds: peak tcp_mem %d KiB (high %d KiB), TCPOFOQueue %d, TCPOFODrop %d, TCPMemoryDrops %d, pressures %d",
+		nConns, rounds, peak>>10, high>>10, ooo, st.TCPOFODrop-before.TCPOFODrop, st.TCPMemoryDrops-before.TCPMemoryDrops,
+		st.TCPMemoryPressures-before.TCPMemoryPressures)
+	if st.TCPMemoryPressures == before.TCPMemoryPressures || st.TCPMemoryDrops == before.TCPMemoryDrops {
+		t.Errorf("out-of-order data did not count against tcp_mem: pressures %d, memory drops %d, peak %d bytes",
+			st.TCPMemoryPressures-before.TCPMemoryPressures, st.TCPMemoryDrops-before.TCPMemoryDrops, peak)
+	}
+	// Bound: high, one segment of overshoot, and per connection what it
+	// may always hold (tcp_rmem[0]) plus one segment and its block.
+	perConn := int64(cfg.RMem[0] + 100 + 256)
+	if bound := high + 1500 + nConns*perConn; peak > bound {
+		t.Errorf("peak tcp_mem %d bytes, want at most %d", peak, bound)
+	}
+	for i := range advs {
+		e := advs[i].c.e
+		e.sh.mu.Lock()
+		m, info := e.tc.OOOMemory(), e.tc.Info()
+		e.sh.mu.Unlock()
+		if info.RcvSpace != cfg.RMem[1] || m > info.RcvSpace || info.BytesReceived != 0 {
+			t.Errorf("conn %d: out-of-order memory %d, receive buffer %d (want %d), %d bytes received",
+				i, m, info.RcvSpace, cfg.RMem[1], info.BytesReceived)
+		}
+	}
+
+	// A legitimate connection still gets its data through.
+	them := netip.AddrPortFrom(peer4, 50000)
+	h.rec = nil
+	sndNxt, c := h.handshake(ln, them, hUs4, 7000)
+	h.feed(rawTCP4(them, hUs4, wire.TCPHeader{Seq: 7001, Ack: sndNxt, Flags: wire.TCPFlagACK | wire.TCPFlagPSH, Window: 65535}, []byte("real")))
+	buf := make([]byte, 16)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if k, err := c.Read(buf); err != nil || string(buf[:k]) != "real" {
+		t.Fatalf("legitimate connection during the flood: read %q, %v (tcp_mem %d bytes)", buf[:k], err, h.s.tcp.memBytes.Load())
+	}
+
+	// The adversary resets its connections: their memory is released.
+	for i := range advs {
+		h.feed(rawTCP4(advs[i].them, hUs4, wire.TCPHeader{Seq: advs[i].rcvNxt, Flags: wire.TCPFlagRST}, nil))
+	}
+	if !pollUntil(5*time.Second, func() bool { return h.s.tcp.memBytes.Load() == 0 }) {
+		t.Fatalf("tcp_mem %d bytes after the adversary's connections were reset", h.s.tcp.memBytes.Load())
+	}
+	if h.s.tcp.memPress.Load() {
+		t.Error("still under memory pressure with no memory in use")
+	}
+}
