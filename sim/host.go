@@ -270,8 +270,10 @@ func (h *Host) receive(pkt []byte) {
 			c.irs, c.haveIRS = seg.Seq, true
 		}
 		c.SegsIn++
+		i := len(h.sim.trace.Events)
 		c.traceSeg(KindRecv, seg, "")
 		c.tc.Input(seg, h.sim.now)
+		c.engineState(&h.sim.trace.Events[i])
 		c.kick()
 		return
 	}
@@ -281,6 +283,7 @@ func (h *Host) receive(pkt []byte) {
 		c.state = tcp.Listen // the listener's child: the trace shows LISTEN -> SYN-RECEIVED
 		c.irs, c.haveIRS = seg.Seq, true
 		c.SegsIn++
+		syn := len(h.sim.trace.Events)
 		c.traceSeg(KindRecv, seg, "")
 		tc, err := tcp.NewPassive(&c.cfg, t, h.rng.Uint32(), seg, h.sim.now)
 		if err != nil {
@@ -291,6 +294,7 @@ func (h *Host) receive(pkt []byte) {
 		}
 		c.tc = tc
 		c.setup()
+		c.engineState(&h.sim.trace.Events[syn])
 		h.grantFastOpen(c, seg)
 		c.kick()
 		return
@@ -416,11 +420,39 @@ func (c *Conn) setup() {
 }
 
 // engineEvent keeps the engine's congestion state as of its last sent
-// segment, for the "send" event that follows in emit.
+// segment, for the "send" event that follows in emit, and passes the event
+// on to the simulation's engine tracer, if any.
 func (c *Conn) engineEvent(e *tcp.Event) {
 	if e.Kind == tcp.EvSend {
 		c.cc, c.haveCC = *e, true
 	}
+	if fn := c.h.sim.engineTrace; fn != nil {
+		fn(c.h, c.Tuple, e)
+	}
+}
+
+// setCC fills a trace event's congestion fields: cwnd, ssthresh once set
+// (the initial "infinite" value is left out) and srtt once measured.
+func setCC(e *Event, cwnd, ssthresh int, srtt time.Duration) {
+	e.Cwnd = &cwnd
+	if ssthresh < 1<<30 {
+		e.Ssthresh = &ssthresh
+	}
+	if srtt > 0 {
+		s := srtt.Seconds()
+		e.SRTT = &s
+	}
+}
+
+// engineState records in e (the "recv" or "timer" event just traced) the
+// engine's cwnd, ssthresh and srtt after it handled the segment or timer,
+// so the congestion state is known at every ACK, not only at sends.
+func (c *Conn) engineState(e *Event) {
+	if c.tc == nil {
+		return
+	}
+	in := c.tc.Info()
+	setCC(e, in.SndCwnd, in.SndSsthresh, in.RTT)
 }
 
 // SetKeepAlive turns keepalive probes on or off (SO_KEEPALIVE).
@@ -594,16 +626,7 @@ func (c *Conn) emit(seg *tcp.Segment) {
 	e := c.traceSeg(KindSend, seg, "")
 	e.Rtx, e.Dup = rtx, dup
 	if c.haveCC {
-		cwnd := c.cc.Cwnd
-		e.Cwnd = &cwnd
-		if c.cc.Ssthresh < 1<<30 { // not yet set (infinite) is left out
-			ss := c.cc.Ssthresh
-			e.Ssthresh = &ss
-		}
-		if c.cc.SRTT > 0 {
-			srtt := c.cc.SRTT.Seconds()
-			e.SRTT = &srtt
-		}
+		setCC(e, c.cc.Cwnd, c.cc.Ssthresh, c.cc.SRTT)
 		c.haveCC = false
 	}
 	if rtx {
@@ -799,6 +822,8 @@ func (c *Conn) armTimer() {
 			}
 		}
 		c.trace(Event{Kind: KindTimer, Note: note})
+		tr := c.h.sim.trace
+		c.engineState(&tr.Events[len(tr.Events)-1])
 		c.kick()
 	})
 }

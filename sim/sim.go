@@ -40,6 +40,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"time"
+
+	"github.com/ustack/ustack/tcp"
 )
 
 // Epoch is the wall-clock time the virtual clock starts at. It only shows in
@@ -60,6 +62,8 @@ type Sim struct {
 	pcap    *pcapWriter
 	events  int
 	readBuf []byte
+
+	engineTrace func(h *Host, t tcp.Tuple, e *tcp.Event)
 
 	// MaxEvents bounds a run (a safety net against livelock); 0 = 10 million.
 	MaxEvents int
@@ -87,6 +91,15 @@ func (s *Sim) Elapsed() time.Duration { return s.now.Sub(Epoch) }
 
 // Trace returns the simulation's trace.
 func (s *Sim) Trace() *Trace { return s.trace }
+
+// TraceEngine makes the connections report, from the call on, their TCP
+// engine's own trace events (tcp.Event: state transitions including the
+// constructors' CLOSED -> SYN-SENT and LISTEN -> SYN-RECEIVED, segments
+// with the reason they were sent, RTO, cwnd and window changes, Fast Open
+// events) to fn, stamped with virtual time; a connection created after the
+// call starts with its constructor's transition. trace.NewJSON(w).Event, wrapped
+// to drop the host, writes them as JSON lines. nil turns it off.
+func (s *Sim) TraceEngine(fn func(h *Host, t tcp.Tuple, e *tcp.Event)) { s.engineTrace = fn }
 
 // Hosts returns the hosts in creation order.
 func (s *Sim) Hosts() []*Host { return s.hosts }

@@ -44,8 +44,10 @@ type Event struct {
 	Err   string        `json:"err,omitempty"`
 	Note  string        `json:"note,omitempty"`
 
-	// sender's congestion state when a segment leaves (send events, from
-	// the engine's tracer): cwnd and ssthresh in packets, srtt in seconds
+	// the host's congestion state (cwnd and ssthresh in packets, srtt in
+	// seconds): on send events as the segment leaves (from the engine's
+	// tracer), on recv and timer events after the engine handled them;
+	// ssthresh is left out until set, srtt until measured
 	Cwnd     *int     `json:"cwnd,omitempty"`
 	Ssthresh *int     `json:"ssthresh,omitempty"`
 	SRTT     *float64 `json:"srtt,omitempty"`
