@@ -102,16 +102,18 @@ func CwndRTT(f *Flow) (charts []*Chart, missing []string) {
 		flight = append(flight, Point{p.X, p.Y / mss})
 	}
 	top.Series = append(top.Series, Series{Name: "in flight (snd.nxt - snd.una)", Color: Blue, Style: Step, Width: 1.5, Points: flight})
+	// ssthresh is drawn wide under cwnd: after a reduction the two are
+	// often equal, and cwnd must stay visible on top of it.
+	if len(f.Thresh) > 0 {
+		top.Series = append(top.Series, Series{Name: "ssthresh", Color: Purple, Style: Step, Width: 5, Points: f.Thresh})
+	} else {
+		missing = append(missing, "ssthresh")
+	}
 	if len(f.Cwnd) > 0 {
 		top.Title = fmt.Sprintf("cwnd and packets in flight  %s %s", f.Host, f.Conn)
 		top.Series = append(top.Series, Series{Name: "cwnd", Color: Orange, Style: Step, Width: 2, Points: f.Cwnd})
 	} else {
 		missing = append(missing, "cwnd")
-	}
-	if len(f.Thresh) > 0 {
-		top.Series = append(top.Series, Series{Name: "ssthresh", Color: Purple, Style: Step, Width: 1.5, Points: f.Thresh})
-	} else {
-		missing = append(missing, "ssthresh")
 	}
 	var rtts, srtt []Point
 	for _, p := range f.RTT {

@@ -127,6 +127,88 @@ func TestRender(t *testing.T) {
 	}
 }
 
+// TestRenderLossy renders a lossy transfer (the demo fetch: 500 kB over a
+// 2%-loss, 20 ms link, several recoveries) and checks that the cwnd line
+// covers the whole transfer: points from the first send to the last ACK,
+// values after every recovery, and orange cwnd pixels over the last
+// quarter of the chart, where cwnd equals ssthresh and used to be hidden
+// under it.
+func TestRenderLossy(t *testing.T) {
+	o := sim.DefaultDemoOptions()
+	o.Size = 500000
+	res, err := sim.Demo(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := res.Env.Sim.Trace().WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := ReadTrace(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Analyze(evs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Retrans < 3 {
+		t.Fatalf("%d retransmissions, want a transfer with several losses", f.Retrans)
+	}
+	if len(f.Cwnd) == 0 || len(f.Thresh) == 0 || len(f.SRTT) == 0 {
+		t.Fatalf("cwnd %d, ssthresh %d, srtt %d points", len(f.Cwnd), len(f.Thresh), len(f.SRTT))
+	}
+	first, last := f.Cwnd[0], f.Cwnd[len(f.Cwnd)-1]
+	if first.X != f.Start || last.X != f.End {
+		t.Errorf("cwnd points from %v s to %v s, want the whole flow, %v s to %v s", first.X, last.X, f.Start, f.End)
+	}
+	lastRtx := 0.0
+	for _, s := range f.Data {
+		if s.Rtx {
+			lastRtx = s.T
+		}
+	}
+	after := 0
+	for _, p := range f.Cwnd {
+		if p.X > lastRtx {
+			after++
+		}
+	}
+	if after < 5 {
+		t.Errorf("%d cwnd points after the last retransmission at %v s, want the line to go on", after, lastRtx)
+	}
+	charts, missing := CwndRTT(f)
+	if len(missing) != 0 {
+		t.Errorf("missing %v", missing)
+	}
+	var pb bytes.Buffer
+	if err := WritePNG(&pb, charts...); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bd := img.Bounds()
+	if bd.Dx() != PanelWidth || bd.Dy() != 2*PanelHeight {
+		t.Fatalf("png %v, want %dx%d", bd, PanelWidth, 2*PanelHeight)
+	}
+	// Orange (cwnd) pixels in the last quarter of the top panel's width
+	// (the legend is at the top left).
+	orange := 0
+	for y := 0; y < PanelHeight; y++ {
+		for x := PanelWidth * 3 / 4; x < PanelWidth; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			if uint8(r>>8) == Orange.R && uint8(g>>8) == Orange.G && uint8(bl>>8) == Orange.B {
+				orange++
+			}
+		}
+	}
+	if orange < 50 {
+		t.Errorf("%d cwnd-orange pixels in the last quarter of the cwnd chart, want the cwnd line drawn to the end", orange)
+	}
+}
+
 func svgElements(t *testing.T, doc []byte) map[string]int {
 	t.Helper()
 	counts := map[string]int{}

@@ -19,9 +19,10 @@ import (
 )
 
 // Event is one line of a simulator trace. Only the fields the plots use are
-// decoded; unknown fields are ignored. Cwnd, Ssthresh and SRTT are not in
-// today's sim trace: when a trace carries them (on send events of the
-// sender) the cwnd chart draws them.
+// decoded; unknown fields are ignored. Cwnd, Ssthresh and SRTT are
+// optional: the simulator puts them on every send and recv event (the
+// host's engine state as the segment leaves, or after it handled an
+// arriving one); when a trace carries them the cwnd chart draws them.
 type Event struct {
 	T        float64  // seconds
 	Host     string   `json:"host"`
@@ -88,9 +89,9 @@ type Flow struct {
 	SACKs   []Seg   // SACK blocks arriving at the sender
 	Flight  []Point // bytes in flight (snd_nxt - snd_una) after each event
 	RTT     []Point // RTT samples in seconds (TS echo, or Karn's rule without TS)
-	Cwnd    []Point // packets, only if the trace has a cwnd field
-	Thresh  []Point // packets, only if the trace has a ssthresh field
-	SRTT    []Point // seconds, only if the trace has a srtt field
+	Cwnd    []Point // packets, at the sender's sends and ACK arrivals, if the trace has a cwnd field
+	Thresh  []Point // packets, likewise, if the trace has a ssthresh field
+	SRTT    []Point // seconds, likewise, if the trace has a srtt field
 	MSS     int     // largest data segment seen
 	Bytes   int64   // new data bytes sent
 	Retrans int     // retransmitted data segments
@@ -208,11 +209,8 @@ func Analyze(evs []Event, match string) (*Flow, error) {
 		if e.Len != nil {
 			n = *e.Len
 		}
-		switch e.Kind {
-		case "send":
-			if e.Seq == nil {
-				continue
-			}
+		if e.Kind != "drop" {
+			// The sender's congestion state as it sends and as ACKs arrive.
 			if e.Cwnd != nil {
 				f.Cwnd = append(f.Cwnd, Point{e.T, float64(*e.Cwnd)})
 			}
@@ -221,6 +219,12 @@ func Analyze(evs []Event, match string) (*Flow, error) {
 			}
 			if e.SRTT != nil {
 				f.SRTT = append(f.SRTT, Point{e.T, *e.SRTT})
+			}
+		}
+		switch e.Kind {
+		case "send":
+			if e.Seq == nil {
+				continue
 			}
 			if n == 0 {
 				continue

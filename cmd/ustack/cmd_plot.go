@@ -13,8 +13,9 @@ import (
 func runPlot(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("ustack plot", "ustack plot TRACE.jsonl [-o PREFIX] [--conn MATCH] [--list]\n\n"+
 		"Draws tcptrace-like graphs from a simulator trace (ustack sim SCENARIO --json > TRACE.jsonl,\n"+
-		"or ustack demo --json): PREFIX-tsg.svg/.png (time-sequence graph) and PREFIX-cwnd.svg/.png\n"+
-		"(packets in flight and RTT samples). \"-\" reads the trace from standard input.", stderr)
+		"or ustack demo --json): PREFIX-tsg.svg/.png (time-sequence graph: data, retransmissions, drops,\n"+
+		"ACKs, SACK blocks, receive window) and PREFIX-cwnd.svg/.png (cwnd, ssthresh and packets in\n"+
+		"flight; RTT samples and srtt). \"-\" reads the trace from standard input.", stderr)
 	out := fs.String("o", "", "output file prefix (default: the trace file name without .jsonl; \"plot\" for stdin)")
 	match := fs.String("conn", "", "plot the data flow whose \"host local>remote\" contains this (default: the flow that sent the most)")
 	list := fs.Bool("list", false, "list the data flows of the trace and exit")
