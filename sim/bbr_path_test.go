@@ -127,9 +127,18 @@ func TestPathSweep(t *testing.T) {
 		for _, loss := range losses {
 			var sum float64
 			seeds := []uint64{1, 2, 3}
+			if v := os.Getenv("PATH_SEED"); v != "" {
+				n, _ := strconv.ParseUint(v, 10, 64)
+				seeds = []uint64{n}
+			}
 			var all []string
 			for _, seed := range seeds {
 				r := runBulkPath(t, cc, loss, 10*time.Second, seed)
+				if os.Getenv("BBR_PATH_LOG") != "" {
+					for _, l := range r.log {
+						t.Log(l)
+					}
+				}
 				sum += r.goodput
 				all = append(all, fmt.Sprintf("%.1f", r.goodput/1e6))
 			}

@@ -128,6 +128,55 @@
 //   - OnRTO sets cwnd = 1 (in flight after an RTO is 0 in practice).
 //   - Ssthresh reports InfiniteSsthresh (BBR has none).
 //
+// Deviations for lossy paths (draft-ietf-ccwg-bbr-06 sections 5.5.10.2
+// to 5.5.10.4, AdaptLowerBoundsFromCongestion, IsInflightTooHigh and
+// UpdateLatestDeliverySignals). The draft reacts to every loss: any loss
+// in a round cuts bw_shortterm/inflight_shortterm, and 2 % loss in a
+// probe caps inflight_longterm. On the path (100 Mbit/s, 20 ms
+// RTT, 250-packet tail-drop queue) with random loss that kept BBR well
+// below Linux's BBR (in the simulator 85.6 Mbit/s at 1 % loss, where
+// Linux, whose mainline BBR is still v1-like and ignores loss, reached
+// 90.9 in real time). ustack keeps the draft's model and changes only
+// what counts as a congestion signal:
+//
+//   - Standing queue (lossCongestive): a loss counts as congestion, for
+//     the short-term model and for inflight_longterm, only when the least
+//     RTT sample of the current round (or of the previous round while the
+//     current one has fewer than 8 samples; else the smoothed RTT) exceeds
+//     min_rtt by more than max(min_rtt/4, 4 ms). Losses on an empty queue
+//     are not caused by this flow's rate. The margin absorbs millisecond
+//     timestamp RTT samples, jitter and one pacing burst; in buffers
+//     shallower than that BBR, like BBRv1, ignores queue-overflow losses
+//     except for Startup's high-loss exit. Without RTT samples every loss
+//     counts.
+//   - Loss rate of the round (roundLossHigh): the short-term cut also
+//     needs the loss round to have lost more than max(2 %, twice the
+//     background loss rate) of its packets, the background rate being an
+//     EWMA over about 2048 packets taken from ACKs without a standing
+//     queue. A queue overflowing under BBR's probing drops a burst far
+//     above that; random loss of 1-3 % does not. An ECN CE echo in the
+//     round always counts.
+//   - No observation without a valid rate sample: an ACK whose sample
+//     interval is below min_rtt (in practice the ACK of a spurious
+//     retransmission, whose delivered snapshot is a moment old) ends
+//     neither a round nor a loss round and does not feed bw_latest or
+//     inflight_latest, as in Linux's BBR (interval_us = -1). The draft
+//     runs these steps on every ACK; here such ACKs split one recovery
+//     burst into many tiny "loss rounds", each cutting bw_shortterm by
+//     0.7.
+//   - Fast recovery: BBR owns the window (RecoveryCwndOwner): the engine
+//     sends within Cwnd() in recovery, not PRR's window, like Linux's
+//     cong_control hook (PRR's window, growing one packet per ACK from
+//     what is in flight, held BBR to 38 Mbit/s of 100 at 3 % loss on a
+//     path that is in recovery most of the time). The draft's packet
+//     conservation on entering recovery (cwnd = inflight + newly acked
+//     for the first round) is not implemented, for the same reason:
+//     cwnd stays the model's max_inflight, bounded by the long- and
+//     short-term models, and pacing spreads retransmissions and new data.
+//
+// The engine paces payload bytes (as Linux's internal pacing), the unit
+// of BBR's delivery-rate samples, so pacing_rate = bw means goodput = bw.
+//
 // # Contract notes
 //
 // OnRTO(now, inFlight) and OnIdleRestart(now, idle, rto) take more
