@@ -105,7 +105,10 @@ func (h *Host) dial(remote netip.AddrPort, handler Handler, tfo bool, data []byt
 		c.tfo = true
 		c.trace(Event{Kind: KindApp, Note: note})
 		c.tc = tcp.NewActive(&c.cfg, t, iss, h.sim.now)
-		c.tc.SetFastOpenCookie(ck)
+		// With a cookie the SYN carries the data queued before it leaves
+		// (below); without one it asks for a cookie (or, with
+		// tcp_fastopen 0x4, carries the data with no option).
+		c.tc.SetFastOpen(ck, false, 0, len(ck) == 0 && h.Config.FastOpen&tcp.FastOpenClientNoCookie != 0)
 	} else {
 		c.trace(Event{Kind: KindApp, Note: note})
 		c.tc = tcp.NewActive(&c.cfg, t, iss, h.sim.now)
@@ -295,7 +298,7 @@ func (h *Host) receive(pkt []byte) {
 		c.tc = tc
 		c.setup()
 		c.engineState(&h.sim.trace.Events[syn])
-		h.grantFastOpen(c, seg)
+		h.serverFastOpen(c, seg)
 		c.kick()
 		return
 	}
@@ -322,11 +325,19 @@ func (h *Host) receive(pkt []byte) {
 	h.transmit(t.Local, t.Remote, &rst)
 }
 
-// grantFastOpen puts a Fast Open cookie in the SYN-ACK of a passive
-// connection whose SYN asked for one, on a Fast Open listener.
-func (h *Host) grantFastOpen(c *Conn, syn *tcp.Segment) {
+// serverFastOpen applies a Fast Open listener's policy to the SYN of a new
+// passive connection (the engine's ServerFastOpen, like Linux
+// tcp_try_fastopen): a cookie request gets a cookie in the SYN-ACK; a
+// valid cookie with data makes the data readable now, before the
+// handshake completes, and the SYN-ACK acknowledges it; an invalid cookie
+// gets only the SYN acknowledged and a fresh cookie.
+func (h *Host) serverFastOpen(c *Conn, syn *tcp.Segment) {
+	mode := h.Config.FastOpen
+	if mode&tcp.FastOpenServer == 0 || !h.tfoPorts[c.Tuple.Local.Port()] && mode&tcp.FastOpenServerAllListeners == 0 {
+		return
+	}
 	o := &syn.Options
-	if !o.HasFastOpen || o.CookieLen != 0 || !h.tfoPorts[c.Tuple.Local.Port()] || h.Config.FastOpen&tcp.FastOpenServer == 0 {
+	if !o.HasFastOpen && mode&tcp.FastOpenServerNoCookie == 0 {
 		return
 	}
 	keys := h.Config.FastOpenKey
@@ -338,9 +349,17 @@ func (h *Host) grantFastOpen(c *Conn, syn *tcp.Segment) {
 		}
 		keys = h.tfoKey
 	}
+	before := h.Counters
+	accepted := c.tc.ServerFastOpen(&keys, mode, syn)
 	ck := keys.Cookie(c.Tuple.Remote.Addr(), c.Tuple.Local.Addr())
-	c.tc.SetFastOpenCookie(ck[:])
-	c.trace(Event{Kind: KindNote, Note: fmt.Sprintf("Fast Open cookie %x granted", ck)})
+	switch {
+	case accepted:
+		c.trace(Event{Kind: KindNote, Note: fmt.Sprintf("Fast Open: %d bytes of SYN data accepted, readable before the handshake completes", c.tc.Readable())})
+	case h.Counters.TCPFastOpenPassiveFail > before.TCPFastOpenPassiveFail:
+		c.trace(Event{Kind: KindNote, Note: fmt.Sprintf("Fast Open cookie invalid: SYN data not accepted, cookie %x granted", ck)})
+	case o.HasFastOpen && o.CookieLen == 0:
+		c.trace(Event{Kind: KindNote, Note: fmt.Sprintf("Fast Open cookie %x granted", ck)})
+	}
 }
 
 func fillSeg(e *Event, seg *tcp.Segment) {
@@ -741,6 +760,9 @@ func (c *Conn) observe() {
 			if ck := c.tc.PeerFastOpenCookie(); c.tfo && len(ck) > 0 {
 				c.h.tfoCache[c.Tuple.Remote.Addr()] = ck
 				c.trace(Event{Kind: KindNote, Note: fmt.Sprintf("Fast Open cookie %x cached for %v", ck, c.Tuple.Remote.Addr())})
+			}
+			if c.tfo && c.tc.SynDataAcked() {
+				c.trace(Event{Kind: KindNote, Note: "Fast Open: the SYN-ACK acknowledged the SYN data"})
 			}
 			if c.handler.OnOpen != nil {
 				c.handler.OnOpen(c)

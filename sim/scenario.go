@@ -412,8 +412,8 @@ func init() {
 		},
 	}, &Scenario{
 		Name: "fastopen",
-		Description: "TCP Fast Open (tcp_fastopen=3): A's first connection asks for a cookie in its SYN and B's SYN-ACK grants one; " +
-			"A's second connection presents the cached cookie in its SYN (the engine does not yet put data in the SYN, so the request follows the handshake)",
+		Description: "TCP Fast Open (tcp_fastopen=3): A's first connection asks for a cookie in its SYN and B's SYN-ACK grants one, the request follows the handshake (response after 2 RTTs); " +
+			"A's second connection sends the cached cookie and the request in its SYN, B accepts the data before the handshake completes and answers at once (response after 1 RTT)",
 		Limit: 120 * time.Second,
 		AB:    lan, BA: lan,
 		Tune: func(e *Env) {

@@ -473,37 +473,75 @@ func TestReset(t *testing.T) {
 	}
 }
 
-func TestFastOpenCookie(t *testing.T) {
+// TestFastOpen: the whole Fast Open story. The first connection's SYN asks
+// for a cookie and carries no data; B grants a cookie; the request follows
+// the handshake and the response arrives after two round trips. The second
+// connection's SYN carries the cached cookie and the request; B accepts the
+// data before the handshake completes (its SYN-ACK acknowledges it, its
+// application reads and answers it while still in SYN-RECEIVED) and the
+// response arrives after one round trip.
+func TestFastOpen(t *testing.T) {
 	r := runScenario(t, "fastopen")
-	var syns, synacks []string
-	for _, e := range r.Sim.Trace().Events {
-		if e.Kind != KindSend {
-			continue
-		}
-		switch e.Flags {
-		case "S":
-			syns = append(syns, e.Opts)
-		case "S.":
-			synacks = append(synacks, e.Opts)
-		}
+	as, bs := r.Env.A.Conns(), r.Env.B.Conns()
+	if len(as) != 2 || len(bs) != 2 {
+		t.Fatalf("%d connections on A and %d on B, want 2 each\n%s", len(as), len(bs), dump(r))
 	}
-	if len(syns) != 2 || len(synacks) != 2 {
-		t.Fatalf("%d SYNs and %d SYN-ACKs, want 2 each\n%s", len(syns), len(synacks), dump(r))
+	find := func(c *Conn, kind string, match func(e *Event) bool) *Event {
+		return r.Sim.Trace().Find(func(e *Event) bool {
+			return e.Host == c.h.Name && e.Conn == c.label() && e.Kind == kind && (match == nil || match(e))
+		})
 	}
-	if !strings.HasSuffix(syns[0], ",FO") {
-		t.Errorf("first SYN options %q: want a Fast Open cookie request", syns[0])
+	syn := func(e *Event) bool { return e.Flags == "S" }
+	synAck := func(e *Event) bool { return e.Flags == "S." }
+	data := func(e *Event) bool { return e.Len != nil && *e.Len > 0 && !strings.Contains(e.Flags, "S") }
+	rtt := 20 * ms
+	req := len("GET / HTTP/1.0\r\n\r\n")
+
+	// First connection: cookie request, cookie granted, 2 RTTs.
+	s1, sa1 := find(as[0], KindSend, syn), find(bs[0], KindSend, synAck)
+	if s1 == nil || sa1 == nil {
+		t.Fatalf("first handshake missing\n%s", dump(r))
 	}
-	_, cookie, ok := strings.Cut(synacks[0], "FO ")
+	if !strings.HasSuffix(s1.Opts, ",FO") || *s1.Len != 0 {
+		t.Errorf("first SYN %s: want a Fast Open cookie request and no data", s1)
+	}
+	_, cookie, ok := strings.Cut(sa1.Opts, "FO ")
 	if !ok || len(cookie) != 16 {
-		t.Fatalf("first SYN-ACK options %q: want an 8-byte Fast Open cookie", synacks[0])
+		t.Fatalf("first SYN-ACK options %q: want an 8-byte Fast Open cookie", sa1.Opts)
 	}
-	if !strings.HasSuffix(syns[1], "FO "+cookie) {
-		t.Errorf("second SYN options %q: want the cached cookie %s", syns[1], cookie)
+	if *sa1.Ack != *s1.Seq+1 {
+		t.Errorf("first SYN-ACK %s acknowledges more than the SYN", sa1)
 	}
-	if strings.Contains(synacks[1], "FO") {
-		t.Errorf("second SYN-ACK %q: no new cookie expected for a SYN that carries one", synacks[1])
+	if resp := find(as[0], KindRecv, data); resp == nil || resp.T-as[0].Opened != 2*rtt {
+		t.Errorf("first response at %v, want 2 RTTs (%v) after the connect at %v", resp, 2*rtt, as[0].Opened)
 	}
-	for _, c := range r.Env.A.Conns() {
+
+	// Second connection: cookie and request in the SYN, accepted, 1 RTT.
+	s2, sa2 := find(as[1], KindSend, syn), find(bs[1], KindSend, synAck)
+	if s2 == nil || sa2 == nil {
+		t.Fatalf("second handshake missing\n%s", dump(r))
+	}
+	if !strings.HasSuffix(s2.Opts, "FO "+cookie) || *s2.Len != req {
+		t.Errorf("second SYN %s: want the cached cookie %s and the %d-byte request", s2, cookie, req)
+	}
+	if strings.Contains(sa2.Opts, "FO") || *sa2.Ack != *s2.Seq+1+uint32(req) {
+		t.Errorf("second SYN-ACK %s: want it to acknowledge the SYN data, with no new cookie", sa2)
+	}
+	read := find(bs[1], KindApp, func(e *Event) bool { return strings.HasPrefix(e.Note, "http request") })
+	ack := find(bs[1], KindRecv, func(e *Event) bool { return e.Flags == "." }) // completes B's handshake
+	if read == nil || ack == nil || read.T != s2.T+rtt/2 || read.T >= ack.T {
+		t.Errorf("B read the request at %v, want it with the SYN (%v), before the handshake completes (%v)", read, s2.T+rtt/2, ack)
+	}
+	if resp := find(as[1], KindRecv, data); resp == nil || resp.T-as[1].Opened != rtt {
+		t.Errorf("second response at %v, want 1 RTT (%v) after the connect at %v", resp, rtt, as[1].Opened)
+	}
+	if n := r.Sim.Trace().Count(func(e *Event) bool { return e.Host == "A" && e.Kind == KindSend && e.Rtx }); n != 0 {
+		t.Errorf("A retransmitted %d segments: the SYN data should not be sent again", n)
+	}
+	if a, b := r.Env.A.Counters, r.Env.B.Counters; a.TCPFastOpenActive != 1 || b.TCPFastOpenPassive != 1 || b.TCPFastOpenCookieReqd != 1 {
+		t.Errorf("TCPFastOpenActive %d, TCPFastOpenPassive %d, TCPFastOpenCookieReqd %d; want 1 each", a.TCPFastOpenActive, b.TCPFastOpenPassive, b.TCPFastOpenCookieReqd)
+	}
+	for _, c := range as {
 		if c.BytesRead != int64(len(HTTPResponse(1000))) || c.Err != nil {
 			t.Errorf("%s read %d bytes, error %v", c.label(), c.BytesRead, c.Err)
 		}
@@ -576,7 +614,7 @@ func TestScenariosIPv6(t *testing.T) {
 		{"FastRetransmit", TestFastRetransmit}, {"ZeroWindow", TestZeroWindow}, {"CloseTimeWait", TestCloseTimeWait},
 		{"SimultaneousClose", TestSimultaneousClose}, {"Reorder", TestReorder}, {"ReorderDeep", TestReorderDeep},
 		{"Refused", TestRefused}, {"Reset", TestReset}, {"FinTimeout", TestFinTimeout},
-		{"CloseUnread", TestCloseUnreadSendsRST}, {"FastOpen", TestFastOpenCookie}, {"UserTimeout", TestUserTimeout},
+		{"CloseUnread", TestCloseUnreadSendsRST}, {"FastOpen", TestFastOpen}, {"UserTimeout", TestUserTimeout},
 		{"ZeroWindowDeadPeer", TestZeroWindowDeadPeer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
