@@ -22,13 +22,10 @@ func (c *Conn) Deadline() time.Time {
 // Timeout runs the timers that are due at now. Call it at or after
 // Deadline (calling it early is harmless).
 func (c *Conn) Timeout(now time.Time) {
-	c.timeout(now)
-	if c.tr != nil {
-		c.traceChanges()
+	if c.tr != nil && !c.tr.inCall {
+		c.timeoutTraced(now) // re-enters Timeout with tr.inCall set
+		return
 	}
-}
-
-func (c *Conn) timeout(now time.Time) {
 	c.now = now
 	if due(c.twAt, now) {
 		c.setClosed(nil)
