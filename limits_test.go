@@ -286,3 +286,51 @@ func TestLimitTCPMem(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLimitTCPMemPressureNoAutotune: under tcp_mem pressure the receive
+// buffer does not grow (tcp.Conn.SetMemoryPressure, Linux
+// tcp_under_memory_pressure). tcp_mem = 0 0 N keeps the receiver under
+// pressure from its first buffered byte on; the same 16 MiB transfer
+// without pressure grows the receive buffer.
+func TestLimitTCPMemPressureNoAutotune(t *testing.T) {
+	for _, pressure := range []bool{false, true} {
+		cfg := tcp.DefaultConfig()
+		if pressure {
+			cfg.Mem = [3]int{0, 0, 1 << 20}
+		}
+		p := newPairStacks(t, Config{}, Config{TCP: cfg})
+		ln, err := p.B.Listen("tcp", ":9")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := p.A.Dial("tcp", "10.0.0.2:9")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 16 << 20
+		go func() {
+			c.Write(make([]byte, n))
+			c.Close()
+		}()
+		s.SetReadDeadline(time.Now().Add(30 * time.Second))
+		got, err := io.Copy(io.Discard, s)
+		if err != nil || got != n {
+			t.Fatalf("pressure %v: read %d of %d bytes: %v", pressure, got, n, err)
+		}
+		rcv := s.(*TCPConn).Info().RcvSpace
+		st := p.B.Stats().TCP
+		t.Logf("pressure %v: receive buffer %d, TCPMemoryPressures %d", pressure, rcv, st.TCPMemoryPressures)
+		if pressure && (rcv != cfg.RMem[1] || st.TCPMemoryPressures == 0) {
+			t.Errorf("under pressure (%d entries): receive buffer grew to %d, want %d", st.TCPMemoryPressures, rcv, cfg.RMem[1])
+		}
+		if !pressure && rcv <= cfg.RMem[1] {
+			t.Errorf("without pressure: receive buffer %d did not grow", rcv)
+		}
+		s.Close()
+		ln.Close()
+	}
+}

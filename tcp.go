@@ -46,7 +46,10 @@ type tcpState struct {
 	orphans   atomic.Int64 // closed endpoints still in FIN-WAIT/CLOSING/LAST-ACK (tcp_max_orphans)
 	memBytes  atomic.Int64 // buffered bytes of all connections (tcp_mem)
 	memPress  atomic.Bool  // above tcp_mem pressure, until below low
-	closed    bool
+	// underPressure is memPress.Load, made once and shared by every
+	// engine (tcp.Conn.SetMemoryPressure: no buffer autotuning).
+	underPressure func() bool
+	closed        bool
 
 	tracer atomic.Pointer[TraceFunc] // Stack.SetTracer
 }
@@ -66,6 +69,7 @@ func newTCPState(s *Stack) *tcpState {
 	lo, hi := t.portRange()
 	t.ports, _ = tcp.NewPortAllocator(&t.key, [2]int{lo, hi})
 	t.initFastOpen()
+	t.underPressure = t.memPress.Load
 	s.wg.Add(1)
 	go t.runTimers()
 	return t
@@ -138,6 +142,7 @@ func (t *tcpState) newEndpoint(tu tcp.Tuple, tc *tcp.Conn, ifc *iface) *endpoint
 	e.sh = t.shardFor(tu)
 	e.emitFn = e.emit
 	tc.SetCounters(&e.sh.ctr)
+	tc.SetMemoryPressure(t.underPressure)
 	tc.SetMTU(ifc.mtu)
 	t.setTSOffset(tc, tu)
 	t.traceConn(tu, tc)

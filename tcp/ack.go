@@ -493,7 +493,7 @@ func (c *Conn) autotuneSndBuf() {
 		return
 	}
 	want := 2 * max(c.cc.Cwnd(), c.reordering+1) * c.sndMSS * 2
-	if want > c.sndBufLimit {
+	if want > c.sndBufLimit && !c.underMemoryPressure() {
 		c.sndBufLimit = min(want, max(c.cfg.WMem[2], c.cfg.WMem[1]))
 	}
 }

@@ -190,7 +190,8 @@ type Conn struct {
 	ctr            *Counters
 	cc             cc.Controller
 	challengeAllow func(now time.Time) bool
-	tr             *tracer // nil: tracing off (SetTracer)
+	memPressure    func() bool // stack-wide tcp_mem pressure, nil: never
+	tr             *tracer     // nil: tracing off (SetTracer)
 	passive        bool
 	orphan         bool // Close was called: nobody reads any more
 
@@ -635,7 +636,7 @@ func (c *Conn) autotuneRcvBuf(n int) {
 	}
 	if c.rcvCopied > c.rcvSpace {
 		c.rcvSpace = c.rcvCopied
-		if want := min(4*c.rcvCopied, max(c.cfg.RMem[2], c.cfg.RMem[1])); want > c.rcvBufCap {
+		if want := min(4*c.rcvCopied, max(c.cfg.RMem[2], c.cfg.RMem[1])); want > c.rcvBufCap && !c.underMemoryPressure() {
 			c.rcvBufCap = want
 		}
 	}
@@ -887,6 +888,16 @@ func (c *Conn) SetWriteBuffer(n int) {
 // ACK (after the per-connection tcp_invalid_ratelimit) and returns false to
 // suppress it. nil means no global limit.
 func (c *Conn) SetChallengeACKLimiter(allow func(now time.Time) bool) { c.challengeAllow = allow }
+
+// SetMemoryPressure installs the stack-wide memory pressure report
+// (net.ipv4.tcp_mem above its pressure threshold). While it reports true
+// the receive and send buffers do not grow by autotuning, like Linux
+// (tcp_under_memory_pressure: no rcvbuf or sndbuf expansion). nil means
+// never under pressure.
+func (c *Conn) SetMemoryPressure(under func() bool) { c.memPressure = under }
+
+// underMemoryPressure reports the stack-wide tcp_mem pressure.
+func (c *Conn) underMemoryPressure() bool { return c.memPressure != nil && c.memPressure() }
 
 // Tuple returns the connection's addresses.
 func (c *Conn) Tuple() Tuple { return c.tuple }
