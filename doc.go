@@ -58,12 +58,18 @@
 // one orphan (FIN-WAIT, CLOSING, LAST-ACK) beyond tcp_max_orphans is reset
 // (TCPAbortOnMemory); Config.MaxConns caps the connections (Dial fails with
 // EMFILE, SYNs are dropped). tcp_mem (pages) is applied to the sum of the
-// connections' in-order receive and send buffer bytes: above pressure it
-// counts TCPMemoryPressures, above high incoming data is dropped (the ACK
-// in it is kept; TCPMemoryDrops) and the peer retransmits. Unlike Linux,
-// the out-of-order queue and per-packet overhead are not counted, buffers
-// are not shrunk or kept from growing under pressure, and Write does not
-// block on the global limit (tcp_wmem bounds each send buffer).
+// connections' receive, out-of-order and send buffer bytes (each
+// out-of-order block charged 256 bytes more, and each connection's
+// out-of-order queue capped by its receive buffer): above pressure it
+// counts TCPMemoryPressures and no receive or send buffer grows by
+// autotuning (Linux tcp_under_memory_pressure); above high incoming data is
+// dropped (the ACK in it is kept; TCPMemoryDrops) and the peer
+// retransmits, except data for a connection holding less than tcp_rmem[0]
+// (so hoarders cannot starve the others, like Linux sk_rmem_schedule) and
+// data filling the hole before a connection's out-of-order queue (Linux
+// would prune that queue instead, reneging on its SACKs). Unlike Linux,
+// buffers are not shrunk under pressure and Write does not block on the
+// global limit (tcp_wmem bounds each send buffer).
 //
 // # TCP Fast Open
 //
