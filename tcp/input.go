@@ -57,8 +57,9 @@ func (c *Conn) Input(seg *Segment, now time.Time) {
 	if c.state == SynReceived && flags&(flagSYN|flagACK) == flagSYN|flagACK &&
 		seg.Seq+1 == c.rcvNxt && seg.Ack == c.sndNxt && len(seg.Payload) == 0 && !c.passive {
 		flags &^= flagSYN
-		seg.Seq++
-		defer func() { seg.Seq-- }()
+		adj := *seg // a copy (on the stack): the caller's segment stays as it was,
+		adj.Seq++   // and Input has no defer, whose deferreturn every call would pay
+		seg = &adj
 	}
 
 	// 1. Sequence number check (Linux tcp_sequence: the segment must end at
