@@ -33,7 +33,27 @@ import (
 	"github.com/ustack/ustack/tcp"
 )
 
-var memProfile string
+var (
+	memProfile string
+	// stackA and stackB are the two stacks, for diagnostics of a stuck
+	// connection (both ends' engine state).
+	stackA, stackB *ustack.Stack
+	idleTimeout    time.Duration
+	abortPct       int
+	// serverKeepAlive is the keepalive of the server's connections. When
+	// a client resets a connection and both its data and its RST are
+	// lost, the server has nothing to send and would never hear of it
+	// (RFC 9293: a half-open connection); keepalive probes draw a RST
+	// from the client's stack.
+	serverKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 10 * time.Second, Interval: 5 * time.Second, Count: 3}
+	// aborted holds the local address of every client connection the
+	// client reset on purpose (netip.AddrPort -> its state then, a
+	// string; a reused port deletes it). When both the data and the RST of such a connection
+	// are lost, the server never hears of it and has nothing to send: its
+	// read times out, a half-open connection that is expected (no
+	// keepalive). Every other read timeout is a failure.
+	aborted sync.Map
+)
 
 type stats struct {
 	conns, aborted, bytesOut, bytesIn atomic.Int64
@@ -51,6 +71,8 @@ func main() {
 	maxSize := flag.Int("maxsize", 4<<20, "largest transfer per connection in bytes")
 	sack := flag.Bool("sack", true, "net.ipv4.tcp_sack on both stacks")
 	flag.StringVar(&memProfile, "memprofile", "", "write a heap profile after the stacks are closed")
+	flag.IntVar(&abortPct, "abort", 5, "percentage of client connections reset on purpose half-way")
+	flag.DurationVar(&idleTimeout, "idle", time.Minute, "read timeout: a connection idle this long is reported stuck")
 	flag.Parse()
 	if err := run(*duration, *workers, *seed, *loss, *delay, *timeWait, *maxSize, *sack); err != nil {
 		fmt.Fprintln(os.Stderr, "soak: FAIL:", err)
@@ -100,6 +122,8 @@ func run(duration time.Duration, workers int, seed int64, loss float64, delay, t
 	if err := sb.AddInterface("p0", ib, netip.MustParsePrefix("10.0.0.2/24"), netip.MustParsePrefix("fd00::2/64")); err != nil {
 		return err
 	}
+	stackA, stackB = sa, sb
+	defer func() { stackA, stackB = nil, nil }()
 	ln, err := sb.Listen("tcp", ":7")
 	if err != nil {
 		return err
@@ -268,16 +292,22 @@ func conns(s *ustack.Stack) []ustack.ConnInfo {
 	return out
 }
 
-// serve echoes everything back, then closes its write side. A connection
-// idle for a minute is given up: when the RST of a client that aborted is
-// lost, nothing tells the server (no keepalive), a half-open connection
-// that is expected (first byte 'A' marks connections the client aborts).
+// serve echoes everything back, then closes its write side. When the RST
+// of a client that aborted is lost, and its data too (or the server
+// already echoed it all), the server has nothing to send: keepalive finds
+// the half-open connection (ECONNRESET, an expected reset). A connection
+// idle for -idle is given up: a failure with both ends' state printed,
+// unless the client aborted it (a half-open connection whose keepalive
+// probes or RSTs were lost too).
 func serve(c net.Conn, st *stats) {
 	defer c.Close()
+	if tc, ok := c.(*ustack.TCPConn); ok {
+		tc.SetKeepAliveConfig(serverKeepAlive)
+	}
 	buf := make([]byte, 32<<10)
 	var first byte
 	for {
-		c.SetDeadline(time.Now().Add(time.Minute))
+		c.SetDeadline(time.Now().Add(idleTimeout))
 		n, err := c.Read(buf)
 		if n > 0 {
 			if first == 0 {
@@ -288,22 +318,27 @@ func serve(c net.Conn, st *stats) {
 			}
 		}
 		if err == io.EOF {
+			if first == 'A' {
+				// The client reset this connection: a clean EOF
+				// means the reset went unreported.
+				st.errs.Add(1)
+				fmt.Fprintf(os.Stderr, "soak: server: EOF on a connection the client reset\n")
+				diagnose("server, EOF after a client abort", c)
+				return
+			}
 			break
 		}
 		if err != nil {
 			switch {
 			case errors.Is(err, syscall.ECONNRESET):
 				st.expectedResets.Add(1)
-			case first == 'A' && errors.Is(err, os.ErrDeadlineExceeded):
+			case errors.Is(err, os.ErrDeadlineExceeded) && wasAborted(c.RemoteAddr()):
 				st.halfOpen.Add(1)
+				diagnose("server, half-open after a client abort (expected)", c)
 			default:
 				st.errs.Add(1)
-				fmt.Fprintln(os.Stderr, "soak: server:", err)
-				if tc, ok := c.(*ustack.TCPConn); ok {
-					in := tc.Info()
-					fmt.Fprintf(os.Stderr, "soak: server conn: first byte %q state %v bytes received %d sent %d acked %d rcv.nxt %d snd.una %d snd.nxt %d rcv.wnd %d snd.wnd %d retrans %d\n",
-						first, in.State, in.BytesReceived, in.BytesSent, in.BytesAcked, in.RcvNxt-in.IRS, in.SndUna-in.ISS, in.SndNxt-in.ISS, in.RcvWnd, in.SndWnd, in.TotalRetrans)
-				}
+				fmt.Fprintf(os.Stderr, "soak: server: %v (first byte %q)\n", err, first)
+				diagnose("server", c)
 			}
 			return
 		}
@@ -314,8 +349,8 @@ func serve(c net.Conn, st *stats) {
 }
 
 // client opens one connection, sends a random amount of random data,
-// reads the echo and compares SHA-256 digests. About 5% of the connections
-// are aborted half-way on purpose (RST).
+// reads the echo and compares SHA-256 digests. -abort percent (5) of the
+// connections are aborted half-way on purpose (RST).
 func client(s *ustack.Stack, rng *rand.Rand, w, maxSize int, st *stats) {
 	var size int
 	switch r := rng.Intn(100); {
@@ -328,7 +363,7 @@ func client(s *ustack.Stack, rng *rand.Rand, w, maxSize int, st *stats) {
 	default:
 		size = 1 + rng.Intn(maxSize)
 	}
-	abort := rng.Intn(100) < 5
+	abort := rng.Intn(100) < abortPct
 	dst := "10.0.0.2:7"
 	if w%2 == 1 {
 		dst = "[fd00::2]:7"
@@ -343,7 +378,6 @@ func client(s *ustack.Stack, rng *rand.Rand, w, maxSize int, st *stats) {
 		return
 	}
 	tc := c.(*ustack.TCPConn)
-	c.SetDeadline(time.Now().Add(5 * time.Minute))
 	if abort {
 		size = max(size, 2)
 	}
@@ -356,18 +390,18 @@ func client(s *ustack.Stack, rng *rand.Rand, w, maxSize int, st *stats) {
 		}
 	}
 	if abort {
-		// Small enough to fit in the buffers: nobody reads the echo.
-		n := min(size/2, 32<<10)
-		c.Write(data[:n])
-		tc.SetLinger(0)
-		c.Close()
+		abortConn(tc, data)
 		st.aborted.Add(1)
 		st.conns.Add(1)
 		return
 	}
+	if la, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
+		aborted.Delete(la)
+	}
 	want := sha256.Sum256(data)
 	werr := make(chan error, 1)
 	go func() {
+		c.SetWriteDeadline(time.Now().Add(5 * time.Minute))
 		_, err := c.Write(data)
 		if err == nil {
 			err = tc.CloseWrite()
@@ -375,7 +409,10 @@ func client(s *ustack.Stack, rng *rand.Rand, w, maxSize int, st *stats) {
 		werr <- err
 	}()
 	h := sha256.New()
-	n, rerr := io.Copy(h, c)
+	n, rerr := io.Copy(h, idleReader{c})
+	if rerr != nil {
+		diagnose(fmt.Sprintf("client %d (read %d of %d)", w, n, size), c)
+	}
 	err = <-werr
 	c.Close()
 	st.conns.Add(1)
@@ -389,5 +426,87 @@ func client(s *ustack.Stack, rng *rand.Rand, w, maxSize int, st *stats) {
 	if n != int64(size) || [32]byte(h.Sum(nil)) != want {
 		st.integrity.Add(1)
 		fmt.Fprintf(os.Stderr, "soak: client %d: echo of %d bytes: got %d bytes, digest match %v\n", w, size, n, [32]byte(h.Sum(nil)) == want)
+	}
+}
+
+// abortConn writes the first half of data (at most 32 KiB, so that it
+// fits in the buffers: nobody reads the echo) and resets the connection
+// (SO_LINGER 0), noting it in aborted.
+func abortConn(tc *ustack.TCPConn, data []byte) {
+	tc.SetDeadline(time.Now().Add(idleTimeout))
+	n := min(len(data)/2, 32<<10)
+	tc.Write(data[:n])
+	in := tc.Info()
+	tc.SetLinger(0)
+	tc.Close()
+	if la, err := netip.ParseAddrPort(tc.LocalAddr().String()); err == nil {
+		aborted.Store(la, fmt.Sprintf("wrote %d bytes, then before the abort: %v segs out %d in %d bytes sent %d acked %d snd.una %d snd.nxt %d cwnd %d snd.wnd %d; after: %v",
+			n, in.State, in.SegsOut, in.SegsIn, in.BytesSent, in.BytesAcked, in.SndUna-in.ISS, in.SndNxt-in.ISS, in.SndCwnd, in.SndWnd, tc.State()))
+	}
+}
+
+// wasAborted reports whether the client connection from a was reset by
+// the client on purpose.
+func wasAborted(a net.Addr) bool {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return false
+	}
+	_, ok := aborted.Load(ap)
+	return ok
+}
+
+// idleReader reads from a connection with a read deadline of idleTimeout
+// from each call: a connection that delivers nothing for that long fails
+// with os.ErrDeadlineExceeded.
+type idleReader struct{ c net.Conn }
+
+func (r idleReader) Read(p []byte) (int, error) {
+	r.c.SetReadDeadline(time.Now().Add(idleTimeout))
+	return r.c.Read(p)
+}
+
+// diagnose prints the engine state of both ends of c's connection (as the
+// stacks list them: tcp.Info, timers) when a read timed out or failed.
+func diagnose(who string, c net.Conn) {
+	local, _ := netip.ParseAddrPort(c.LocalAddr().String())
+	remote, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	now := time.Now()
+	fmt.Fprintf(os.Stderr, "soak: DIAG %s %v -> %v at %v\n", who, local, remote, now.Format(time.RFC3339Nano))
+	for _, s := range []struct {
+		name string
+		st   *ustack.Stack
+	}{{"A", stackA}, {"B", stackB}} {
+		if s.st == nil {
+			continue
+		}
+		found := false
+		for _, ci := range s.st.Connections() {
+			if !(ci.Local == local && ci.Remote == remote) && !(ci.Local == remote && ci.Remote == local) {
+				continue
+			}
+			found = true
+			in := ci.Info
+			timer := func(t time.Time) string {
+				if t.IsZero() {
+					return "none"
+				}
+				return t.Sub(now).String()
+			}
+			fmt.Fprintf(os.Stderr, "soak: DIAG  %s %v -> %v %v recvq %d sendq %d engine timer in %s, stack timer in %s\n",
+				s.name, ci.Local, ci.Remote, ci.State, ci.RecvQ, ci.SendQ, timer(ci.Deadline), timer(ci.Scheduled))
+			fmt.Fprintf(os.Stderr, "soak: DIAG  %s snd.una %d snd.nxt %d rcv.nxt %d snd.wnd %d rcv.wnd %d notsent %d unacked %d sacked %d lost %d retrans %d ca %v cwnd %d ssthresh %d rto %v backoff %d retransmits %d probes %d\n",
+				s.name, in.SndUna-in.ISS, in.SndNxt-in.ISS, in.RcvNxt-in.IRS, in.SndWnd, in.RcvWnd, in.NotsentBytes, in.Unacked, in.Sacked, in.Lost, in.Retrans,
+				in.CAState, in.SndCwnd, in.SndSsthresh, in.RTO, in.Backoff, in.Retransmits, in.Probes)
+			fmt.Fprintf(os.Stderr, "soak: DIAG  %s info %+v\n", s.name, in)
+		}
+		if !found {
+			fmt.Fprintf(os.Stderr, "soak: DIAG  %s: no such connection\n", s.name)
+		}
+	}
+	for _, a := range []netip.AddrPort{local, remote} {
+		if v, ok := aborted.Load(a); ok {
+			fmt.Fprintf(os.Stderr, "soak: DIAG  client %v aborted on purpose: %v\n", a, v)
+		}
 	}
 }
