@@ -80,31 +80,6 @@ func runBulkPath(t *testing.T, cc string, loss float64, dur time.Duration, seed 
 	return res
 }
 
-func TestBBRPathGoodput(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long simulation")
-	}
-	for _, tc := range []struct {
-		cc   string
-		loss float64
-		min  float64 // Mbit/s
-	}{
-		{"bbr", 0, 80},
-		{"bbr", 0.01, 60},
-	} {
-		r := runBulkPath(t, tc.cc, tc.loss, 10*time.Second, 1)
-		t.Logf("%s %g%% loss: %.1f Mbit/s", tc.cc, tc.loss*100, r.goodput/1e6)
-		if os.Getenv("BBR_PATH_LOG") != "" {
-			for _, l := range r.log {
-				t.Log(l)
-			}
-		}
-		if r.goodput/1e6 < tc.min {
-			t.Errorf("%s at %g%% loss: goodput %.1f Mbit/s, want >= %g", tc.cc, tc.loss*100, r.goodput/1e6, tc.min)
-		}
-	}
-}
-
 // TestPathSweep logs the goodput of BBR and CUBIC at the bench's loss
 // rates (set PATH_SWEEP=1; about a minute).
 func TestPathSweep(t *testing.T) {
