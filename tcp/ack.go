@@ -144,9 +144,9 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 		c.scheduleTLP(now)
 	}
 
-	// Proportional rate reduction (RFC 6937) while in fast recovery.
+	// Proportional rate reduction (RFC 9937) while in fast recovery.
 	if c.caState == CARecovery {
-		sndcnt := c.prr.OnAck(int(c.delivered-deliveredBefore), c.inFlight())
+		sndcnt := c.prr.OnAck(int(c.delivered-deliveredBefore), c.inFlight(), advanced && losses == 0)
 		c.recoveryCwnd = c.inFlight() + sndcnt
 	}
 
@@ -444,7 +444,7 @@ func (c *Conn) updateRecovery(advanced bool, priorInFlight int, now time.Time) i
 			c.recoverSeq = c.sndNxt
 			c.forceRetrans = true
 			c.cc.OnCongestionEvent(now, c.priorFlightSize)
-			c.prr.Start(c.cc.Ssthresh(), c.packetsOut+c.ackedThisAck)
+			c.prr.Start(c.cc.Ssthresh(), c.priorFlightSize-c.sackedOut)
 			c.count(func(k *Counters) {
 				if c.sackOK {
 					k.TCPSACKRecovery++

@@ -92,12 +92,13 @@ func (c *Conn) onReorderTimer(now time.Time) {
 	}
 	wasRecovery := c.caState == CARecovery
 	c.ackedThisAck = 0
+	c.priorFlightSize = c.packetsOut // no ACK: FlightSize is what is out now
 	c.updateRecovery(false, c.inFlight(), now)
 	if c.caState == CARecovery {
 		if !wasRecovery {
 			// Linux tcp_rack_reo_timeout: entering recovery here runs one
 			// PRR step as if one packet had been delivered.
-			c.recoveryCwnd = c.inFlight() + c.prr.OnAck(1, c.inFlight())
+			c.recoveryCwnd = c.inFlight() + c.prr.OnAck(1, c.inFlight(), false)
 		}
 		c.recoveryCwnd = max(c.recoveryCwnd, c.inFlight()+1)
 	}

@@ -2,6 +2,7 @@ package cc
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -247,7 +248,7 @@ func TestPacingRate(t *testing.T) {
 }
 
 func TestPRR(t *testing.T) {
-	// RFC 6937 example: 20 in flight, ssthresh 10, one packet lost; each
+	// RFC 9937 example: 20 in flight, ssthresh 10, one packet lost; each
 	// ACK delivers one packet: PRR sends one packet per two ACKs.
 	var p PRR
 	p.Start(10, 20)
@@ -255,7 +256,7 @@ func TestPRR(t *testing.T) {
 	sent := 0
 	for i := range 10 {
 		pipe--
-		n := p.OnAck(1, pipe)
+		n := p.OnAck(1, pipe, false)
 		want := 0
 		if i%2 == 0 {
 			want = 1
@@ -270,11 +271,44 @@ func TestPRR(t *testing.T) {
 	if sent != 5 || pipe != 14 {
 		t.Fatalf("sent %d pipe %d", sent, pipe)
 	}
-	// Below ssthresh (heavy loss) SSRB lets the window grow back, at most
-	// delivered+1 per ACK.
+	// Below ssthresh (heavy loss) the window grows back by at most what
+	// was delivered (PRR-CRB), plus one on an ACK that advanced SND.UNA
+	// without new loss (safeACK: PRR-SSRB).
 	p.Start(10, 20)
-	if n := p.OnAck(2, 4); n != 3 {
+	if n := p.OnAck(2, 4, false); n != 2 {
+		t.Fatalf("CRB sndcnt %d want 2", n)
+	}
+	p.Start(10, 20)
+	if n := p.OnAck(2, 4, true); n != 3 {
 		t.Fatalf("SSRB sndcnt %d want 3", n)
+	}
+	// ... never beyond ssthresh.
+	p.Start(10, 20)
+	if n := p.OnAck(5, 9, true); n != 1 {
+		t.Fatalf("sndcnt %d at pipe 9, ssthresh 10: want 1", n)
+	}
+}
+
+// RFC 9937 RecoverFS leaves out what was SACKed before recovery: 20 out,
+// 6 of them SACKed, 1 lost (pipe 13), ssthresh 10. The 14 packets recovery
+// can deliver clock out 10 in proportion, so the pipe comes down to
+// ssthresh smoothly as the last of them arrive; with RFC 6937's RecoverFS
+// (all 20 out) it dropped to ssthresh after only 5 deliveries
+// (13 12 12 11 10 ...), sending less early in the recovery.
+func TestPRRRecoverFS(t *testing.T) {
+	var p PRR
+	p.Start(10, 20-6)
+	pipe := 13
+	var got []int
+	for range 13 {
+		pipe--
+		n := p.OnAck(1, pipe, false)
+		p.OnSend(n)
+		pipe += n
+		got = append(got, pipe)
+	}
+	if want := "[13 13 13 12 12 12 11 10 10 10 10 10 10]"; fmt.Sprint(got) != want {
+		t.Fatalf("pipe after each ACK %v, want %s", got, want)
 	}
 }
 
