@@ -14,7 +14,9 @@
 // nothing is configured in the root namespace and nothing leaves the pair.
 //
 // With Config.StackA the A side has no kernel at all: the Path hands out an
-// in-memory endpoint (EndpointA) for a userspace stack that owns AddrA.
+// in-memory endpoint (EndpointA) for a userspace stack that owns AddrA, and
+// more (StackEndpoint) for stacks owning other addresses of Prefix, all
+// behind the same bottleneck.
 //
 // Each direction records the queueing delay of every packet at the
 // bottleneck (time waiting before its serialization starts), computed from
@@ -71,6 +73,7 @@ type Config struct {
 var (
 	AddrA  = netip.MustParseAddr("10.201.0.1")
 	AddrB  = netip.MustParseAddr("10.201.0.2")
+	AddrA2 = netip.MustParseAddr("10.201.0.3") // a second userspace stack on side A (StackEndpoint)
 	Prefix = netip.MustParsePrefix("10.201.0.0/24")
 )
 
@@ -81,7 +84,8 @@ type Path struct {
 
 	tunA, tunB link.Endpoint
 	devA, devB string        // TUN device names (devA empty with StackA)
-	stackEnd   link.Endpoint // StackA: the end handed to the stack
+	stackEnd   link.Endpoint // StackA: the end handed to the stack owning AddrA
+	hub        *hub          // StackA: side A's switch between the stacks and the shuttle
 	ab, ba     *direction
 	closed     bool
 }
@@ -131,9 +135,12 @@ func New(cfg Config) (p *Path, err error) {
 	}
 	var aSide link.Endpoint
 	if cfg.StackA {
-		stack, shuttle := link.NewPipe(link.PipeConfig{MTU: cfg.MTU, QueueLen: 4096})
-		p.stackEnd, aSide = stack, shuttle
-		p.tunA = shuttle
+		p.hub = newHub(cfg.MTU)
+		if p.stackEnd, err = p.hub.port(AddrA); err != nil {
+			return p, err
+		}
+		aSide = p.hub
+		p.tunA = p.hub
 	} else {
 		ta, err := link.OpenTUNConfig(link.TUNConfig{Name: "upa" + id, MTU: cfg.MTU, Offload: cfg.Offload})
 		if err != nil {
@@ -187,6 +194,17 @@ func (p *Path) Config() Config { return p.cfg }
 // Config.StackA; nil otherwise). The stack owns AddrA on it; Close of the
 // Path closes it too.
 func (p *Path) EndpointA() link.Endpoint { return p.stackEnd }
+
+// StackEndpoint returns the link endpoint of a userspace stack owning addr
+// on side A (only with Config.StackA): AddrA's is EndpointA, any other
+// address of Prefix gets its own, as a second host behind the same
+// bottleneck (for fairness runs between two stacks).
+func (p *Path) StackEndpoint(addr netip.Addr) (link.Endpoint, error) {
+	if p.hub == nil {
+		return nil, errors.New("pathemu: no userspace side A (Config.StackA)")
+	}
+	return p.hub.port(addr)
+}
 
 // Stats returns the counters of the A->B and B->A directions.
 func (p *Path) Stats() (ab, ba Stats) { return p.ab.stats(), p.ba.stats() }

@@ -178,3 +178,40 @@ func TestUstackFlow(t *testing.T) {
 		t.Errorf("the path delivered %d bytes A->B but the server read %d", ab.DeliveredB, res[0].Bytes)
 	}
 }
+
+// TestTwoUstackFlows runs two ustack stacks on side A (AddrA and AddrA2,
+// one BBR, one CUBIC) through the same bottleneck for 3 s: both must move
+// data, and the path must have carried what both servers read.
+func TestTwoUstackFlows(t *testing.T) {
+	needRoot(t)
+	cfg := DefaultConfig()
+	cfg.StackA = true
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.StackEndpoint(AddrB); err == nil {
+		t.Errorf("StackEndpoint(AddrB) did not fail")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := RunFlows(ctx, p,
+		&UstackFlow{CC: "bbr", Port: 5301, Duration: 3 * time.Second},
+		&UstackFlow{CC: "cubic", Port: 5302, Addr: AddrA2, Duration: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab, _ := p.Stats()
+	var sum int64
+	for _, r := range res {
+		t.Logf("%s: %.1f Mbit/s, %d bytes, retransmits %d", r.Name, r.GoodputBps/1e6, r.Bytes, r.Retransmits)
+		if r.Bytes < 256<<10 {
+			t.Errorf("%s: only %d bytes arrived in 3 s", r.Name, r.Bytes)
+		}
+		sum += r.Bytes
+	}
+	if ab.DeliveredB < uint64(sum) {
+		t.Errorf("the path delivered %d bytes A->B but the servers read %d", ab.DeliveredB, sum)
+	}
+}

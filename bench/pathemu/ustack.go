@@ -83,6 +83,7 @@ func serveDiscard(addr string, limit time.Duration) DiscardResult {
 type UstackFlow struct {
 	CC       string        // tcp.Config.CongestionControl: cubic, reno, bbr
 	Port     int           // default 5301
+	Addr     netip.Addr    // the stack's address on side A; default AddrA
 	Duration time.Duration // default 20 s
 	// Helper is the program run in namespace B as the discard server (it
 	// must call MaybeServeDiscard); default: this executable.
@@ -103,9 +104,12 @@ func (f *UstackFlow) Name() string { return "ustack-" + f.CC }
 
 // Start implements Flow.
 func (f *UstackFlow) Start(ctx context.Context, p *Path) error {
-	ep := p.EndpointA()
-	if ep == nil {
-		return errors.New("pathemu: ustack flow needs a Path with StackA")
+	if !f.Addr.IsValid() {
+		f.Addr = AddrA
+	}
+	ep, err := p.StackEndpoint(f.Addr)
+	if err != nil {
+		return fmt.Errorf("pathemu: ustack flow needs a Path with StackA: %w", err)
 	}
 	if f.Port == 0 {
 		f.Port = 5301
@@ -126,7 +130,7 @@ func (f *UstackFlow) Start(ctx context.Context, p *Path) error {
 	if err != nil {
 		return fmt.Errorf("pathemu: ustack: %w", err)
 	}
-	if err := s.AddInterface("pa", ep, netip.PrefixFrom(AddrA, Prefix.Bits())); err != nil {
+	if err := s.AddInterface("pa", ep, netip.PrefixFrom(f.Addr, Prefix.Bits())); err != nil {
 		s.Close()
 		return fmt.Errorf("pathemu: ustack: %w", err)
 	}

@@ -7,6 +7,12 @@
 //	pathbench --duration 20s --loss 0,0.001,0.01,0.03 --cc bbr,cubic,reno
 //	pathbench --ustack bbr,cubic --cc ''            # ustack senders only
 //	pathbench --fair bbr+bbr,bbr+cubic --fair-duration 25s
+//	pathbench --cc '' --fair ustack-bbr+ustack-bbr,ustack-bbr+ustack-cubic
+//
+// A fairness pair is two Linux flows (bbr+cubic: iperf3 between the
+// kernels of A and B) or two ustack flows (ustack-bbr+ustack-cubic: two
+// ustack stacks on side A, 10.201.0.1 and 10.201.0.3, each sending to its
+// own discard server in B); mixed pairs are not supported.
 //
 // Each run gets a fresh path (new namespaces). The table shows goodput at
 // the receiver, sender retransmits, the bottleneck's mean and 99th
@@ -18,6 +24,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -55,7 +62,7 @@ func main() {
 		lossList = flag.String("loss", "0,0.001,0.01,0.03", "random loss per direction, comma separated")
 		ccList   = flag.String("cc", "bbr,cubic,reno", "Linux sender congestion controls ('' for none)")
 		usList   = flag.String("ustack", "", "ustack sender congestion controls (e.g. bbr,cubic,reno)")
-		fair     = flag.String("fair", "", "fairness runs at 0% loss: pairs like bbr+bbr,bbr+cubic (Linux flows)")
+		fair     = flag.String("fair", "", "fairness runs at 0% loss: pairs like bbr+bbr,bbr+cubic (Linux flows) or ustack-bbr+ustack-cubic (ustack flows)")
 		fairDur  = flag.Duration("fair-duration", 25*time.Second, "length of each fairness run")
 		rate     = flag.Float64("rate", 100e6, "bottleneck rate, bits/s (e.g. 100e6)")
 		delay    = flag.Duration("delay", 10*time.Millisecond, "one-way delay each direction")
@@ -109,11 +116,14 @@ func main() {
 		if ctx.Err() != nil {
 			break
 		}
-		var flows []pathemu.Flow
-		for i, cc := range strings.Split(pair, "+") {
-			flows = append(flows, &pathemu.KernelFlow{CC: cc, Port: 5201 + i, Duration: *fairDur})
+		cfg := base
+		flows, stackA, err := fairFlows(pair, *fairDur)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pathbench: --fair:", err)
+			os.Exit(2)
 		}
-		emit(runOnce(ctx, base, "fair", flows...))
+		cfg.StackA = stackA
+		emit(runOnce(ctx, cfg, "fair", flows...))
 	}
 	if *jsonOut {
 		enc := json.NewEncoder(os.Stdout)
@@ -122,6 +132,33 @@ func main() {
 		return
 	}
 	printTable(rows, int64(*rate), *delay, *queue, *verbose)
+}
+
+// fairFlows builds the flows of one fairness pair: "bbr+cubic" are Linux
+// flows, "ustack-bbr+ustack-cubic" ustack flows from two stacks on side A.
+func fairFlows(pair string, dur time.Duration) (flows []pathemu.Flow, stackA bool, err error) {
+	names := strings.Split(pair, "+")
+	us := 0
+	for _, n := range names {
+		if strings.HasPrefix(n, "ustack-") {
+			us++
+		}
+	}
+	if us != 0 && us != len(names) {
+		return nil, false, fmt.Errorf("pair %q mixes ustack and Linux flows", pair)
+	}
+	if us > 2 {
+		return nil, false, fmt.Errorf("pair %q: at most two ustack flows", pair)
+	}
+	addrs := []netip.Addr{pathemu.AddrA, pathemu.AddrA2}
+	for i, n := range names {
+		if us > 0 {
+			flows = append(flows, &pathemu.UstackFlow{CC: strings.TrimPrefix(n, "ustack-"), Port: 5301 + i, Addr: addrs[i], Duration: dur})
+		} else {
+			flows = append(flows, &pathemu.KernelFlow{CC: n, Port: 5201 + i, Duration: dur})
+		}
+	}
+	return flows, us > 0, nil
 }
 
 func runOnce(ctx context.Context, cfg pathemu.Config, kind string, flows ...pathemu.Flow) Row {
