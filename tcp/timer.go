@@ -155,10 +155,23 @@ func (c *Conn) onRTO(now time.Time) {
 		c.cc.OnRTO(now, c.packetsOut)
 		c.startUndo(now, true)
 	}
+	// The segment at SND.UNA marked SACKed: the peer threw away data it
+	// had SACKed (reneging, RFC 2018 8; Linux prunes its out-of-order
+	// queue under memory pressure). Forget every SACK mark, as Linux's
+	// tcp_timeout_mark_lost does, so that all of it is retransmitted;
+	// skipping SACKed segments would stall until tcp_retries2.
+	reneged := q[0].sacked
+	if reneged {
+		c.count(func(k *Counters) { k.TCPSACKReneging++ })
+	}
 	for k := range q {
 		s := &q[k]
 		if s.sacked {
-			continue
+			if !reneged {
+				continue
+			}
+			s.sacked = false
+			c.sackedOut--
 		}
 		if s.rtxOut {
 			s.rtxOut = false
