@@ -249,6 +249,9 @@ func bulkPair(tb testing.TB) (a, b *Conn, step func() int) {
 // TestTraceOffNoAllocs: with no tracer a bulk transfer allocates nothing
 // per segment (the trace hooks are nil checks only).
 func TestTraceOffNoAllocs(t *testing.T) {
+	if raceTrace {
+		t.Skip("allocation counts are not meaningful under -race (sync.Pool drops items)")
+	}
 	_, _, step := bulkPair(t)
 	for range 2000 { // warm up: buffers, pools and windows reach steady state
 		step()
@@ -260,6 +263,30 @@ func TestTraceOffNoAllocs(t *testing.T) {
 	}
 	if allocs != 0 {
 		t.Errorf("%.3f allocations per round with tracing off, want 0", allocs)
+	}
+}
+
+// TestTraceOnNoAllocs: with a tracer on both ends the engine still
+// allocates nothing per segment (one Event per connection, reused).
+func TestTraceOnNoAllocs(t *testing.T) {
+	if raceTrace {
+		t.Skip("allocation counts are not meaningful under -race (sync.Pool drops items)")
+	}
+	a, b, step := bulkPair(t)
+	n := 0
+	count := func(*Event) { n++ }
+	a.SetTracer(count)
+	b.SetTracer(count)
+	for range 2000 {
+		step()
+	}
+	segs := 0
+	allocs := testing.AllocsPerRun(2000, func() { segs += step() })
+	if segs < 2000 || n < 2*segs {
+		t.Fatalf("%d segments moved, %d events", segs, n)
+	}
+	if allocs != 0 {
+		t.Errorf("%.3f allocations per round with tracing on, want 0", allocs)
 	}
 }
 
