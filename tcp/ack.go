@@ -148,6 +148,9 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 	if c.caState == CARecovery {
 		sndcnt := c.prr.OnAck(int(c.delivered-deliveredBefore), c.inFlight(), advanced && losses == 0)
 		c.recoveryCwnd = c.inFlight() + sndcnt
+		if c.cfg.SACKRecoveryInflate && c.sackOK {
+			c.recoveryCwnd = c.cc.Ssthresh() + c.cfg.Reordering
+		}
 	}
 
 	// Congestion control.

@@ -91,3 +91,38 @@ func TestRTOReductionUsesFlightSize(t *testing.T) {
 		t.Fatalf("ssthresh %d, want 3", got)
 	}
 }
+
+// Config.SACKRecoveryInflate (off by default) replaces PRR's window in SACK
+// recovery with netstack's ssthresh + tcp_reordering.
+func TestSACKRecoveryInflate(t *testing.T) {
+	for _, inflate := range []bool{false, true} {
+		cfg := cfgDefault()
+		cfg.CongestionControl = "reno"
+		cfg.SACKRecoveryInflate = inflate
+		v, a, _ := established(t, cfg)
+		mss := a.Info().SndMSS
+		dropped := false
+		v.drop = func(from int, s *Segment) bool {
+			if from == 0 && len(s.Payload) > 0 && !dropped {
+				dropped = true
+				return true
+			}
+			return false
+		}
+		a.Send(make([]byte, 30*mss))
+		v.flush(0)
+		if !v.run(v.now.Sub(t0)+5*time.Second, func() bool { return a.Info().CAState == CARecovery }) {
+			t.Fatalf("inflate=%v: no recovery\n%s", inflate, v.traceStr())
+		}
+		// Reno: 10 out, the first lost, ssthresh 5. The nine SACKs
+		// arrive together; after them the pipe is 2 and PRR's window
+		// is ssthresh (5); netstack's rule allows 5+3 = 8.
+		want := 5
+		if inflate {
+			want = 8
+		}
+		if got := a.sendCwnd(); got != want || a.cc.Ssthresh() != 5 {
+			t.Fatalf("inflate=%v: window %d (ssthresh %d), want %d (5)\n%s", inflate, got, a.cc.Ssthresh(), want, v.traceStr())
+		}
+	}
+}

@@ -101,5 +101,8 @@ func (c *Conn) onReorderTimer(now time.Time) {
 			c.recoveryCwnd = c.inFlight() + c.prr.OnAck(1, c.inFlight(), false)
 		}
 		c.recoveryCwnd = max(c.recoveryCwnd, c.inFlight()+1)
+		if c.cfg.SACKRecoveryInflate {
+			c.recoveryCwnd = max(c.recoveryCwnd, c.cc.Ssthresh()+c.cfg.Reordering)
+		}
 	}
 }
