@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/ustack/ustack/tcp"
 )
 
 // DemoOptions configure Demo; DefaultDemoOptions gives the demo's defaults.
@@ -18,6 +20,9 @@ type DemoOptions struct {
 	Pcap    io.Writer
 	// ClientPort is the client's first ephemeral port (0: 49152).
 	ClientPort uint16
+	// EngineTrace, when set, receives the TCP engines' own trace events
+	// (see Sim.TraceEngine).
+	EngineTrace func(h *Host, t tcp.Tuple, e *tcp.Event)
 }
 
 // DefaultDemoOptions returns the options of "ustack demo": seed 1, 20 ms
@@ -51,6 +56,9 @@ func Demo(o DemoOptions) (*DemoResult, error) {
 		if err := e.Sim.CapturePcap(o.Pcap); err != nil {
 			return nil, err
 		}
+	}
+	if o.EngineTrace != nil {
+		e.Sim.TraceEngine(o.EngineTrace)
 	}
 	e.B.Listen(80, HTTPServer(o.Size))
 	e.Fetch = e.Sim.StartFetch(e.A, 0, e.Server, "GET /index.html HTTP/1.0\r\nHost: 10.0.0.2\r\n\r\n")

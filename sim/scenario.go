@@ -54,6 +54,9 @@ type Options struct {
 	// IPv6 runs the scenario between fd00::1 and fd00::2 instead of
 	// 10.0.0.1 and 10.0.0.2.
 	IPv6 bool
+	// EngineTrace, when set, receives the TCP engines' own trace events
+	// (see Sim.TraceEngine).
+	EngineTrace func(h *Host, t tcp.Tuple, e *tcp.Event)
 }
 
 // Result is a finished scenario run.
@@ -151,6 +154,9 @@ func (sc *Scenario) Run(opt Options) (*Result, error) {
 		if err := e.Sim.CapturePcap(opt.Pcap); err != nil {
 			return nil, err
 		}
+	}
+	if opt.EngineTrace != nil {
+		e.Sim.TraceEngine(opt.EngineTrace)
 	}
 	sc.Start(e)
 	if err := e.Sim.Run(sc.Limit); err != nil {

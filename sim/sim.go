@@ -45,7 +45,8 @@ import (
 )
 
 // Epoch is the wall-clock time the virtual clock starts at. It only shows in
-// pcap timestamps; traces count from zero.
+// pcap timestamps and the engines' own events (TraceEngine); the Trace
+// counts from zero.
 var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Sim is a simulated network on virtual time.

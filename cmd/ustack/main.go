@@ -6,9 +6,14 @@
 //	ustack demo --real           the demo with net/http on two ustack stacks, real time
 //	ustack copy [flags] FILE...  replay captured TCP sessions against a server
 //	ustack drill FILE...         run packetdrill scripts against the engine
+//	ustack plot TRACE.jsonl      time-sequence and cwnd/RTT graphs of a sim or demo trace
+//
+// and serve, dial, get, ping, ss and stat on a TUN device or an in-memory
+// link; "ustack help" lists them all.
 package main
 
 import (
+	"bufio"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +26,8 @@ import (
 	tcpcopy "github.com/ustack/ustack/copy"
 	"github.com/ustack/ustack/drill"
 	"github.com/ustack/ustack/sim"
+	"github.com/ustack/ustack/tcp"
+	"github.com/ustack/ustack/trace"
 )
 
 func main() {
@@ -41,7 +48,8 @@ commands:
   serve     serve echo, discard, http or https on a TUN device (--pipe: self-test in memory)
   dial      connect over a TUN device and copy stdin/stdout, like nc (--pipe: to a built-in echo)
   get       fetch an http(s) URL over a TUN device (--pipe: from a built-in server)
-  plot      draw tcptrace-like graphs (SVG, PNG) from a trace of "ustack sim SCENARIO --json"
+  plot      draw tcptrace-like graphs (SVG, PNG): time-sequence, cwnd/ssthresh/in flight, RTT,
+            from the trace of "ustack sim SCENARIO --json" or "ustack demo --json"
   ping      send ICMP echo requests from the stack on a TUN device (--pipe: in memory)
   help      show this help, or "ustack help <command>" for a command's flags
 
@@ -88,6 +96,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ustack: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+}
+
+const engineTraceUsage = "also write the TCP engines' own trace (states, segments and why they were sent, RTO, cwnd/ssthresh, window, Fast Open events) to this file as JSON lines; virtual time starts at 2026-01-01T00:00:00Z"
+
+// openEngineTrace creates name for --engine-trace and returns the
+// simulator hook that writes the engines' events to it as JSON lines, and
+// the function that flushes and closes it.
+func openEngineTrace(name string) (func(*sim.Host, tcp.Tuple, *tcp.Event), func() error, error) {
+	f, err := os.Create(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	bw := bufio.NewWriter(f)
+	j := trace.NewJSON(bw)
+	hook := func(_ *sim.Host, t tcp.Tuple, e *tcp.Event) { j.Event(t, e) }
+	closeFn := func() error {
+		err := j.Err()
+		if ferr := bw.Flush(); err == nil {
+			err = ferr
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	return hook, closeFn, nil
 }
 
 // sysctlFlag collects repeated --sysctl name=value flags.
@@ -140,7 +174,7 @@ func flagExit(err error) int {
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ustack demo", "ustack demo [--loss P] [--delay D] [--rate BPS] [--queue N] [--size N] [--seed N] [--all] [--json] [--pcap FILE] [--real] [--sysctl name=value]...", stderr)
+	fs := newFlagSet("ustack demo", "ustack demo [--loss P] [--delay D] [--rate BPS] [--queue N] [--size N] [--seed N] [--all] [--json] [--pcap FILE] [--engine-trace FILE] [--real] [--sysctl name=value]...", stderr)
 	def := sim.DefaultDemoOptions()
 	loss := fs.Float64("loss", def.Loss, "packet loss probability in each direction")
 	delay := fs.Duration("delay", def.Delay, "one-way link delay")
@@ -151,6 +185,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	all := fs.Bool("all", false, "print every segment, not just the highlights")
 	jsonOut := fs.Bool("json", false, "print the full trace as JSON lines instead of the timeline")
 	pcapFile := fs.String("pcap", "", "write the packets to this pcap file")
+	engineTrace := fs.String("engine-trace", "", engineTraceUsage)
 	real := fs.Bool("real", false, "instead of the simulator, run net/http on two ustack stacks over an impaired in-memory link in real time")
 	timeout := fs.Duration("timeout", 60*time.Second, "with --real: give up after this long")
 	var sysctls sysctlFlag
@@ -170,8 +205,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	opts := sim.DemoOptions{Seed: *seed, Delay: *delay, Loss: *loss, Size: *size, RateBps: *rate, Queue: *queue, Sysctls: sysctls}
 	if *real {
-		if *jsonOut || *all {
-			fmt.Fprintln(stderr, "ustack demo: --json and --all apply to the simulated demo, not --real")
+		if *jsonOut || *all || *engineTrace != "" {
+			fmt.Fprintln(stderr, "ustack demo: --json, --all and --engine-trace apply to the simulated demo, not --real")
 			return 2
 		}
 		var pf *os.File
@@ -206,9 +241,21 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		}
 		opts.Pcap = pf
 	}
+	var closeTrace func() error
+	if *engineTrace != "" {
+		if opts.EngineTrace, closeTrace, err = openEngineTrace(*engineTrace); err != nil {
+			fmt.Fprintln(stderr, "ustack demo:", err)
+			return 1
+		}
+	}
 	res, err := sim.Demo(opts)
 	if pf != nil {
 		if cerr := pf.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if closeTrace != nil {
+		if cerr := closeTrace(); err == nil {
 			err = cerr
 		}
 	}
@@ -246,7 +293,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 }
 
 func runSim(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ustack sim", "ustack sim SCENARIO [--sysctl name=value]... [--seed N] [--delay D] [--loss P] [--ipv6] [--brief | --json] [--pcap FILE]\n       ustack sim --list | --all", stderr)
+	fs := newFlagSet("ustack sim", "ustack sim SCENARIO [--sysctl name=value]... [--seed N] [--delay D] [--loss P] [--ipv6] [--brief | --json] [--pcap FILE] [--engine-trace FILE]\n       ustack sim --list | --all", stderr)
 	list := fs.Bool("list", false, "list the built-in scenarios")
 	runAll := fs.Bool("all", false, "run every scenario and print how each connection ended")
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same trace)")
@@ -272,6 +319,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	ipv6 := fs.Bool("ipv6", false, "run the scenario over IPv6 (fd00::1, fd00::2)")
 	brief := fs.Bool("brief", false, "print only the highlights: state changes, drops, retransmissions, timeouts, handshake and FIN segments")
 	pcapFile := fs.String("pcap", "", "write the packets to this pcap file (LINKTYPE_RAW)")
+	engineTrace := fs.String("engine-trace", "", engineTraceUsage)
 	var sysctls sysctlFlag
 	fs.Var(&sysctls, "sysctl", "set a TCP sysctl on both hosts, e.g. net.ipv4.tcp_syn_retries=3 (repeatable)")
 	pos, err := parseInterspersed(fs, args)
@@ -338,9 +386,21 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		}
 		opts.Pcap = pf
 	}
+	var closeTrace func() error
+	if *engineTrace != "" {
+		if opts.EngineTrace, closeTrace, err = openEngineTrace(*engineTrace); err != nil {
+			fmt.Fprintln(stderr, "ustack sim:", err)
+			return 1
+		}
+	}
 	res, err := sim.RunScenario(pos[0], opts)
 	if pf != nil {
 		if cerr := pf.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if closeTrace != nil {
+		if cerr := closeTrace(); err == nil {
 			err = cerr
 		}
 	}

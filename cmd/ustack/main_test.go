@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -190,5 +191,47 @@ func TestSimList(t *testing.T) {
 		if _, ok := sim.Lookup(name); !ok {
 			t.Errorf("scenario %s missing", name)
 		}
+	}
+}
+
+// TestSimEngineTrace: --engine-trace writes the engines' own events as
+// JSON lines, starting with each side's constructor transition.
+func TestSimEngineTrace(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "engine.jsonl")
+	code, _, errOut := runCmd("sim", "fastopen", "--engine-trace", f)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	seen := map[string]bool{}
+	for _, l := range lines {
+		var e struct{ Time, Local, Kind, State, Prev, Reason string }
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		if e.Kind == "state" {
+			seen[e.Local+" "+e.Prev+" -> "+e.State] = true
+		}
+		if e.Kind == "send" || e.Kind == "fastopen" {
+			seen[e.Reason] = true
+		}
+	}
+	for _, want := range []string{
+		"10.0.0.1:49152 CLOSED -> SYN-SENT", "10.0.0.2:80 LISTEN -> SYN-RECEIVED",
+		"tfo-cookie", "tfo-syn-data", "tfo-syn-data-accepted", "tfo-data-acked",
+	} {
+		if !seen[want] {
+			t.Errorf("engine trace lacks %q (%d lines)", want, len(lines))
+		}
+	}
+	if !strings.HasPrefix(lines[0], `{"time":"2026-01-01T00:00:00Z"`) {
+		t.Errorf("first line %s: want virtual time from the sim's epoch", lines[0])
+	}
+	if code, _, _ := runCmd("demo", "--real", "--engine-trace", f); code != 2 {
+		t.Errorf("demo --real --engine-trace exited %d, want 2 (usage)", code)
 	}
 }
