@@ -64,10 +64,11 @@
 // counts TCPMemoryPressures and no receive or send buffer grows by
 // autotuning (Linux tcp_under_memory_pressure); above high incoming data is
 // dropped (the ACK in it is kept; TCPMemoryDrops) and the peer
-// retransmits, except data for a connection holding less than tcp_rmem[0]
-// (so hoarders cannot starve the others, like Linux sk_rmem_schedule) and
-// data filling the hole before a connection's out-of-order queue (Linux
-// would prune that queue instead, reneging on its SACKs). Unlike Linux,
+// retransmits, except, while a connection's unread data is below
+// tcp_rmem[0], data for it if its out-of-order queue is below that too (so
+// hoarders cannot starve the others, like Linux sk_rmem_schedule) or if
+// the data fills the hole before that queue (Linux would prune the queue
+// instead, reneging on its SACKs). Unlike Linux,
 // buffers are not shrunk under pressure and Write does not block on the
 // global limit (tcp_wmem bounds each send buffer).
 //

@@ -18,7 +18,9 @@ import (
 // one segment (Linux's sk_rmem_schedule guarantee). Each connection's
 // queue stays within its receive buffer, which does not grow. A
 // legitimate connection opened during the flood still receives its data.
-// When the adversary resets its connections, the memory returns to zero.
+// Then, still above high, it streams in-order data on new connections
+// behind a parked out-of-order byte: each is held to tcp_rmem[0]. When
+// the adversary resets its connections, the memory returns to zero.
 func TestHardOOOFloodTCPMem(t *testing.T) {
 	cfg := tcp.DefaultConfig()
 	const page = 4096
@@ -94,6 +96,37 @@ func TestHardOOOFloodTCPMem(t *testing.T) {
 		}
 	}
 
+	// Phase 2, memory still above high: on 16 new connections the
+	// adversary parks one out-of-order byte far ahead, then streams
+	// in-order data that never reaches it (and nobody reads). Data that
+	// fills the hole before an out-of-order queue gets in above high, but
+	// only while the connection's unread data is below tcp_rmem[0]: each
+	// connection is held to tcp_rmem[0] plus a segment, not its window.
+	if m := h.s.tcp.memBytes.Load(); m <= high {
+		t.Fatalf("tcp_mem %d bytes, not above high (%d) for phase 2", m, high)
+	}
+	seg := make([]byte, 1448)
+	for i := 0; i < 16; i++ {
+		them := netip.AddrPortFrom(peer4, uint16(42000+i))
+		iss := uint32(7000000 * (i + 1))
+		h.rec = nil
+		sndNxt, c := h.handshake(ln, them, hUs4, iss)
+		h.rec = func([]byte) bool { return false }
+		batch := [][]byte{rawTCP4(them, hUs4, wire.TCPHeader{Seq: iss + 1 + 60000, Ack: sndNxt, Flags: wire.TCPFlagACK, Window: 65535}, []byte{1})}
+		for k := uint32(0); k < 40; k++ {
+			batch = append(batch, rawTCP4(them, hUs4, wire.TCPHeader{Seq: iss + 1 + k*1448, Ack: sndNxt, Flags: wire.TCPFlagACK, Window: 65535}, seg))
+		}
+		h.feed(batch...)
+		e := c.e
+		e.sh.mu.Lock()
+		unread, ooo := e.tc.Readable(), e.tc.OOOMemory()
+		e.sh.mu.Unlock()
+		if unread+ooo > cfg.RMem[0]+1448+257 || unread == 0 {
+			t.Errorf("phase 2 conn %d: %d unread and %d out-of-order bytes above high, want at most tcp_rmem[0] %d + one segment",
+				i, unread, ooo, cfg.RMem[0])
+		}
+	}
+
 	// A legitimate connection still gets its data through.
 	them := netip.AddrPortFrom(peer4, 50000)
 	h.rec = nil
@@ -108,6 +141,11 @@ func TestHardOOOFloodTCPMem(t *testing.T) {
 	// The adversary resets its connections: their memory is released.
 	for i := range advs {
 		h.feed(rawTCP4(advs[i].them, hUs4, wire.TCPHeader{Seq: advs[i].rcvNxt, Flags: wire.TCPFlagRST}, nil))
+	}
+	for _, co := range h.s.Connections() {
+		if co.Remote.Port() >= 42000 && co.Remote.Port() < 42016 {
+			h.feed(rawTCP4(co.Remote, hUs4, wire.TCPHeader{Seq: co.Info.RcvNxt, Flags: wire.TCPFlagRST}, nil))
+		}
 	}
 	if !pollUntil(5*time.Second, func() bool { return h.s.tcp.memBytes.Load() == 0 }) {
 		t.Fatalf("tcp_mem %d bytes after the adversary's connections were reset", h.s.tcp.memBytes.Load())

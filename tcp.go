@@ -249,18 +249,10 @@ func (e *endpoint) deliver(in *inputCtx, seg *tcp.Segment) bool {
 	if e.tfoClient && st == tcp.SynSent {
 		e.t.fastOpenSynAck(e, seg, now)
 	}
-	if len(seg.Payload) > 0 && e.t.overMemHigh() && e.rcvMem() >= e.t.rmemMin() &&
-		!e.tc.FillsHole(seg.Seq, len(seg.Payload)) {
+	if len(seg.Payload) > 0 && e.t.overMemHigh() && !e.memAdmits(seg) {
 		// Above tcp_mem high: drop the data (and a FIN after it) but
 		// keep the ACK, which may free send buffers; the peer
-		// retransmits the data. Two kinds of data still get in: to a
-		// connection holding less than tcp_rmem[0] (Linux
-		// sk_rmem_schedule), so that connections hoarding memory
-		// (out-of-order data that never fills in) cannot starve every
-		// other one; and data filling the hole before a connection's
-		// out-of-order queue, without which that queue, counted in
-		// tcp_mem, would keep the connection stuck (Linux prunes the
-		// queue instead, reneging on what it SACKed).
+		// retransmits the data.
 		e.sh.ctr.TCPRcvQDrop++
 		e.t.s.ctr.tcp.TCPMemoryDrops.Add(1)
 		seg.Payload = nil
@@ -387,9 +379,22 @@ func (e *endpoint) accountMemLocked() {
 	}
 }
 
-// rcvMem is what e's receive side holds: unread and out-of-order data.
-// Called with e.sh.mu held.
-func (e *endpoint) rcvMem() int { return e.tc.Readable() + e.tc.OOOMemory() }
+// memAdmits reports whether seg's data may still enter e above tcp_mem
+// high. While its unread data is below tcp_rmem[0], a connection still
+// receives when its out-of-order queue is below that too (Linux
+// sk_rmem_schedule: connections hoarding memory, out-of-order data that
+// never fills in, cannot starve every other one) or when the data fills
+// the hole before that queue (which, counted in tcp_mem, would otherwise
+// keep the connection stuck; Linux prunes the queue instead, reneging on
+// what it SACKed). Called with e.sh.mu held.
+func (e *endpoint) memAdmits(seg *tcp.Segment) bool {
+	min := e.t.rmemMin()
+	unread := e.tc.Readable()
+	if unread >= min {
+		return false
+	}
+	return unread+e.tc.OOOMemory() < min || e.tc.FillsHole(seg.Seq, len(seg.Payload))
+}
 
 // rmemMin is net.ipv4.tcp_rmem[0], the receive memory every connection
 // may use whatever the global pressure.
