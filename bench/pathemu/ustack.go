@@ -88,6 +88,10 @@ type UstackFlow struct {
 	// Helper is the program run in namespace B as the discard server (it
 	// must call MaybeServeDiscard); default: this executable.
 	Helper string
+	// Trace, if set, gets a line of the sender's state (tcp.Info: cwnd,
+	// pacing and delivery rate, RTT, recovery state, retransmits) every
+	// 250 ms.
+	Trace io.Writer
 
 	stack   *ustack.Stack
 	server  *exec.Cmd
@@ -168,6 +172,11 @@ func (f *UstackFlow) send(c *ustack.TCPConn) error {
 	end := time.Now().Add(f.Duration)
 	c.SetWriteDeadline(end)
 	var err error
+	if f.Trace != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go f.trace(c, stop)
+	}
 	for time.Now().Before(end) {
 		if _, err = c.Write(buf); err != nil {
 			break
@@ -186,6 +195,25 @@ func (f *UstackFlow) send(c *ustack.TCPConn) error {
 		err = cerr
 	}
 	return err
+}
+
+func (f *UstackFlow) trace(c *ustack.TCPConn, stop chan struct{}) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	start := time.Now()
+	var last uint64
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		in := c.Info()
+		fmt.Fprintf(f.Trace, "%s t=%5.2fs acked=%6.1fMbit/s cwnd=%4d inflight=%4d pacing=%6.1fMbit/s delivery=%6.1fMbit/s srtt=%5.1fms minrtt=%5.1fms ca=%v retrans=%d\n",
+			f.Name(), time.Since(start).Seconds(), float64(in.BytesAcked-last)*8/0.25/1e6, in.SndCwnd, in.Unacked-in.Lost-in.Sacked+in.Retrans,
+			float64(in.PacingRate)*8/1e6, float64(in.DeliveryRate)*8/1e6, float64(in.RTT)/1e6, float64(in.MinRTT)/1e6, in.CAState, in.TotalRetrans)
+		last = in.BytesAcked
+	}
 }
 
 // Result implements Flow.

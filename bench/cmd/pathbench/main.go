@@ -71,6 +71,7 @@ func main() {
 		offload  = flag.Bool("offload", true, "TUN devices with TSO/checksum offload (fewer system calls)")
 		jsonOut  = flag.Bool("json", false, "print JSON rows instead of a table")
 		verbose  = flag.Bool("v", false, "also print each sender's final state (cwnd, pacing rate, RTT)")
+		trace    = flag.Bool("trace", false, "ustack senders print their state every 250 ms to stderr")
 	)
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -109,7 +110,11 @@ func main() {
 			cfg := base
 			cfg.Loss = loss
 			cfg.StackA = true
-			emit(runOnce(ctx, cfg, "single", &pathemu.UstackFlow{CC: cc, Duration: *duration}))
+			f := &pathemu.UstackFlow{CC: cc, Duration: *duration}
+			if *trace {
+				f.Trace = os.Stderr
+			}
+			emit(runOnce(ctx, cfg, "single", f))
 		}
 	}
 	for _, pair := range split(*fair) {
