@@ -275,9 +275,9 @@ loop:
 func dump(name string, s *ustack.Stack) {
 	for _, c := range conns(s) {
 		in := c.Info
-		fmt.Printf("soak: stalled %s %v -> %v %v recvq %d sendq %d snd.una %d snd.nxt %d rcv.nxt %d snd.wnd %d rcv.wnd %d rto %v retrans %d probes %d unacked %d lost %d ca %v cwnd %d\n",
+		fmt.Printf("soak: stalled %s %v -> %v %v recvq %d sendq %d snd.una %d snd.nxt %d rcv.nxt %d snd.wnd %d rcv.wnd %d rto %v retrans %d probes %d unacked %d sacked %d lost %d ca %v cwnd %d engine timer %v stack timer %v\n",
 			name, c.Local, c.Remote, c.State, c.RecvQ, c.SendQ, in.SndUna-in.ISS, in.SndNxt-in.ISS, in.RcvNxt-in.IRS, in.SndWnd, in.RcvWnd, in.RTO,
-			in.Retransmits, in.Probes, in.Unacked, in.Lost, in.CAState, in.SndCwnd)
+			in.Retransmits, in.Probes, in.Unacked, in.Sacked, in.Lost, in.CAState, in.SndCwnd, c.Deadline.Format(time.StampMilli), c.Scheduled.Format(time.StampMilli))
 	}
 }
 
