@@ -86,6 +86,12 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 		c.persistAt = time.Time{}
 		if c.packetsOut > 0 {
 			c.rtoAt = now.Add(c.rtt.RTO())
+			if c.rtxQ()[0].sacked {
+				// The new SND.UNA segment was SACKed: the peer
+				// reneged. Do not wait a whole RTO for onRTO to
+				// repair it (Linux tcp_check_sack_reneging).
+				c.rtoAt = now.Add(max(c.rtt.SRTT()/16, 10*time.Millisecond))
+			}
 		} else {
 			c.rtoAt = time.Time{}
 		}

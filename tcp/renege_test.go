@@ -13,7 +13,9 @@ import (
 // no longer has. Like Linux (tcp_timeout_mark_lost), the retransmission
 // timeout must see that the peer reneged (the segment at SND.UNA is
 // SACKed), forget the SACK marks and retransmit everything, instead of
-// skipping the SACKed segments forever and timing out after tcp_retries2.
+// skipping the SACKed segments forever and timing out after tcp_retries2;
+// and the ACK that reveals it arms that timer early (Linux
+// tcp_check_sack_reneging).
 func TestSACKReneging(t *testing.T) {
 	v := newPair(t, cfgDefault(), cfgDefault(), 10*time.Millisecond)
 	v.noTrace = true
@@ -21,6 +23,7 @@ func TestSACKReneging(t *testing.T) {
 	a, b := v.c[0], v.c[1]
 	iss := a.Info().SndNxt
 	firstSeen, reneged := false, false
+	var renegedAt time.Time
 	v.drop = func(from int, s *Segment) bool {
 		if from != 0 || len(s.Payload) == 0 || s.Seq != iss {
 			return false
@@ -33,6 +36,7 @@ func TestSACKReneging(t *testing.T) {
 			// Its retransmission: the receiver reneges just before
 			// it arrives.
 			reneged = true
+			renegedAt = v.now
 			b.ooo, b.oooBytes, b.nSack = nil, 0, 0
 		}
 		return false
@@ -66,6 +70,13 @@ func TestSACKReneging(t *testing.T) {
 	if v.ctr[0].TCPSACKReneging != 1 {
 		t.Errorf("TCPSACKReneging %d, want 1", v.ctr[0].TCPSACKReneging)
 	}
-	t.Logf("all %d bytes after %v; TCPSACKReneging %d, RTO timeouts %d", len(got), v.now.Sub(t0), v.ctr[0].TCPSACKReneging, v.ctr[0].TCPTimeouts)
+	// The ACK that moves SND.UNA onto a SACKed segment arms the timer
+	// at max(SRTT/16, 10 ms), not a whole RTO (200 ms at least): the
+	// repair, then slow start over 20 ms RTTs, ends well within one RTO.
+	repair := v.now.Sub(renegedAt)
+	if repair >= v.c[0].cfg.RTOMin {
+		t.Errorf("all data %v after the reneging, want less than one RTO (%v)", repair, v.c[0].cfg.RTOMin)
+	}
+	t.Logf("all %d bytes %v after the reneging; TCPSACKReneging %d, RTO timeouts %d", len(got), repair, v.ctr[0].TCPSACKReneging, v.ctr[0].TCPTimeouts)
 	checkInvariants(t, a, "after reneging")
 }
