@@ -39,7 +39,7 @@ const usage = `usage: ustack <command> [flags]
 commands:
   demo      a client fetches from an HTTP-like server over a simulated lossy link
             (2% loss, 20 ms delay) and prints the TCP timeline and a transfer summary
-  sim       run a built-in deterministic scenario on virtual time (ustack sim --list)
+  sim       run a built-in deterministic scenario (ustack sim --list) or a scenario file on virtual time
   copy      replay TCP sessions captured in pcap/pcapng files (or live) against a server
             and compare its answers with the captured ones
   drill     run packetdrill scripts against the TCP engine on virtual time
@@ -293,8 +293,12 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 }
 
 func runSim(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ustack sim", "ustack sim SCENARIO [--sysctl name=value]... [--seed N] [--delay D] [--loss P] [--ipv6] [--brief | --json] [--pcap FILE] [--engine-trace FILE]\n       ustack sim --list | --all", stderr)
+	fs := newFlagSet("ustack sim", "ustack sim SCENARIO|FILE [--sysctl name=value]... [--seed N] [--delay D] [--loss P] [--ipv6] [--brief | --json] [--pcap FILE] [--engine-trace FILE]\n"+
+		"       ustack sim --list | --all | --file-help\n\n"+
+		"Runs a built-in scenario (ustack sim --list) or a scenario file (ustack sim --file-help shows the format)\n"+
+		"on virtual time and prints its timeline and summary.", stderr)
 	list := fs.Bool("list", false, "list the built-in scenarios")
+	fileHelp := fs.Bool("file-help", false, "describe the scenario file format")
 	runAll := fs.Bool("all", false, "run every scenario and print how each connection ended")
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same trace)")
 	jsonOut := fs.Bool("json", false, "print the trace as JSON lines instead of the timeline")
@@ -325,6 +329,10 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagExit(err)
+	}
+	if *fileHelp {
+		fmt.Fprint(stdout, sim.ScenarioFileHelp)
+		return 0
 	}
 	if *list {
 		for _, sc := range sim.Scenarios() {
@@ -361,9 +369,19 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if _, ok := sim.Lookup(pos[0]); !ok {
-		fmt.Fprintf(stderr, "ustack sim: unknown scenario %q (see ustack sim --list)\n", pos[0])
-		return 2
+	sc, ok := sim.Lookup(pos[0])
+	if !ok {
+		f, err := os.Open(pos[0])
+		if err != nil {
+			fmt.Fprintf(stderr, "ustack sim: unknown scenario %q: not built in (see ustack sim --list) and not a readable scenario file (%v)\n", pos[0], err)
+			return 2
+		}
+		sc, err = sim.ParseScenario(pos[0], f)
+		f.Close()
+		if err != nil {
+			fmt.Fprintln(stderr, "ustack sim:", err)
+			return 2
+		}
 	}
 	opts := sim.Options{Seed: *seed, Sysctls: sysctls, IPv6: *ipv6}
 	if delay != nil || loss != nil {
@@ -393,7 +411,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	res, err := sim.RunScenario(pos[0], opts)
+	res, err := sc.Run(opts)
 	if pf != nil {
 		if cerr := pf.Close(); err == nil {
 			err = cerr

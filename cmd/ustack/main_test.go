@@ -235,3 +235,32 @@ func TestSimEngineTrace(t *testing.T) {
 		t.Errorf("demo --real --engine-trace exited %d, want 2 (usage)", code)
 	}
 }
+
+// TestSimScenarioFile: ustack sim runs a scenario file; --file-help shows
+// the format; a bad file is a usage error naming the line.
+func TestSimScenarioFile(t *testing.T) {
+	code, out, errOut := runCmd("sim", "../../sim/testdata/scenarios/syn-timeout-3.scn", "--brief")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"every SYN from A is lost; A has tcp_syn_retries=3",
+		"7.000000  A:49152  send   > S ",
+		"15.000000  A:49152  error  ETIMEDOUT",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if code, out, _ := runCmd("sim", "--file-help"); code != 0 || !strings.Contains(out, "at T HOST ACTION") {
+		t.Errorf("--file-help exited %d:\n%s", code, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.scn")
+	os.WriteFile(bad, []byte("listen B 80 echo\nat 1s A fly\n"), 0o644)
+	if code, _, errOut := runCmd("sim", bad); code != 2 || !strings.Contains(errOut, "line 2: unknown action") {
+		t.Errorf("bad file: exit %d, %s", code, errOut)
+	}
+	if code, _, errOut := runCmd("sim", "no-such-scenario"); code != 2 || !strings.Contains(errOut, "not a readable scenario file") {
+		t.Errorf("unknown name: exit %d, %s", code, errOut)
+	}
+}
