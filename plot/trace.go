@@ -2,7 +2,8 @@
 // JSON-lines trace of the ustack simulator (sim.Trace.WriteJSON, or
 // `ustack sim SCENARIO --json`): a time-sequence graph (data segments,
 // retransmissions, drops, the ACK line, SACK blocks and the receive window
-// over time) and a chart of packets in flight and RTT samples. Charts are
+// over time) and a chart of cwnd, ssthresh and packets in flight over RTT
+// samples and the smoothed RTT. Charts are
 // written as SVG (hand-written) and PNG (rasterized here, standard library
 // only).
 package plot
