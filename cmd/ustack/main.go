@@ -304,7 +304,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.Bool("json", false, "print the trace as JSON lines instead of the timeline")
 	var delay *time.Duration
 	var loss *float64
-	fs.Func("delay", "override the scenario link's one-way delay, both ways (e.g. 50ms)", func(v string) error {
+	fs.Func("delay", "override the scenario link's one-way delay, both ways, with this `duration` (e.g. 50ms)", func(v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
 			return errors.New("want a non-negative duration such as 50ms")
@@ -312,7 +312,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		delay = &d
 		return nil
 	})
-	fs.Func("loss", "override the scenario link's random loss probability, both ways (0..1)", func(v string) error {
+	fs.Func("loss", "override the scenario link's random loss `probability`, both ways (0..1)", func(v string) error {
 		p, err := strconv.ParseFloat(v, 64)
 		if err != nil || p < 0 || p > 1 {
 			return errors.New("want a probability between 0 and 1")
