@@ -212,6 +212,7 @@ loop:
 	drained := time.Since(trafficEnd)
 	ln.Close()
 	srvWG.Wait()
+	aborted.Clear() // the harness's own records, not the stacks' memory
 	heap2, gr2 := memNow()
 	stA, stB := sa.Stats(), sb.Stats()
 	sa.Close()
