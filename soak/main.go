@@ -123,7 +123,6 @@ func run(duration time.Duration, workers int, seed int64, loss float64, delay, t
 		return err
 	}
 	stackA, stackB = sa, sb
-	defer func() { stackA, stackB = nil, nil }()
 	ln, err := sb.Listen("tcp", ":7")
 	if err != nil {
 		return err
@@ -220,6 +219,7 @@ loop:
 	// Drop every reference to the stacks and links, so that what remains
 	// on the heap afterwards is what they leaked to globals.
 	sa, sb, ia, ib, a, b, ln, linkStats = nil, nil, nil, nil, nil, nil, nil, nil
+	stackA, stackB = nil, nil
 	heap3, gr3 := memNow()
 	if memProfile != "" {
 		if f, err := os.Create(memProfile); err == nil {
