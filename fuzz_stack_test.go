@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -259,6 +260,15 @@ func fuzzSeeds(t testing.TB) [][]byte {
 			rawTCP4(them4, us4, ackSack, nil),
 			rawTCP4(them4, us4, wire.TCPHeader{Seq: 1001, Ack: 1, Flags: wire.TCPFlagACK, Window: 512}, make([]byte, 1000)),
 			rawTCP4(them4, us4, wire.TCPHeader{Seq: 5000, Flags: wire.TCPFlagSYN, Window: 512}, nil)),
+		// Stateful with tcp_mem 1 1 2 (bit 3): out-of-order data past
+		// high, then in-order data filling the hole.
+		corpusPacket(13, syn4, rawTCP4(them4, us4, ack, nil),
+			rawTCP4(them4, us4, wire.TCPHeader{Seq: 3001, Ack: 1, Flags: wire.TCPFlagACK, Window: 512}, make([]byte, 1400)),
+			rawTCP4(them4, us4, wire.TCPHeader{Seq: 5001, Ack: 1, Flags: wire.TCPFlagACK, Window: 512}, make([]byte, 1400)),
+			rawTCP4(them4, us4, wire.TCPHeader{Seq: 7001, Ack: 1, Flags: wire.TCPFlagACK, Window: 512}, make([]byte, 1400)),
+			rawTCP4(them4, us4, wire.TCPHeader{Seq: 9001, Ack: 1, Flags: wire.TCPFlagACK, Window: 512}, make([]byte, 1400)),
+			rawTCP4(them4, us4, wire.TCPHeader{Seq: 1001, Ack: 1, Flags: wire.TCPFlagACK, Window: 512}, make([]byte, 1400)),
+			rawTCP4(them4, us4, wire.TCPHeader{Seq: 2401, Ack: 1, Flags: wire.TCPFlagACK | wire.TCPFlagFIN, Window: 512}, make([]byte, 600))),
 	}
 	return seeds
 }
@@ -305,8 +315,9 @@ func rawTCP6(src, dst netip.AddrPort, h wire.TCPHeader, payload []byte) []byte {
 
 // FuzzStackInput feeds arbitrary bytes, as packets read from a link, to a
 // stack with a listener and a connecting socket. The first byte selects
-// checksum repair (bit 0: on); the rest is a list of length-prefixed
-// packets. The stack must never panic, and every packet is accounted for
+// checksum repair (bit 0: on), a fresh stack per input whose ACKs are
+// relative to its ISS (bit 2, fuzzStateful) and with it a tiny tcp_mem
+// (bit 3); the rest is a list of length-prefixed packets. The stack must never panic, and every packet is accounted for
 // in the IP counters.
 func FuzzStackInput(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
@@ -355,7 +366,16 @@ func FuzzStackInput(f *testing.F) {
 // ISS of the SYN-ACK the stack last sent to that client port, so that
 // inputs can complete handshakes and reach established connections.
 func fuzzStateful(t *testing.T, mode byte, pkts [][]byte) {
-	s, err := New(Config{})
+	var cfg Config
+	if mode&8 != 0 {
+		// tcp_mem of 1 1 2 pages: the memory limits (pressure, drops
+		// above high, the tcp_rmem[0] and hole-filling exceptions) are
+		// in play from the first segments on.
+		tc := tcp.DefaultConfig()
+		tc.Mem = [3]int{1, 1, 2}
+		cfg.TCP = tc
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,7 +513,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	names := []string{"syn4", "syn6", "handshake_data_fin4", "rst4", "ack_sack4", "syn_fastopen4", "data6",
 		"echo4", "echo6", "icmp4_port_unreach", "icmp4_frag_needed", "icmp6_packet_too_big", "icmp6_port_unreach",
 		"ipv6_ext_headers", "ipv6_fragment", "syn4_raw", "stateful_handshake_data_fin4", "stateful_handshake_data_rst6",
-		"stateful_ooo_sack_syn4"}
+		"stateful_ooo_sack_syn4", "stateful_tcp_mem_ooo4"}
 	for i, s := range fuzzSeeds(t) {
 		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
 		if err := os.WriteFile(filepath.Join(dir, "seed_"+names[i]), []byte(body), 0o644); err != nil {
