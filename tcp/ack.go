@@ -37,6 +37,7 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 	prevUna := c.sndUna
 	priorInFlight := c.inFlight()
 	c.priorFlightSize = c.packetsOut
+	priorDupacks := c.dupacks
 	c.lastAckRecv = now
 	c.probesOut = 0
 
@@ -152,7 +153,7 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 
 	// Proportional rate reduction (RFC 9937) while in fast recovery.
 	if c.caState == CARecovery {
-		sndcnt := c.prr.OnAck(int(c.delivered-deliveredBefore), c.inFlight(), advanced && losses == 0)
+		sndcnt := c.prr.OnAck(c.prrDelivered(advanced, priorDupacks, deliveredBefore), c.inFlight(), advanced && losses == 0)
 		c.recoveryCwnd = c.inFlight() + sndcnt
 		if c.cfg.SACKRecoveryInflate && c.sackOK {
 			c.recoveryCwnd = c.cc.Ssthresh() + c.cfg.Reordering
@@ -211,6 +212,30 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 			c.setClosed(nil)
 		}
 	}
+}
+
+// prrDelivered is PRR's DeliveredData for the current ACK in fast
+// recovery. With SACK it is what the ACK newly acked or SACKed. Without
+// SACK a duplicate ACK is taken to have delivered one packet (RFC 9937;
+// Linux tcp_add_reno_sack), up to packets out - 1 as the pipe counts
+// them, and a cumulative ACK delivers what it acks beyond the packets the
+// duplicate ACKs already counted, at least the hole it filled (Linux
+// tcp_remove_reno_sacks). Counting nothing for duplicate ACKs, as before,
+// held NewReno recovery to its forced retransmission until the next
+// partial ACK, one RTT later.
+func (c *Conn) prrDelivered(advanced bool, priorDupacks int, deliveredBefore int64) int {
+	d := int(c.delivered - deliveredBefore)
+	if c.sackOK {
+		return d
+	}
+	counted := min(priorDupacks, max(c.priorFlightSize-1, 0))
+	switch {
+	case advanced:
+		return max(d-counted, 1)
+	case c.dupacks > priorDupacks && c.dupacks <= max(c.packetsOut-1, 0):
+		return 1
+	}
+	return 0
 }
 
 // cleanRtx removes fully acknowledged segments from the retransmission

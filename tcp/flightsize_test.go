@@ -126,3 +126,53 @@ func TestSACKRecoveryInflate(t *testing.T) {
 		}
 	}
 }
+
+// NewReno (no SACK) fast recovery: PRR counts each duplicate ACK as one
+// packet delivered (Linux tcp_add_reno_sack), so new data keeps flowing
+// while the retransmission is under way. 10 out, the first lost: the nine
+// duplicate ACKs (Reno: ssthresh 5, RecoverFS 10) clock out the fast
+// retransmission and three new segments (none before this), before the
+// ACK of the retransmission.
+func TestNewRenoRecoveryClocksOutNewData(t *testing.T) {
+	cfg := cfgDefault()
+	cfg.CongestionControl = "reno"
+	cfg.SACK = false
+	cfg.WMem[1] = 1 << 20 // all 20 segments buffered at once
+	v, a, _ := established(t, cfg)
+	mss := a.Info().SndMSS
+	var first uint32
+	dropped := false
+	v.drop = func(from int, s *Segment) bool {
+		if from == 0 && len(s.Payload) > 0 && !dropped {
+			dropped, first = true, s.Seq
+			return true
+		}
+		return false
+	}
+	total := 20 * mss
+	if n, _ := a.Send(make([]byte, total)); n != total {
+		t.Fatalf("send took %d of %d", n, total)
+	}
+	v.flush(0)
+	v.run(v.now.Sub(t0)+5*time.Second, func() bool { return a.Info().BytesAcked == uint64(total) })
+	// Data segments A sent at the instant of its fast retransmission.
+	var at time.Duration = -1
+	seen, newData := 0, 0
+	for _, e := range v.trace {
+		if e.from != 0 || len(e.seg.Payload) == 0 {
+			continue
+		}
+		if e.seg.Seq == first {
+			if seen++; seen == 2 {
+				at = e.at
+			}
+			continue
+		}
+		if at >= 0 && e.at == at && seqGEQ(e.seg.Seq, first+uint32(10*mss)) {
+			newData++
+		}
+	}
+	if at < 0 || newData != 3 {
+		t.Fatalf("fast retransmission at %v with %d new segments, want 3\n%s", at, newData, v.traceStr())
+	}
+}
