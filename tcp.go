@@ -3,6 +3,7 @@ package ustack
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -327,10 +328,15 @@ func (e *endpoint) updateLocked(now time.Time) {
 		e.leaveFastOpenQueue()
 	}
 	if e.ln != nil && !e.queued {
+		// Reset after the handshake completed, both within one batch of
+		// input (a client that connects, writes and aborts at once):
+		// Linux has queued the child at the ACK already, and Accept
+		// returns it, its Read giving the data then ECONNRESET.
+		resetEstablished := st == tcp.Closed && errors.Is(e.tc.Err(), syscall.ECONNRESET)
 		switch {
-		case st == tcp.Closed:
+		case st == tcp.Closed && !resetEstablished:
 			e.leaveSynQueue()
-		case st >= tcp.Established || e.tfoLn != nil:
+		case st >= tcp.Established || e.tfoLn != nil || resetEstablished:
 			// Established, or opened by Fast Open: like Linux, the
 			// child is acceptable at once and its SYN data readable.
 			e.leaveSynQueue()
