@@ -194,9 +194,10 @@ func printPathPairs(w *strings.Builder, rows []pathScenarioResult) {
 }
 
 // TestBBRPath is the CI-sized check of BBR on the path: one 5 s
-// flow at 1 % loss each way (startup included) must keep above 86 Mbit/s.
-// It gives 89.7; before the lossy-path changes of tcp/cc (doc.go) BBR
-// cut its short-term model on random loss and stayed near 85 over 10 s.
+// flow at 1 % loss each way (startup included) must reach Linux BBR's
+// real-time goodput on that path (90.9 Mbit/s, Linux 6.18, 20 s). It gives
+// 93.4; before the lossy-path changes of tcp/cc (doc.go) BBR cut its
+// short-term model on random loss and stayed near 85 over 10 s.
 func TestBBRPath(t *testing.T) {
 	if testing.Short() {
 		t.Skip("simulation of a 5 s transfer")
@@ -205,8 +206,8 @@ func TestBBRPath(t *testing.T) {
 	var b strings.Builder
 	printPathSingles(&b, []pathScenarioResult{r})
 	t.Logf("\n%s", b.String())
-	if g := r.Flows[0].Goodput / 1e6; g < 86 {
-		t.Errorf("BBR at 1%% loss: %.1f Mbit/s, want >= 86", g)
+	if g := r.Flows[0].Goodput / 1e6; g < 90.9 {
+		t.Errorf("BBR at 1%% loss: %.1f Mbit/s, want >= 90.9 (Linux BBR)", g)
 	}
 }
 

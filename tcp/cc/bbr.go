@@ -50,6 +50,9 @@ const (
 	BBRProbeRTTInterval = 5 * time.Second
 	// BBRProbeRTTDuration is how long ProbeRTT holds the window down.
 	BBRProbeRTTDuration = 200 * time.Millisecond
+	// bbrMinRTTSlack is the least margin above probe_rtt_min_delay within
+	// which an RTT sample still postpones ProbeRTT (updateMinRTT).
+	bbrMinRTTSlack = 250 * time.Microsecond
 	// BBRMinRTTFilterLen is the BBR.min_rtt window.
 	BBRMinRTTFilterLen = 10 * time.Second
 )
@@ -161,7 +164,8 @@ type BBR struct {
 
 	cwndLimitedCur, cwndLimitedPrev bool
 
-	onState func(from, to BBRState) // test hook
+	onState     func(from, to BBRState) // test hook
+	draftMinRTT bool                    // test hook: the draft's strict probe_rtt_min_delay refresh
 }
 
 func (b *BBR) setState(s BBRState) {
@@ -833,6 +837,12 @@ func (b *BBR) updateMinRTT(rs *RateSample) {
 	b.probeRTTExpired = b.now.Sub(b.probeRTTMinStamp) > BBRProbeRTTInterval
 	if rs.RTT > 0 && (b.probeRTTMinDelay == 0 || rs.RTT < b.probeRTTMinDelay || b.probeRTTExpired) {
 		b.probeRTTMinDelay = rs.RTT
+		b.probeRTTMinStamp = b.now
+	} else if rs.RTT > 0 && !b.draftMinRTT && rs.RTT <= b.probeRTTMinDelay+max(b.probeRTTMinDelay/64, bbrMinRTTSlack) {
+		// ustack deviation: a sample within max(1/64, 250 us) of
+		// probe_rtt_min_delay shows the queue empty (at most a couple of
+		// packets), which is what ProbeRTT would drain it to: it
+		// postpones ProbeRTT without raising the estimate.
 		b.probeRTTMinStamp = b.now
 	}
 	expired := b.now.Sub(b.minRTTStamp) > BBRMinRTTFilterLen

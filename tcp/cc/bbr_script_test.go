@@ -271,12 +271,14 @@ func TestBBRProbeRTT(t *testing.T) {
 	s := newBBRScript(t, 100*time.Millisecond)
 	s.toCruise()
 	stamp := s.b.probeRTTMinStamp
-	// A lower RTT sample at 3 s restarts the 5 s clock.
+	// A lower RTT sample at 3 s restarts the 5 s clock. The later samples
+	// (100 ms) are 2 ms above it, beyond ustack's slack of
+	// max(min_rtt/64, 250 us) = 1.53 ms, so they do not postpone ProbeRTT.
 	for s.now.Sub(t0) < 3*time.Second {
 		s.round(20, 1000, nil)
 	}
-	s.round(1, 1000, func(_ int, rs *RateSample) { rs.RTT = 99 * time.Millisecond })
-	if s.b.probeRTTMinStamp == stamp || s.b.MinRTT() != 99*time.Millisecond {
+	s.round(1, 1000, func(_ int, rs *RateSample) { rs.RTT = 98 * time.Millisecond })
+	if s.b.probeRTTMinStamp == stamp || s.b.MinRTT() != 98*time.Millisecond {
 		t.Fatalf("lower RTT did not refresh min_rtt")
 	}
 	refreshed := s.now
@@ -291,7 +293,7 @@ func TestBBRProbeRTT(t *testing.T) {
 		t.Fatalf("ProbeRTT after %v", d)
 	}
 	entered := s.now
-	halfBDP := toPkts(0.5 * 1000 * 0.099)
+	halfBDP := toPkts(0.5 * 1000 * 0.098)
 	if s.b.Cwnd() > halfBDP {
 		t.Fatalf("ProbeRTT cwnd %d, want <= %d", s.b.Cwnd(), halfBDP)
 	}

@@ -216,12 +216,15 @@ func (s *bbrSim) states() string {
 
 // The whole BBRv3 cycle on a 1000 packet/s, 50 ms path (BDP 50 packets):
 // Startup, Drain, ProbeBW DOWN/CRUISE/REFILL/UP, and ProbeRTT once 5 s pass
-// without a lower RTT sample.
+// without a lower RTT sample (the draft's strict rule: ustack by default
+// also takes samples within 1/64 of the minimum as fresh, see
+// TestBBRMinRTTSlack).
 func TestBBRStateMachine(t *testing.T) {
 	const rate = 1000.0
 	const rtt = 50 * time.Millisecond
 	s := newBBRSim(t, rate, rtt)
 	b := s.b
+	b.draftMinRTT = true
 	wantGain := map[BBRState]float64{BBRStartup: 2.77, BBRDrain: 0.5, BBRProbeBWDown: 0.9,
 		BBRProbeBWCruise: 1, BBRProbeBWRefill: 1, BBRProbeBWUp: 1.25, BBRProbeRTT: 1}
 	var startupCwnd []int // cwnd at each round start in Startup
@@ -424,5 +427,22 @@ func TestBBRBandwidthDown10x(t *testing.T) {
 	}
 	if maxDown == 0 || maxDown > 8*time.Second {
 		t.Errorf("max_bw adapted after %v (%s)", maxDown, s.states())
+	}
+}
+
+// ustack deviation: on the same path, whose queue drains in every ProbeBW
+// cycle, RTT samples within max(min_rtt/64, 250 us) of the minimum keep
+// postponing ProbeRTT, so the flow never needs it; with the draft's strict
+// rule it enters ProbeRTT twice in 12 s (TestBBRStateMachine).
+func TestBBRMinRTTSlack(t *testing.T) {
+	s := newBBRSim(t, 1000, 50*time.Millisecond)
+	s.run(t0.Add(12 * time.Second))
+	for _, o := range s.trace {
+		if o.state == BBRProbeRTT {
+			t.Fatalf("ProbeRTT at %v with an empty queue each cycle (%s)", o.at, s.states())
+		}
+	}
+	if s.b.MinRTT() != 51*time.Millisecond {
+		t.Errorf("min_rtt %v, want 51ms", s.b.MinRTT())
 	}
 }

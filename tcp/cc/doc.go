@@ -188,11 +188,25 @@
 //     cwnd stays the model's max_inflight, bounded by the long- and
 //     short-term models, and pacing spreads retransmissions and new data.
 //
+// Deviation for ProbeRTT (section 5.3.4, UpdateMinRTT): an RTT sample
+// within max(probe_rtt_min_delay/64, 250 us) of probe_rtt_min_delay also
+// refreshes probe_rtt_min_stamp (without raising the estimate), so a flow
+// whose queue empties in every ProbeBW cycle, as BBRv3's does when alone,
+// is not sent into ProbeRTT every 5 s: such a sample shows the queue
+// already at the couple of packets ProbeRTT would drain it to. The draft
+// refreshes only on a strictly lower sample; on the path in the
+// simulator, where the sample that set min_rtt (the ACK of two back-to-back
+// initial-window packets) is never met exactly again, that cost 200 ms at
+// half the BDP every 5 s (94.6 instead of 95.7 Mbit/s at 0 % loss). Under
+// a standing queue of another flow the samples stay above the slack and
+// ProbeRTT runs as the draft says. (Test hook draftMinRTT turns the slack
+// off for the draft's state-machine test.)
+//
 // The engine paces payload bytes (as Linux's internal pacing), the unit
 // of BBR's delivery-rate samples, so pacing_rate = bw means goodput = bw.
 // With that and the rules above, the simulator (sim TestPathSweep, 10 s,
-// seeds 1-3) gives 94.6/94.5/93.8/94.5 Mbit/s at 0/0.1/1/3 % loss on the
-// issue's path, against 91.7/91.1/85.6/91.2 before.
+// seeds 1-3) gives 95.7/95.7/94.6/95.8 Mbit/s at 0/0.1/1/3 % loss on the
+// issue's path, against 91.7/91.1/85.6/91.2 before (CUBIC: 96.5 at 0 %).
 //
 // # Contract notes
 //
