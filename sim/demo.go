@@ -23,6 +23,8 @@ type DemoOptions struct {
 	// EngineTrace, when set, receives the TCP engines' own trace events
 	// (see Sim.TraceEngine).
 	EngineTrace func(h *Host, t tcp.Tuple, e *tcp.Event)
+	// PcapNG writes Pcap in the pcapng format (see Sim.CapturePcapNG).
+	PcapNG bool
 }
 
 // DefaultDemoOptions returns the options of "ustack demo": seed 1, 20 ms
@@ -53,7 +55,11 @@ func Demo(o DemoOptions) (*DemoResult, error) {
 		}
 	}
 	if o.Pcap != nil {
-		if err := e.Sim.CapturePcap(o.Pcap); err != nil {
+		capture := e.Sim.CapturePcap
+		if o.PcapNG {
+			capture = e.Sim.CapturePcapNG
+		}
+		if err := capture(o.Pcap); err != nil {
 			return nil, err
 		}
 	}
@@ -64,6 +70,9 @@ func Demo(o DemoOptions) (*DemoResult, error) {
 	e.Fetch = e.Sim.StartFetch(e.A, 0, e.Server, "GET /index.html HTTP/1.0\r\nHost: 10.0.0.2\r\n\r\n")
 	if err := e.Sim.Run(10 * time.Minute); err != nil {
 		return nil, err
+	}
+	if e.Sim.pcap != nil && e.Sim.pcap.err != nil {
+		return nil, e.Sim.pcap.err
 	}
 	return &DemoResult{Env: e, Fetch: e.Fetch}, nil
 }

@@ -161,7 +161,7 @@ func (h *Host) transmit(src, dst netip.AddrPort, seg *tcp.Segment) []byte {
 		h.note(fmt.Sprintf("cannot build IP header: %v", err))
 		return nil
 	}
-	h.sim.pcap.write(h.sim.now, pkt)
+	h.sim.pcap.write(h, h.sim.now, pkt)
 	d := h.routes[dst.Addr()]
 	if d == nil {
 		h.note("no route to " + dst.Addr().String())

@@ -57,6 +57,8 @@ type Options struct {
 	// EngineTrace, when set, receives the TCP engines' own trace events
 	// (see Sim.TraceEngine).
 	EngineTrace func(h *Host, t tcp.Tuple, e *tcp.Event)
+	// PcapNG writes Pcap in the pcapng format (see Sim.CapturePcapNG).
+	PcapNG bool
 }
 
 // Result is a finished scenario run.
@@ -151,7 +153,11 @@ func (sc *Scenario) Run(opt Options) (*Result, error) {
 		}
 	}
 	if opt.Pcap != nil {
-		if err := e.Sim.CapturePcap(opt.Pcap); err != nil {
+		capture := e.Sim.CapturePcap
+		if opt.PcapNG {
+			capture = e.Sim.CapturePcapNG
+		}
+		if err := capture(opt.Pcap); err != nil {
 			return nil, err
 		}
 	}

@@ -25,7 +25,7 @@
 // expirations (what fired: RTO, TLP, keepalive, window probe, delayed ACK)
 // and errors. It is written as JSON lines (absolute sequence numbers) or as a
 // timeline (sequence numbers relative to each side's ISN, like tcpdump).
-// The pcap capture (CapturePcap) holds every packet as its sender transmits
+// The pcap capture (CapturePcap, or CapturePcapNG) holds every packet as its sender transmits
 // it, including those the link then drops, like tcpdump on each sender.
 //
 // Built-in scenarios (Scenarios, RunScenario) reproduce Linux's timing
@@ -119,6 +119,18 @@ func (s *Sim) Host(name string) *Host {
 // as pcap (LINKTYPE_RAW) with virtual timestamps. Call before Run.
 func (s *Sim) CapturePcap(w io.Writer) error {
 	p, err := newPcapWriter(w)
+	if err != nil {
+		return err
+	}
+	s.pcap = p
+	return nil
+}
+
+// CapturePcapNG is CapturePcap writing pcapng: each host is an interface
+// named after it, so Wireshark shows which host sent each packet
+// (frame.interface_name), with nanosecond virtual timestamps.
+func (s *Sim) CapturePcapNG(w io.Writer) error {
+	p, err := newPcapNGWriter(w)
 	if err != nil {
 		return err
 	}

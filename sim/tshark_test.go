@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,5 +120,57 @@ func TestTsharkReadsResetPcap(t *testing.T) {
 	checkPcapClean(t, pkts)
 	if !strings.Contains(pkts[0].Flags, "S") || !strings.Contains(pkts[1].Flags, "R") {
 		t.Errorf("tshark flags %q %q, want SYN then RST", pkts[0].Flags, pkts[1].Flags)
+	}
+}
+
+// TestTsharkReadsPcapNG: the pcapng capture of a scenario holds the same
+// packets as its pcap, tshark dissects them alike, and each packet's
+// interface is the host that sent it.
+func TestTsharkReadsPcapNG(t *testing.T) {
+	bin := requireTshark(t)
+	var pcap, ng bytes.Buffer
+	if _, err := RunScenario("fast-retransmit", Options{Seed: 1, Pcap: &pcap}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := RunScenario("fast-retransmit", Options{Seed: 1, Pcap: &ng, PcapNG: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := tsharkRead(t, pcap.Bytes()), tsharkRead(t, ng.Bytes())
+	checkPcapClean(t, b)
+	if len(a) != len(b) || len(b) == 0 {
+		t.Fatalf("pcap has %d packets, pcapng %d", len(a), len(b))
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Errorf("packet %d: pcap %+v, pcapng %+v", i+1, a[i], b[i])
+		}
+	}
+	f := filepath.Join(t.TempDir(), "trace.pcapng")
+	if err := os.WriteFile(f, ng.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-n", "-r", f, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.time_epoch")
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	var sends []*Event
+	for i := range r.Sim.Trace().Events {
+		if e := &r.Sim.Trace().Events[i]; e.Kind == KindSend {
+			sends = append(sends, e)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(sends) {
+		t.Fatalf("%d packets in the pcapng, %d send events", len(lines), len(sends))
+	}
+	for i, l := range lines {
+		name, ts, _ := strings.Cut(l, "\t")
+		want := Epoch.Add(sends[i].T)
+		if name != sends[i].Host || ts != fmt.Sprintf("%d.%09d", want.Unix(), want.Nanosecond()) {
+			t.Errorf("packet %d: interface %q at %s, want %s at %d.%09d", i+1, name, ts, sends[i].Host, want.Unix(), want.Nanosecond())
+		}
 	}
 }

@@ -98,6 +98,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+const pcapNGUsage = "write --pcap FILE as pcapng, each host an interface named after it (Wireshark: frame.interface_name)"
+
 const engineTraceUsage = "also write the TCP engines' own trace (states, segments and why they were sent, RTO, cwnd/ssthresh, window, Fast Open events) to this file as JSON lines; virtual time starts at 2026-01-01T00:00:00Z"
 
 // openEngineTrace creates name for --engine-trace and returns the
@@ -174,7 +176,7 @@ func flagExit(err error) int {
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ustack demo", "ustack demo [--loss P] [--delay D] [--rate BPS] [--queue N] [--size N] [--seed N] [--all] [--json] [--pcap FILE] [--engine-trace FILE] [--real] [--sysctl name=value]...", stderr)
+	fs := newFlagSet("ustack demo", "ustack demo [--loss P] [--delay D] [--rate BPS] [--queue N] [--size N] [--seed N] [--all] [--json] [--pcap FILE [--pcapng]] [--engine-trace FILE] [--real] [--sysctl name=value]...", stderr)
 	def := sim.DefaultDemoOptions()
 	loss := fs.Float64("loss", def.Loss, "packet loss probability in each direction")
 	delay := fs.Duration("delay", def.Delay, "one-way link delay")
@@ -185,6 +187,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	all := fs.Bool("all", false, "print every segment, not just the highlights")
 	jsonOut := fs.Bool("json", false, "print the full trace as JSON lines instead of the timeline")
 	pcapFile := fs.String("pcap", "", "write the packets to this pcap file")
+	pcapNG := fs.Bool("pcapng", false, pcapNGUsage)
 	engineTrace := fs.String("engine-trace", "", engineTraceUsage)
 	real := fs.Bool("real", false, "instead of the simulator, run net/http on two ustack stacks over an impaired in-memory link in real time")
 	timeout := fs.Duration("timeout", 60*time.Second, "with --real: give up after this long")
@@ -205,8 +208,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	opts := sim.DemoOptions{Seed: *seed, Delay: *delay, Loss: *loss, Size: *size, RateBps: *rate, Queue: *queue, Sysctls: sysctls}
 	if *real {
-		if *jsonOut || *all || *engineTrace != "" {
-			fmt.Fprintln(stderr, "ustack demo: --json, --all and --engine-trace apply to the simulated demo, not --real")
+		if *jsonOut || *all || *engineTrace != "" || *pcapNG {
+			fmt.Fprintln(stderr, "ustack demo: --json, --all, --engine-trace and --pcapng apply to the simulated demo, not --real")
 			return 2
 		}
 		var pf *os.File
@@ -239,7 +242,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "ustack demo:", err)
 			return 1
 		}
-		opts.Pcap = pf
+		opts.Pcap, opts.PcapNG = pf, *pcapNG
 	}
 	var closeTrace func() error
 	if *engineTrace != "" {
@@ -293,7 +296,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 }
 
 func runSim(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ustack sim", "ustack sim SCENARIO|FILE [--sysctl name=value]... [--seed N] [--delay D] [--loss P] [--ipv6] [--brief | --json] [--pcap FILE] [--engine-trace FILE]\n"+
+	fs := newFlagSet("ustack sim", "ustack sim SCENARIO|FILE [--sysctl name=value]... [--seed N] [--delay D] [--loss P] [--ipv6] [--brief | --json] [--pcap FILE [--pcapng]] [--engine-trace FILE]\n"+
 		"       ustack sim --list | --all | --file-help\n\n"+
 		"Runs a built-in scenario (ustack sim --list) or a scenario file (ustack sim --file-help shows the format)\n"+
 		"on virtual time and prints its timeline and summary.", stderr)
@@ -323,6 +326,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	ipv6 := fs.Bool("ipv6", false, "run the scenario over IPv6 (fd00::1, fd00::2)")
 	brief := fs.Bool("brief", false, "print only the highlights: state changes, drops, retransmissions, timeouts, handshake and FIN segments")
 	pcapFile := fs.String("pcap", "", "write the packets to this pcap file (LINKTYPE_RAW)")
+	pcapNG := fs.Bool("pcapng", false, pcapNGUsage)
 	engineTrace := fs.String("engine-trace", "", engineTraceUsage)
 	var sysctls sysctlFlag
 	fs.Var(&sysctls, "sysctl", "set a TCP sysctl on both hosts, e.g. net.ipv4.tcp_syn_retries=3 (repeatable)")
@@ -402,7 +406,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "ustack sim:", err)
 			return 1
 		}
-		opts.Pcap = pf
+		opts.Pcap, opts.PcapNG = pf, *pcapNG
 	}
 	var closeTrace func() error
 	if *engineTrace != "" {

@@ -264,3 +264,19 @@ func TestSimScenarioFile(t *testing.T) {
 		t.Errorf("unknown name: exit %d, %s", code, errOut)
 	}
 }
+
+// TestSimPcapNG: --pcapng writes the capture as pcapng (section header
+// block magic first).
+func TestSimPcapNG(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "c.pcapng")
+	if code, _, errOut := runCmd("sim", "close", "--pcap", f, "--pcapng"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	b, err := os.ReadFile(f)
+	if err != nil || len(b) < 100 || !bytes.HasPrefix(b, []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
+		t.Fatalf("not pcapng (%d bytes, %v): % x", len(b), err, b[:min(len(b), 8)])
+	}
+	if code, _, _ := runCmd("demo", "--real", "--pcapng", "--pcap", f); code != 2 {
+		t.Errorf("demo --real --pcapng exited %d, want 2", code)
+	}
+}
