@@ -42,10 +42,14 @@ func (c *Conn) processAck(seg *Segment, now time.Time) {
 	c.probesOut = 0
 
 	// Window update (RFC 9293: SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
-	// SND.WL2 =< SEG.ACK)).
+	// SND.WL2 =< SEG.ACK)), and, like Linux tcp_may_update_window, from
+	// any ACK that advances SND.UNA: the window is relative to the ACK,
+	// so keeping an older window while SND.UNA moves (a retransmission
+	// of the peer's old data carrying a newer ACK) would move our idea
+	// of the peer's right edge past the one it advertised.
 	nw := uint32(seg.Window) << c.sndWScale
 	wndChanged := false
-	if seqLT(c.sndWl1, seg.Seq) || (c.sndWl1 == seg.Seq && seqLEQ(c.sndWl2, ack)) {
+	if seqGT(ack, prevUna) || seqLT(c.sndWl1, seg.Seq) || (c.sndWl1 == seg.Seq && seqLEQ(c.sndWl2, ack)) {
 		wndChanged = nw != c.sndWnd
 		c.sndWnd = nw
 		c.sndWl1, c.sndWl2 = seg.Seq, ack

@@ -482,7 +482,7 @@ func (c *Conn) emitSyn(now time.Time, emit func(*Segment)) {
 }
 
 func (c *Conn) emitAck(now time.Time, emit func(*Segment)) {
-	s := c.prepare(c.sndNxt, flagACK, nil, now)
+	s := c.prepare(c.acceptableSeq(), flagACK, nil, now)
 	if c.tr != nil {
 		c.traceSeg(EvSend, s, ReasonAck)
 	}
@@ -493,12 +493,25 @@ func (c *Conn) emitAck(now time.Time, emit func(*Segment)) {
 
 // emitProbeOrAck sends a probe (SEQ = SND.UNA-1, Linux style) or a pure ACK.
 func (c *Conn) emitProbeOrAck(now time.Time, emit func(*Segment)) {
-	seq := c.sndNxt
+	seq := c.acceptableSeq()
 	if c.sendProbe {
 		seq = c.sndUna - 1
 		c.sendProbe = false
 	}
 	c.emitAckSeq(seq, now, emit)
+}
+
+// acceptableSeq is the sequence number of a segment without data (Linux
+// tcp_acceptable_seq): SND.NXT, unless the peer's window shrank below what
+// we sent by more than one unit of its window scale; then its right edge
+// SND.UNA + SND.WND, since its sequence check (RFC 9293, Linux
+// tcp_sequence) would drop SND.NXT, ACK field unread.
+func (c *Conn) acceptableSeq() uint32 {
+	end := c.sndUna + c.sndWnd
+	if !seqLT(end, c.sndNxt) || (c.wsOK && c.sndNxt-end < uint32(1)<<c.sndWScale) {
+		return c.sndNxt
+	}
+	return end
 }
 
 func (c *Conn) emitAckSeq(seq uint32, now time.Time, emit func(*Segment)) {

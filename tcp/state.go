@@ -88,7 +88,7 @@ func (c *Conn) queueRST(seq, ack uint32, flags uint8) {
 // with unread data, keepalive timeout): like Linux tcp_send_active_reset it
 // carries the timestamp option when timestamps are in use.
 func (c *Conn) queueActiveRST() {
-	c.queueRST(c.sndNxt, c.rcvNxt, flagRST|flagACK)
+	c.queueRST(c.acceptableSeq(), c.rcvNxt, flagRST|flagACK)
 	c.rst.ts = c.tsOK
 }
 
