@@ -86,6 +86,14 @@ func (m *queueMeter) mean() time.Duration {
 // starting together, each writing for dur and then closing.
 func runPathScenario(t *testing.T, ccs []string, loss float64, dur time.Duration, seed uint64) pathScenarioResult {
 	t.Helper()
+	return runPathScenarioStagger(t, ccs, loss, dur, 0, seed)
+}
+
+// runPathScenarioStagger is runPathScenario with flow i starting at
+// i*stagger (pathbench starts its flows one after the other: each waits
+// for its discard server).
+func runPathScenarioStagger(t *testing.T, ccs []string, loss float64, dur, stagger time.Duration, seed uint64) pathScenarioResult {
+	t.Helper()
 	im := issuePath(loss)
 	e := NewEnv(seed, im, im)
 	meter := &queueMeter{d: e.Link.AB, rate: im.RateBps}
@@ -121,9 +129,12 @@ func runPathScenario(t *testing.T, ccs []string, loss float64, dur time.Duration
 	for i, cc := range ccs {
 		f := &flow{}
 		flows[i] = f
-		e.A.Config.CongestionControl = cc
-		f.tx = e.A.Dial(e.Server, Handler{Name: "bulk-" + cc, OnEOF: func(c *Conn) { c.Close() }})
-		byPort[f.tx.Tuple.Local.Port()] = f
+		start := time.Duration(i) * stagger
+		e.Sim.At(start, func() {
+			e.A.Config.CongestionControl = cc
+			f.tx = e.A.Dial(e.Server, Handler{Name: "bulk-" + cc, OnEOF: func(c *Conn) { c.Close() }})
+			byPort[f.tx.Tuple.Local.Port()] = f
+		})
 		var given int64
 		var top func()
 		top = func() {
@@ -136,8 +147,8 @@ func runPathScenario(t *testing.T, ccs []string, loss float64, dur time.Duration
 			}
 			e.Sim.After(5*time.Millisecond, top)
 		}
-		e.Sim.After(0, top)
-		e.Sim.At(dur, func() {
+		e.Sim.At(start+time.Millisecond, top)
+		e.Sim.At(start+dur, func() {
 			f.stopWriting = true
 			if tc := f.tx.Engine(); tc != nil {
 				in := tc.Info()
@@ -146,8 +157,9 @@ func runPathScenario(t *testing.T, ccs []string, loss float64, dur time.Duration
 			f.tx.CloseWrite()
 		})
 	}
-	e.Sim.At(dur+30*time.Second, func() {}) // bound the tail
-	if err := e.Sim.Run(dur + 30*time.Second); err != nil {
+	end := dur + time.Duration(len(ccs)-1)*stagger + 30*time.Second // bound the tail
+	e.Sim.At(end, func() {})
+	if err := e.Sim.Run(end); err != nil {
 		t.Logf("sim: %v", err)
 	}
 	res := pathScenarioResult{Loss: loss, QueueMean: meter.mean(), QueueDrops: e.Link.AB.Stats.QueueDropped,
@@ -214,7 +226,8 @@ func TestBBRPath(t *testing.T) {
 // TestBBRPathMatrix runs pathbench's default matrix in virtual time
 // (BBR_PATH_MATRIX=1; about a minute): single ustack BBR and CUBIC flows
 // at 0, 0.1, 1 and 3 % loss for 20 s, and the fairness pairs bbr+bbr and
-// bbr+cubic at 0 % for 25 s. BBR_PATH_SEED picks the seed (default 1).
+// bbr+cubic at 0 % for 25 s. BBR_PATH_SEED picks the seed (default 1),
+// BBR_PATH_STAGGER (e.g. 500ms) starts the second flow of a pair later.
 func TestBBRPathMatrix(t *testing.T) {
 	if os.Getenv("BBR_PATH_MATRIX") == "" {
 		t.Skip("set BBR_PATH_MATRIX=1 to run the simulated pathbench matrix")
@@ -229,8 +242,12 @@ func TestBBRPathMatrix(t *testing.T) {
 			singles = append(singles, runPathScenario(t, []string{cc}, loss, 20*time.Second, seed))
 		}
 	}
+	stagger := time.Duration(0)
+	if v := os.Getenv("BBR_PATH_STAGGER"); v != "" {
+		stagger, _ = time.ParseDuration(v)
+	}
 	for _, pair := range [][]string{{"bbr", "bbr"}, {"bbr", "cubic"}, {"cubic", "cubic"}} {
-		pairs = append(pairs, runPathScenario(t, pair, 0, 25*time.Second, seed))
+		pairs = append(pairs, runPathScenarioStagger(t, pair, 0, 25*time.Second, stagger, seed))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "sim path: 100 Mbit/s bottleneck, 10ms one-way delay each direction, 250-packet tail-drop queue (seed %d)\n\n", seed)
