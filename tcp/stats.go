@@ -1,6 +1,10 @@
 package tcp
 
-import "time"
+import (
+	"time"
+
+	"github.com/ustack/ustack/tcp/cc"
+)
 
 // Counters are MIB counters with Linux names (/proc/net/snmp "Tcp:" and
 // /proc/net/netstat "TcpExt:"). A stack shares one Counters among its
@@ -141,6 +145,11 @@ type Info struct {
 	SndWnd int // peer's advertised window (bytes, scaled)
 	RcvWnd int // our advertised window (bytes)
 
+	// CC is the congestion controller's own view (Linux tcp_cc_info):
+	// its name always; for BBR also its state, bandwidth estimate
+	// (bytes/s), min RTT, gains and inflight bounds (cc.Inspector).
+	CC cc.Info
+
 	// Sequence state, useful for tests and debugging.
 	ISS, IRS, SndUna, SndNxt, RcvNxt uint32
 }
@@ -240,6 +249,7 @@ func (c *Conn) Info() Info {
 		SndUna:        c.sndUna,
 		SndNxt:        c.sndNxt,
 		RcvNxt:        c.rcvNxt,
+		CC:            cc.Inspect(c.cc),
 	}
 	if c.tuple.Remote.Addr().Is6() && !c.tuple.Remote.Addr().Is4In6() {
 		in.PMTU = c.advMSS + 60
