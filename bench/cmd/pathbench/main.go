@@ -8,11 +8,13 @@
 //	pathbench --ustack bbr,cubic --cc ''            # ustack senders only
 //	pathbench --fair bbr+bbr,bbr+cubic --fair-duration 25s
 //	pathbench --cc '' --fair ustack-bbr+ustack-bbr,ustack-bbr+ustack-cubic
+//	pathbench --cc '' --netstack cubic,reno          # gVisor netstack senders
 //
 // A fairness pair is two Linux flows (bbr+cubic: iperf3 between the
-// kernels of A and B) or two ustack flows (ustack-bbr+ustack-cubic: two
-// ustack stacks on side A, 10.201.0.1 and 10.201.0.3, each sending to its
-// own discard server in B); mixed pairs are not supported.
+// kernels of A and B) or two userspace flows (ustack-bbr+ustack-cubic,
+// ustack-bbr+netstack-cubic: two stacks on side A, 10.201.0.1 and
+// 10.201.0.3, each sending to its own discard server in B); pairs mixing
+// Linux and userspace flows are not supported.
 //
 // Each run gets a fresh path (new namespaces). The table shows goodput at
 // the receiver, sender retransmits, the bottleneck's mean and 99th
@@ -62,7 +64,8 @@ func main() {
 		lossList = flag.String("loss", "0,0.001,0.01,0.03", "random loss per direction, comma separated")
 		ccList   = flag.String("cc", "bbr,cubic,reno", "Linux sender congestion controls ('' for none)")
 		usList   = flag.String("ustack", "", "ustack sender congestion controls (e.g. bbr,cubic,reno)")
-		fair     = flag.String("fair", "", "fairness runs at 0% loss: pairs like bbr+bbr,bbr+cubic (Linux flows) or ustack-bbr+ustack-cubic (ustack flows)")
+		nsList   = flag.String("netstack", "", "gVisor netstack sender congestion controls (cubic,reno)")
+		fair     = flag.String("fair", "", "fairness runs at 0% loss: pairs like bbr+bbr,bbr+cubic (Linux flows) or ustack-bbr+ustack-cubic, ustack-bbr+netstack-cubic (userspace flows)")
 		fairDur  = flag.Duration("fair-duration", 25*time.Second, "length of each fairness run")
 		rate     = flag.Float64("rate", 100e6, "bottleneck rate, bits/s (e.g. 100e6)")
 		delay    = flag.Duration("delay", 10*time.Millisecond, "one-way delay each direction")
@@ -116,6 +119,15 @@ func main() {
 			}
 			emit(runOnce(ctx, cfg, "single", f))
 		}
+		for _, cc := range split(*nsList) {
+			if ctx.Err() != nil {
+				break
+			}
+			cfg := base
+			cfg.Loss = loss
+			cfg.StackA = true
+			emit(runOnce(ctx, cfg, "single", &pathemu.NetstackFlow{CC: cc, Duration: *duration}))
+		}
 	}
 	for _, pair := range split(*fair) {
 		if ctx.Err() != nil {
@@ -140,24 +152,27 @@ func main() {
 }
 
 // fairFlows builds the flows of one fairness pair: "bbr+cubic" are Linux
-// flows, "ustack-bbr+ustack-cubic" ustack flows from two stacks on side A.
+// flows, "ustack-bbr+ustack-cubic" or "ustack-bbr+netstack-cubic"
+// userspace flows from two stacks on side A.
 func fairFlows(pair string, dur time.Duration) (flows []pathemu.Flow, stackA bool, err error) {
 	names := strings.Split(pair, "+")
 	us := 0
 	for _, n := range names {
-		if strings.HasPrefix(n, "ustack-") {
+		if strings.HasPrefix(n, "ustack-") || strings.HasPrefix(n, "netstack-") {
 			us++
 		}
 	}
 	if us != 0 && us != len(names) {
-		return nil, false, fmt.Errorf("pair %q mixes ustack and Linux flows", pair)
+		return nil, false, fmt.Errorf("pair %q mixes userspace and Linux flows", pair)
 	}
 	if us > 2 {
-		return nil, false, fmt.Errorf("pair %q: at most two ustack flows", pair)
+		return nil, false, fmt.Errorf("pair %q: at most two userspace flows", pair)
 	}
 	addrs := []netip.Addr{pathemu.AddrA, pathemu.AddrA2}
 	for i, n := range names {
-		if us > 0 {
+		if cc, ok := strings.CutPrefix(n, "netstack-"); ok {
+			flows = append(flows, &pathemu.NetstackFlow{CC: cc, Port: 5301 + i, Addr: addrs[i], Duration: dur})
+		} else if us > 0 {
 			flows = append(flows, &pathemu.UstackFlow{CC: strings.TrimPrefix(n, "ustack-"), Port: 5301 + i, Addr: addrs[i], Duration: dur})
 		} else {
 			flows = append(flows, &pathemu.KernelFlow{CC: n, Port: 5201 + i, Duration: dur})

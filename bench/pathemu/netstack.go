@@ -1,0 +1,387 @@
+//go:build linux
+
+package pathemu
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ustack/ustack/link"
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// NetstackFlow is a bulk transfer from a gVisor netstack stack owning Addr
+// on side A (the Path must have Config.StackA) to a Go discard server run
+// by the Linux kernel in namespace B: the same transfer as UstackFlow, with
+// gVisor's TCP as the sender.
+//
+// The stack is set up as runsc sets it up, Linux-like: SACK on, receive
+// buffer moderation on, send buffer auto-tuning on (netstack grows the
+// send buffer with the congestion window unless SO_SNDBUF is set, up to
+// its 4 MiB maximum), Nagle off on the connection.
+type NetstackFlow struct {
+	CC       string        // tcpip.CongestionControlOption: cubic or reno (netstack has no BBR)
+	Port     int           // default 5401
+	Addr     netip.Addr    // the stack's address on side A; default AddrA
+	Duration time.Duration // default 20 s
+	// Helper is the program run in namespace B as the discard server (it
+	// must call MaybeServeDiscard); default: this executable.
+	Helper string
+
+	stack  *stack.Stack
+	link   *nsLink
+	ep     tcpip.Endpoint
+	server *exec.Cmd
+	sout   bytes.Buffer
+	serr   bytes.Buffer
+	done   chan error
+	rtt    time.Duration
+	note   string
+}
+
+// Name implements Flow.
+func (f *NetstackFlow) Name() string { return "netstack-" + f.CC }
+
+// Start implements Flow.
+func (f *NetstackFlow) Start(ctx context.Context, p *Path) error {
+	if !f.Addr.IsValid() {
+		f.Addr = AddrA
+	}
+	lep, err := p.StackEndpoint(f.Addr)
+	if err != nil {
+		return fmt.Errorf("pathemu: netstack flow needs a Path with StackA: %w", err)
+	}
+	if f.Port == 0 {
+		f.Port = 5401
+	}
+	if f.Duration == 0 {
+		f.Duration = 20 * time.Second
+	}
+	if f.Helper == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		f.Helper = exe
+	}
+	f.link = newNSLink(lep)
+	f.stack, err = newNetstack(f.CC, f.link, f.Addr)
+	if err != nil {
+		f.link.ep.Close()
+		return err
+	}
+	dst := netip.AddrPortFrom(AddrB, uint16(f.Port))
+	f.server = exec.CommandContext(ctx, "ip", "netns", "exec", p.NSB, f.Helper)
+	f.server.Env = append(os.Environ(), DiscardEnv+"="+dst.String())
+	f.server.Stdout, f.server.Stderr = &f.sout, &f.serr
+	if err := f.server.Start(); err != nil {
+		f.closeStack()
+		return fmt.Errorf("pathemu: discard server: %w", err)
+	}
+	if err := WaitListen(ctx, p.NSB, f.Port, 5*time.Second); err != nil {
+		f.server.Process.Kill()
+		f.server.Wait()
+		f.closeStack()
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	c, err := f.dial(dctx, dst)
+	cancel()
+	if err != nil {
+		f.server.Process.Kill()
+		f.server.Wait()
+		f.closeStack()
+		return fmt.Errorf("pathemu: netstack dial %s: %w", dst, err)
+	}
+	f.done = make(chan error, 1)
+	go func() { f.done <- f.send(c) }()
+	return nil
+}
+
+// newNetstack builds a netstack stack with one NIC on le owning addr in
+// Prefix.
+func newNetstack(cc string, le *nsLink, addr netip.Addr) (*stack.Stack, error) {
+	s := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
+	})
+	fail := func(what string, err tcpip.Error) (*stack.Stack, error) {
+		s.Close()
+		s.Wait()
+		return nil, fmt.Errorf("pathemu: netstack %s: %s", what, err)
+	}
+	sack := tcpip.TCPSACKEnabled(true)
+	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
+		return fail("SACK", err)
+	}
+	mod := tcpip.TCPModerateReceiveBufferOption(true)
+	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &mod); err != nil {
+		return fail("receive buffer moderation", err)
+	}
+	if cc != "" {
+		opt := tcpip.CongestionControlOption(cc)
+		if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &opt); err != nil {
+			return fail(fmt.Sprintf("congestion control %q", cc), err)
+		}
+	}
+	if err := s.CreateNIC(1, le); err != nil {
+		return fail("CreateNIC", err)
+	}
+	pa := tcpip.ProtocolAddress{
+		Protocol: ipv4.ProtocolNumber,
+		AddressWithPrefix: tcpip.AddressWithPrefix{
+			Address:   tcpip.AddrFrom4(addr.As4()),
+			PrefixLen: Prefix.Bits(),
+		},
+	}
+	if err := s.AddProtocolAddress(1, pa, stack.AddressProperties{}); err != nil {
+		return fail("AddProtocolAddress", err)
+	}
+	s.SetRouteTable([]tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: 1}})
+	return s, nil
+}
+
+// dial connects a netstack TCP endpoint with Nagle off to dst.
+func (f *NetstackFlow) dial(ctx context.Context, dst netip.AddrPort) (*gonet.TCPConn, error) {
+	var wq waiter.Queue
+	ep, terr := f.stack.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	if terr != nil {
+		return nil, errors.New(terr.String())
+	}
+	ep.SocketOptions().SetDelayOption(false) // TCP_NODELAY
+	entry, ready := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&entry)
+	defer wq.EventUnregister(&entry)
+	terr = ep.Connect(tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(dst.Addr().As4()), Port: dst.Port()})
+	if _, ok := terr.(*tcpip.ErrConnectStarted); ok {
+		select {
+		case <-ctx.Done():
+			ep.Close()
+			return nil, ctx.Err()
+		case <-ready:
+		}
+		terr = ep.LastError()
+	}
+	if terr != nil {
+		ep.Close()
+		return nil, errors.New(terr.String())
+	}
+	f.ep = ep
+	return gonet.NewTCPConn(&wq, ep), nil
+}
+
+func (f *NetstackFlow) send(c *gonet.TCPConn) error {
+	buf := make([]byte, 128<<10)
+	end := time.Now().Add(f.Duration)
+	c.SetWriteDeadline(end)
+	var err error
+	for time.Now().Before(end) {
+		if _, err = c.Write(buf); err != nil {
+			break
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		err = nil
+	}
+	var in tcpip.TCPInfoOption
+	if terr := f.ep.GetSockOpt(&in); terr == nil {
+		f.rtt = in.RTT
+		f.note = fmt.Sprintf("cwnd=%d ssthresh=%d rto=%v ca=%d reorder_seen=%v", in.SndCwnd, in.SndSsthresh, in.RTO, in.CcState, in.ReorderSeen)
+	}
+	c.SetWriteDeadline(time.Time{})
+	if cerr := c.CloseWrite(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// closeStack stops the link pump first (stack.Wait holds the stack's lock
+// while it waits for the link, and the pump may need that lock to finish
+// its current packet), then the stack.
+func (f *NetstackFlow) closeStack() {
+	f.link.ep.Close()
+	f.link.Wait()
+	f.stack.Close()
+	f.stack.Wait()
+}
+
+// Result implements Flow.
+func (f *NetstackFlow) Result() (Result, error) {
+	r := Result{Name: f.Name(), Retransmits: -1}
+	if f.done == nil {
+		return r, errors.New("pathemu: flow not started")
+	}
+	serr := <-f.done
+	wait := make(chan error, 1)
+	go func() { wait <- f.server.Wait() }()
+	select {
+	case <-wait:
+	case <-time.After(30 * time.Second):
+		f.server.Process.Kill()
+		<-wait
+	}
+	st := f.stack.Stats().TCP
+	r.Retransmits = int64(st.Retransmits.Value())
+	r.MeanRTTms = float64(f.rtt) / 1e6
+	r.Note = fmt.Sprintf("%s segs_sent=%d fast_retransmit=%d rto_expired=%d", f.note,
+		st.SegmentsSent.Value(), st.FastRetransmit.Value(), st.Timeouts.Value())
+	f.ep.Close()
+	f.closeStack()
+	var d DiscardResult
+	if err := json.Unmarshal(f.sout.Bytes(), &d); err != nil {
+		return r, fmt.Errorf("pathemu: %s: discard server output %q: %v (%s)", f.Name(), f.sout.String(), err, strings.TrimSpace(f.serr.String()))
+	}
+	r.Bytes, r.Seconds = d.Bytes, d.Seconds
+	if d.Seconds > 0 {
+		r.GoodputBps = float64(d.Bytes) * 8 / d.Seconds
+	}
+	var errs []error
+	if serr != nil {
+		errs = append(errs, fmt.Errorf("pathemu: %s send: %w", f.Name(), serr))
+	}
+	if d.Error != "" {
+		errs = append(errs, fmt.Errorf("pathemu: %s discard server: %s", f.Name(), d.Error))
+	}
+	return r, errors.Join(errs...)
+}
+
+// nsLink adapts a ustack link.Endpoint to a netstack stack.LinkEndpoint:
+// outgoing packets are flattened into a pooled buffer and written to the
+// endpoint; a pump goroutine reads packets and hands them to the stack's
+// dispatcher.
+type nsLink struct {
+	ep  link.Endpoint
+	mtu uint32
+
+	mu         sync.RWMutex
+	dispatcher stack.NetworkDispatcher
+	started    bool
+	done       chan struct{}
+
+	bufs sync.Pool
+}
+
+func newNSLink(ep link.Endpoint) *nsLink {
+	l := &nsLink{ep: ep, mtu: uint32(ep.MTU()), done: make(chan struct{})}
+	l.bufs.New = func() any { b := make([]byte, 0, ep.MTU()); return &b }
+	return l
+}
+
+func (l *nsLink) pump() {
+	defer close(l.done)
+	const batch = 64
+	bufs := make([][]byte, batch)
+	sizes := make([]int, batch)
+	for i := range bufs {
+		bufs[i] = make([]byte, l.mtu)
+	}
+	br, _ := l.ep.(link.BatchReader)
+	for {
+		var n int
+		var err error
+		if br != nil {
+			n, err = br.ReadPackets(bufs, sizes)
+		} else {
+			sizes[0], err = l.ep.ReadPacket(bufs[0])
+			if err == nil {
+				n = 1
+			}
+		}
+		if err != nil {
+			return
+		}
+		l.mu.RLock()
+		d := l.dispatcher
+		l.mu.RUnlock()
+		for i := 0; i < n; i++ {
+			if d == nil || sizes[i] < header.IPv4MinimumSize {
+				continue
+			}
+			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
+				Payload: buffer.MakeWithData(bufs[i][:sizes[i]]),
+			})
+			d.DeliverNetworkPacket(header.IPv4ProtocolNumber, pkt)
+			pkt.DecRef()
+		}
+	}
+}
+
+func (l *nsLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	n := 0
+	bp := l.bufs.Get().(*[]byte)
+	defer l.bufs.Put(bp)
+	for _, pkt := range pkts.AsSlice() {
+		b := (*bp)[:0]
+		for _, s := range pkt.AsSlices() {
+			b = append(b, s...)
+		}
+		*bp = b
+		if err := l.ep.WritePacket(b); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				if n == 0 {
+					return 0, &tcpip.ErrClosedForSend{}
+				}
+				break
+			}
+			// Other errors (too big): the packet is lost, like on a wire.
+		}
+		n++
+	}
+	return n, nil
+}
+
+func (l *nsLink) MTU() uint32                                { return l.mtu }
+func (l *nsLink) SetMTU(mtu uint32)                          { l.mtu = mtu }
+func (*nsLink) MaxHeaderLength() uint16                      { return 0 }
+func (*nsLink) LinkAddress() tcpip.LinkAddress               { return "" }
+func (*nsLink) SetLinkAddress(tcpip.LinkAddress)             {}
+func (*nsLink) Capabilities() stack.LinkEndpointCapabilities { return 0 }
+func (*nsLink) ARPHardwareType() header.ARPHardwareType      { return header.ARPHardwareNone }
+func (*nsLink) AddHeader(*stack.PacketBuffer)                {}
+func (*nsLink) ParseHeader(*stack.PacketBuffer) bool         { return true }
+func (*nsLink) SetOnCloseAction(func())                      {}
+
+func (l *nsLink) Attach(d stack.NetworkDispatcher) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dispatcher = d
+	if d != nil && !l.started {
+		l.started = true
+		go l.pump()
+	}
+}
+
+func (l *nsLink) IsAttached() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.dispatcher != nil
+}
+
+func (l *nsLink) Wait() {
+	l.mu.RLock()
+	started := l.started
+	l.mu.RUnlock()
+	if started {
+		<-l.done
+	}
+}
+
+func (l *nsLink) Close() { l.ep.Close() }
