@@ -73,6 +73,18 @@ type Conn struct {
 	RcvWnd       int     `json:"rcv_wnd,omitempty"`
 	PacingRate   int64   `json:"pacing_rate,omitempty"`   // bytes/s
 	DeliveryRate int64   `json:"delivery_rate,omitempty"` // bytes/s
+
+	// The congestion controller's view (tcp.Info.CC): its name, and for
+	// BBR its state, bandwidth estimate (bytes/s), min RTT, gains and
+	// inflight bounds (packets, 0 = unset), like ss's bbr:(...) field.
+	CC         string  `json:"cc,omitempty"`
+	CCState    string  `json:"cc_state,omitempty"`
+	BwEstimate int64   `json:"bw_estimate,omitempty"` // bytes/s
+	CCMinRTT   float64 `json:"cc_minrtt_ms,omitempty"`
+	PacingGain float64 `json:"pacing_gain,omitempty"`
+	CwndGain   float64 `json:"cwnd_gain,omitempty"`
+	InflightHi int     `json:"inflight_hi,omitempty"`
+	InflightLo int     `json:"inflight_lo,omitempty"`
 }
 
 // Counter is one MIB counter named like nstat does: the /proc/net/snmp or
@@ -117,6 +129,8 @@ func ConnsOf(list []ustack.ConnInfo) []Conn {
 			c.SegsOut, c.SegsIn = i.SegsOut, i.SegsIn
 			c.SndWnd, c.RcvWnd = i.SndWnd, i.RcvWnd
 			c.PacingRate, c.DeliveryRate = i.PacingRate, i.DeliveryRate
+			c.CC, c.CCState, c.BwEstimate, c.CCMinRTT = i.CC.Name, i.CC.State, i.CC.BwEstimate, msec(i.CC.MinRTT)
+			c.PacingGain, c.CwndGain, c.InflightHi, c.InflightLo = i.CC.PacingGain, i.CC.CwndGain, i.CC.InflightHi, i.CC.InflightLo
 		}
 		out = append(out, c)
 	}

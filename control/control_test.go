@@ -16,6 +16,7 @@ import (
 
 	"github.com/ustack/ustack"
 	"github.com/ustack/ustack/tcp"
+	"github.com/ustack/ustack/tcp/cc"
 )
 
 // fake is a Source with fixed answers.
@@ -25,7 +26,8 @@ func (fake) Connections() []ustack.ConnInfo {
 	return []ustack.ConnInfo{
 		{Local: netip.MustParseAddrPort("10.0.0.2:80"), State: tcp.Listen, RecvQ: 0, SendQ: 128},
 		{Local: netip.MustParseAddrPort("10.0.0.2:80"), Remote: netip.MustParseAddrPort("10.0.0.1:5000"), State: tcp.Established,
-			Info: tcp.Info{State: tcp.Established, SndCwnd: 10, SndSsthresh: 1 << 30, RTT: 1500 * time.Microsecond, RTO: 201 * time.Millisecond, TotalRetrans: 3, BytesReceived: 42}},
+			Info: tcp.Info{State: tcp.Established, SndCwnd: 10, SndSsthresh: 1 << 30, RTT: 1500 * time.Microsecond, RTO: 201 * time.Millisecond, TotalRetrans: 3, BytesReceived: 42,
+				CC: cc.Info{Name: "bbr", State: "PROBE_BW_UP", BwEstimate: 11_762_500, MinRTT: 20100 * time.Microsecond, PacingGain: 1.25, CwndGain: 2.25, InflightHi: 180}}},
 	}
 }
 
@@ -87,6 +89,10 @@ func TestConnectionsAndStats(t *testing.T) {
 	c := conns[1]
 	if c.State != "ESTAB" || c.Remote != "10.0.0.1:5000" || c.Cwnd != 10 || c.Ssthresh != 0 || c.RTT != 1.5 || c.RTO != 201 || c.TotalRetrans != 3 || c.BytesRecv != 42 {
 		t.Errorf("connection: %+v", c)
+	}
+	if c.CC != "bbr" || c.CCState != "PROBE_BW_UP" || c.BwEstimate != 11_762_500 || c.CCMinRTT != 20.1 ||
+		c.PacingGain != 1.25 || c.CwndGain != 2.25 || c.InflightHi != 180 || c.InflightLo != 0 {
+		t.Errorf("connection's congestion control info: %+v", c)
 	}
 	ctrs, err := Stats(ctx, path)
 	if err != nil {

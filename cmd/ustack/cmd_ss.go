@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -150,7 +151,52 @@ func infoLine(c control.Conn) string {
 		f = append(f, fmt.Sprintf("delivery_rate:%dbps", c.DeliveryRate*8))
 	}
 	f = append(f, fmt.Sprintf("snd_wnd:%d", c.SndWnd), fmt.Sprintf("rcv_wnd:%d", c.RcvWnd))
+	if c.CC != "" && c.CCState != "" {
+		f = append(f, ccInfo(c))
+	}
 	return strings.Join(f, " ")
+}
+
+// ccInfo is the controller's part of the info line, the way ss prints
+// Linux's INET_DIAG_BBRINFO ("bbr:(bw:94.1Mbps,mrtt:20.1,pacing_gain:1.25,
+// cwnd_gain:2)"), followed by the state ss does not show but Linux's BBR
+// has (bbr_state:PROBE_BW_UP) and, once set, the inflight bounds.
+func ccInfo(c control.Conn) string {
+	var in []string
+	if c.BwEstimate > 0 {
+		in = append(in, "bw:"+bps(c.BwEstimate*8))
+	}
+	if c.CCMinRTT > 0 {
+		in = append(in, "mrtt:"+strconv.FormatFloat(c.CCMinRTT, 'g', -1, 64))
+	}
+	if c.PacingGain > 0 {
+		in = append(in, "pacing_gain:"+strconv.FormatFloat(c.PacingGain, 'g', -1, 64))
+	}
+	if c.CwndGain > 0 {
+		in = append(in, "cwnd_gain:"+strconv.FormatFloat(c.CwndGain, 'g', -1, 64))
+	}
+	s := c.CC + ":(" + strings.Join(in, ",") + ") " + c.CC + "_state:" + c.CCState
+	if c.InflightHi > 0 {
+		s += fmt.Sprintf(" inflight_hi:%d", c.InflightHi)
+	}
+	if c.InflightLo > 0 {
+		s += fmt.Sprintf(" inflight_lo:%d", c.InflightLo)
+	}
+	return s
+}
+
+// bps formats a rate in bits/s the way ss does: 94.1Mbps, 812kbps, 900bps.
+func bps(v int64) string {
+	f := float64(v)
+	switch {
+	case f >= 1e9:
+		return strconv.FormatFloat(f/1e9, 'f', 1, 64) + "Gbps"
+	case f >= 1e6:
+		return strconv.FormatFloat(f/1e6, 'f', 1, 64) + "Mbps"
+	case f >= 1e3:
+		return strconv.FormatFloat(f/1e3, 'f', 1, 64) + "kbps"
+	}
+	return strconv.FormatInt(v, 10) + "bps"
 }
 
 func runStat(args []string, stdout, stderr io.Writer) int {

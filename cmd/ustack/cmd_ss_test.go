@@ -6,12 +6,14 @@ import (
 	"io"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/ustack/ustack"
 	"github.com/ustack/ustack/control"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/tcp"
 )
 
 // twoStacks joins two stacks over an in-memory pipe: 10.0.0.1 and 10.0.0.2.
@@ -160,5 +162,120 @@ func TestSSColour(t *testing.T) {
 	}
 	if isTerminal(&plain) {
 		t.Error("a bytes.Buffer is not a terminal")
+	}
+}
+
+// The bbr:(...) part of the info line, spelled like ss prints Linux's
+// INET_DIAG_BBRINFO, with the state after it; CUBIC adds nothing.
+func TestSSCCInfo(t *testing.T) {
+	c := control.Conn{State: "ESTAB", Cwnd: 10, CC: "bbr", CCState: "PROBE_BW_UP", BwEstimate: 11_762_500,
+		CCMinRTT: 20.1, PacingGain: 1.25, CwndGain: 2, InflightHi: 180}
+	const want = " bbr:(bw:94.1Mbps,mrtt:20.1,pacing_gain:1.25,cwnd_gain:2) bbr_state:PROBE_BW_UP inflight_hi:180"
+	if got := infoLine(c); !strings.HasSuffix(got, want) {
+		t.Errorf("info line\n%s\ndoes not end in\n%s", got, want)
+	}
+	if got := infoLine(control.Conn{State: "ESTAB", CC: "cubic"}); strings.Contains(got, "cubic") {
+		t.Errorf("cubic info line %q shows a cc part", got)
+	}
+	for v, want := range map[int64]string{900: "900bps", 812_000: "812.0kbps", 94_100_000: "94.1Mbps", 2_500_000_000: "2.5Gbps"} {
+		if got := bps(v); got != want {
+			t.Errorf("bps(%d) = %s, want %s", v, got, want)
+		}
+	}
+}
+
+// ss against a running stack whose connection runs BBR: the sender's
+// info line carries bbr:(bw,mrtt,pacing_gain,cwnd_gain) and bbr_state, and
+// --json the same fields.
+func TestSSBBR(t *testing.T) {
+	tc := tcp.DefaultConfig()
+	if err := tc.Set("net.ipv4.tcp_congestion_control", "bbr"); err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := link.Pipe(1500)
+	client, err := ustack.New(ustack.Config{TCP: tc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err := ustack.New(ustack.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	if err := client.AddInterface("eth0", pa, netip.MustParsePrefix("10.0.0.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.AddInterface("eth0", pb, netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := server.Listen("tcp", "10.0.0.2:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const size = 4 << 20
+	got := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err
+			return
+		}
+		_, err = io.ReadFull(c, make([]byte, size))
+		got <- err
+		// keep c open: the test inspects the established connection
+	}()
+	c, err := client.Dial("tcp", "10.0.0.2:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(bytes.Repeat([]byte("x"), size)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	srv, err := control.Listen(sock, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	defer func() {
+		srv.Close()
+		<-done
+	}()
+	var out, errb bytes.Buffer
+	if code := run([]string{"ss", "--control", sock}, &out, &errb); code != 0 {
+		t.Fatalf("ss: exit %d: %s", code, errb.String())
+	}
+	t.Logf("ustack ss:\n%s", out.String())
+	re := regexp.MustCompile(` bbr:\(bw:[0-9.]+[kMG]?bps,mrtt:[0-9.]+,pacing_gain:[0-9.]+,cwnd_gain:[0-9.]+\) bbr_state:(STARTUP|DRAIN|PROBE_BW_(DOWN|CRUISE|REFILL|UP)|PROBE_RTT)`)
+	if !re.MatchString(out.String()) {
+		t.Errorf("ss output has no bbr:(...) bbr_state: field matching %s", re)
+	}
+	out.Reset()
+	if code := run([]string{"ss", "--control", sock, "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("ss --json: exit %d: %s", code, errb.String())
+	}
+	var conns []control.Conn
+	if err := json.Unmarshal(out.Bytes(), &conns); err != nil {
+		t.Fatalf("ss --json: %v\n%s", err, out.String())
+	}
+	if len(conns) != 1 {
+		t.Fatalf("ss --json: %d connections, want 1", len(conns))
+	}
+	cj := conns[0]
+	if cj.CC != "bbr" || cj.CCState == "" || cj.BwEstimate <= 0 || cj.CCMinRTT <= 0 || cj.PacingGain <= 0 || cj.CwndGain <= 0 || cj.PacingRate <= 0 {
+		t.Errorf("ss --json: %+v, want cc bbr with a state, bw estimate, min RTT, gains and a pacing rate", cj)
+	}
+	for _, k := range []string{`"cc": "bbr"`, `"cc_state":`, `"bw_estimate":`, `"pacing_gain":`, `"cwnd_gain":`, `"cc_minrtt_ms":`} {
+		if !strings.Contains(out.String(), k) {
+			t.Errorf("ss --json lacks %s", k)
+		}
 	}
 }
