@@ -472,6 +472,32 @@ func (c *Conn) engineState(e *Event) {
 	}
 	in := c.tc.Info()
 	setCC(e, in.SndCwnd, in.SndSsthresh, in.RTT)
+	c.rateState(e)
+}
+
+// rateState records in e the rate model of a controller with a state
+// machine (BBR): pacing rate, bandwidth estimate, delivery rate, min RTT
+// and state. CUBIC and Reno events stay as they were.
+func (c *Conn) rateState(e *Event) {
+	if c.tc == nil {
+		return
+	}
+	ci, pacing, drate := c.tc.RateInfo()
+	if ci.State == "" {
+		return
+	}
+	e.CCState = ci.State
+	e.Pacing = &pacing
+	if ci.BwEstimate > 0 {
+		e.BW = &ci.BwEstimate
+	}
+	if drate > 0 {
+		e.Delivery = &drate
+	}
+	if ci.MinRTT > 0 {
+		m := ci.MinRTT.Seconds()
+		e.MinRTT = &m
+	}
 }
 
 // SetKeepAlive turns keepalive probes on or off (SO_KEEPALIVE).
@@ -647,6 +673,7 @@ func (c *Conn) emit(seg *tcp.Segment) {
 	if c.haveCC {
 		setCC(e, c.cc.Cwnd, c.cc.Ssthresh, c.cc.SRTT)
 		c.haveCC = false
+		c.rateState(e)
 	}
 	if rtx {
 		c.Retransmits++

@@ -52,6 +52,17 @@ type Event struct {
 	Ssthresh *int     `json:"ssthresh,omitempty"`
 	SRTT     *float64 `json:"srtt,omitempty"`
 
+	// the sender's rate model when its controller has a state machine
+	// (BBR), on the same events as cwnd: pacing rate, the controller's
+	// bandwidth estimate and the engine's delivery rate (bytes/s), the
+	// controller's min RTT (seconds) and its state ("STARTUP", "DRAIN",
+	// "PROBE_BW_DOWN", ..., "PROBE_RTT"); left out for CUBIC and Reno
+	Pacing   *int64   `json:"pacing,omitempty"`
+	BW       *int64   `json:"bw,omitempty"`
+	Delivery *int64   `json:"drate,omitempty"`
+	MinRTT   *float64 `json:"minrtt,omitempty"`
+	CCState  string   `json:"cc_state,omitempty"`
+
 	// relative sequence numbers for the text timeline
 	relSeq, relAck uint32
 	relOpts        string // options with SACK blocks relative, for the timeline

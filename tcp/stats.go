@@ -260,3 +260,10 @@ func (c *Conn) Info() Info {
 	in.Options = InfoOptions{Timestamps: c.tsOK, SACK: c.sackOK, WScale: c.wsOK, SynData: c.tfo.synDataAcked, ECN: c.ecnOK}
 	return in
 }
+
+// RateInfo returns the congestion controller's view (Info.CC), the pacing
+// rate and the delivery rate (bytes/s): the rate part of Info, cheap enough
+// for a tracer to read at every segment.
+func (c *Conn) RateInfo() (ccInfo cc.Info, pacingRate, deliveryRate int64) {
+	return cc.Inspect(c.cc), c.cc.PacingRate(), c.deliveryRate
+}
