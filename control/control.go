@@ -80,6 +80,7 @@ type Conn struct {
 	CC         string  `json:"cc,omitempty"`
 	CCState    string  `json:"cc_state,omitempty"`
 	BwEstimate int64   `json:"bw_estimate,omitempty"` // bytes/s
+	BwLo       int64   `json:"bw_lo,omitempty"`       // bytes/s, BBR's loss-driven bound, 0 = unset
 	CCMinRTT   float64 `json:"cc_minrtt_ms,omitempty"`
 	PacingGain float64 `json:"pacing_gain,omitempty"`
 	CwndGain   float64 `json:"cwnd_gain,omitempty"`
@@ -130,6 +131,7 @@ func ConnsOf(list []ustack.ConnInfo) []Conn {
 			c.SndWnd, c.RcvWnd = i.SndWnd, i.RcvWnd
 			c.PacingRate, c.DeliveryRate = i.PacingRate, i.DeliveryRate
 			c.CC, c.CCState, c.BwEstimate, c.CCMinRTT = i.CC.Name, i.CC.State, i.CC.BwEstimate, msec(i.CC.MinRTT)
+			c.BwLo = i.CC.BwLo
 			c.PacingGain, c.CwndGain, c.InflightHi, c.InflightLo = i.CC.PacingGain, i.CC.CwndGain, i.CC.InflightHi, i.CC.InflightLo
 		}
 		out = append(out, c)

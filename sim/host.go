@@ -491,6 +491,9 @@ func (c *Conn) rateState(e *Event) {
 	if ci.BwEstimate > 0 {
 		e.BW = &ci.BwEstimate
 	}
+	if ci.BwLo > 0 {
+		e.BwLo = &ci.BwLo
+	}
 	if drate > 0 {
 		e.Delivery = &drate
 	}

@@ -54,11 +54,12 @@ type Event struct {
 
 	// the sender's rate model when its controller has a state machine
 	// (BBR), on the same events as cwnd: pacing rate, the controller's
-	// bandwidth estimate and the engine's delivery rate (bytes/s), the
+	// bandwidth estimate, its short-term bound and the engine's delivery rate (bytes/s), the
 	// controller's min RTT (seconds) and its state ("STARTUP", "DRAIN",
 	// "PROBE_BW_DOWN", ..., "PROBE_RTT"); left out for CUBIC and Reno
 	Pacing   *int64   `json:"pacing,omitempty"`
 	BW       *int64   `json:"bw,omitempty"`
+	BwLo     *int64   `json:"bw_lo,omitempty"` // BBR.bw_shortterm once set
 	Delivery *int64   `json:"drate,omitempty"`
 	MinRTT   *float64 `json:"minrtt,omitempty"`
 	CCState  string   `json:"cc_state,omitempty"`

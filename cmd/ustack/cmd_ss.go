@@ -160,7 +160,8 @@ func infoLine(c control.Conn) string {
 // ccInfo is the controller's part of the info line, the way ss prints
 // Linux's INET_DIAG_BBRINFO ("bbr:(bw:94.1Mbps,mrtt:20.1,pacing_gain:1.25,
 // cwnd_gain:2)"), followed by the state ss does not show but Linux's BBR
-// has (bbr_state:PROBE_BW_UP) and, once set, the inflight bounds.
+// has (bbr_state:PROBE_BW_UP) and, once set, the short-term bandwidth
+// bound and the inflight bounds (bw_lo, inflight_hi, inflight_lo).
 func ccInfo(c control.Conn) string {
 	var in []string
 	if c.BwEstimate > 0 {
@@ -176,6 +177,9 @@ func ccInfo(c control.Conn) string {
 		in = append(in, "cwnd_gain:"+strconv.FormatFloat(c.CwndGain, 'g', -1, 64))
 	}
 	s := c.CC + ":(" + strings.Join(in, ",") + ") " + c.CC + "_state:" + c.CCState
+	if c.BwLo > 0 {
+		s += " bw_lo:" + bps(c.BwLo*8)
+	}
 	if c.InflightHi > 0 {
 		s += fmt.Sprintf(" inflight_hi:%d", c.InflightHi)
 	}

@@ -169,8 +169,8 @@ func TestSSColour(t *testing.T) {
 // INET_DIAG_BBRINFO, with the state after it; CUBIC adds nothing.
 func TestSSCCInfo(t *testing.T) {
 	c := control.Conn{State: "ESTAB", Cwnd: 10, CC: "bbr", CCState: "PROBE_BW_UP", BwEstimate: 11_762_500,
-		CCMinRTT: 20.1, PacingGain: 1.25, CwndGain: 2, InflightHi: 180}
-	const want = " bbr:(bw:94.1Mbps,mrtt:20.1,pacing_gain:1.25,cwnd_gain:2) bbr_state:PROBE_BW_UP inflight_hi:180"
+		CCMinRTT: 20.1, PacingGain: 1.25, CwndGain: 2, InflightHi: 180, BwLo: 8_250_000}
+	const want = " bbr:(bw:94.1Mbps,mrtt:20.1,pacing_gain:1.25,cwnd_gain:2) bbr_state:PROBE_BW_UP bw_lo:66.0Mbps inflight_hi:180"
 	if got := infoLine(c); !strings.HasSuffix(got, want) {
 		t.Errorf("info line\n%s\ndoes not end in\n%s", got, want)
 	}

@@ -7,8 +7,8 @@ import "math"
 // names extended with the BBRv3 ProbeBW phases).
 var bbrStateSS = [...]string{"STARTUP", "DRAIN", "PROBE_BW_DOWN", "PROBE_BW_CRUISE", "PROBE_BW_REFILL", "PROBE_BW_UP", "PROBE_RTT"}
 
-// Inspect implements Inspector: the state, BBR.max_bw in bytes/s,
-// BBR.min_rtt, the current gains and the inflight bounds.
+// Inspect implements Inspector: the state, BBR.max_bw and BBR.bw_shortterm
+// in bytes/s, BBR.min_rtt, the current gains and the inflight bounds.
 func (b *BBR) Inspect() Info {
 	in := Info{
 		Name:       b.Name(),
@@ -25,6 +25,9 @@ func (b *BBR) Inspect() Info {
 	}
 	if bw := b.MaxBw(); bw > 0 && !math.IsInf(bw, 0) && !math.IsNaN(bw) {
 		in.BwEstimate = int64(bw * float64(b.mss))
+	}
+	if lo := b.BwShortterm(); lo > 0 && !math.IsInf(lo, 0) && !math.IsNaN(lo) {
+		in.BwLo = int64(lo * float64(b.mss))
 	}
 	return in
 }

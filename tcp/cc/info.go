@@ -16,6 +16,10 @@ type Info struct {
 	// BwEstimate is the controller's bottleneck bandwidth estimate in
 	// bytes/s (BBR: BBR.max_bw), 0 if it has none yet.
 	BwEstimate int64
+	// BwLo is BBR's short-term, loss-driven bandwidth bound
+	// (BBR.bw_shortterm, Linux bw_lo) in bytes/s, 0 while unset
+	// (infinite). The model paces at min(BwEstimate, BwLo) times the gain.
+	BwLo int64
 	// MinRTT is the controller's own windowed min RTT (BBR.min_rtt), 0 if
 	// none.
 	MinRTT time.Duration
