@@ -21,6 +21,8 @@ const (
 	Bars               // vertical bars Segs, with end caps (tcptrace data segments)
 	Marks              // an x at each point
 	Dots               // a small square at each point
+
+	bandKey Style = -1 // legend entry of a Band
 )
 
 // Series is one thing drawn on a chart.
@@ -45,7 +47,23 @@ type Chart struct {
 	// range (they are clipped instead), e.g. a receive window far above
 	// the data.
 	Unbounded map[string]bool
+	// Bands tint time intervals over the plot's full height and label
+	// them in a strip along its top (a congestion controller's states).
+	Bands []Band
 }
+
+// Band is a time interval drawn behind the series: Tint over the plot's
+// height, Color in the strip along the top with Label in it when it fits.
+// The legend lists each label once, with its colour.
+type Band struct {
+	X0, X1      float64
+	Label       string
+	Color, Tint color.RGBA
+}
+
+// bandStrip is the height of the labelled strip along the top of a chart
+// with bands.
+const bandStrip = 16
 
 // Colours used by the graphs.
 var (
@@ -186,6 +204,15 @@ func (c *Chart) draw(cv canvas, oy float64) {
 	py := func(y float64) float64 { return pt + ph - (y-y0)/(y1-y0)*ph }
 
 	cv.rect(0, oy, PanelWidth, PanelHeight, White)
+	bandX := func(b Band) (float64, float64, bool) {
+		X0, X1 := math.Max(px(b.X0), pl), math.Min(px(b.X1), pl+pw)
+		return X0, X1, X1 > X0
+	}
+	for _, b := range c.Bands {
+		if X0, X1, ok := bandX(b); ok {
+			cv.rect(X0, pt, math.Max(X1-X0, 1), ph, b.Tint)
+		}
+	}
 	// grid and ticks
 	xt, xs := niceTicks(x0, x1, 10)
 	for _, v := range xt {
@@ -270,12 +297,34 @@ func (c *Chart) draw(cv canvas, oy float64) {
 			}
 		}
 	}
-	// legend, top left inside the plot area
+	// the band strip along the top, over the series
+	for _, b := range c.Bands {
+		X0, X1, ok := bandX(b)
+		if !ok {
+			continue
+		}
+		cv.rect(X0, pt, math.Max(X1-X0, 1), bandStrip, b.Color)
+		if float64(len(b.Label)*glyphAdvance+6) < X1-X0 {
+			cv.text((X0+X1)/2, pt+bandStrip/2, b.Label, Black, 0, false, false)
+		}
+	}
+	// legend, top left inside the plot area (below the band strip); each
+	// band label once, as a filled box
 	lx, ly := pl+12, pt+14
+	if len(c.Bands) > 0 {
+		ly += bandStrip + 4
+	}
 	var named []Series
 	for _, s := range c.Series {
 		if s.Name != "" && !strings.HasPrefix(s.Name, "_") {
 			named = append(named, s)
+		}
+	}
+	seen := map[string]bool{}
+	for _, b := range c.Bands {
+		if b.Label != "" && !seen[b.Label] {
+			seen[b.Label] = true
+			named = append(named, Series{Name: b.Label, Color: b.Color, Style: bandKey})
 		}
 	}
 	if len(named) > 0 {
@@ -292,6 +341,8 @@ func (c *Chart) draw(cv canvas, oy float64) {
 				cv.line(lx+6, Y+4, lx+14, Y-4, s.Color, 2)
 			case Dots:
 				cv.rect(lx+8, Y-2, 5, 5, s.Color)
+			case bandKey:
+				cv.rect(lx, Y-5, 22, 11, s.Color)
 			default:
 				cv.line(lx, Y, lx+22, Y, s.Color, 3)
 			}

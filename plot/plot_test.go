@@ -3,11 +3,13 @@ package plot
 import (
 	"bytes"
 	"encoding/xml"
+	"image/color"
 	"image/png"
 	"io"
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ustack/ustack/sim"
 )
@@ -273,6 +275,9 @@ func FuzzReadTrace(f *testing.F) {
 		WriteSVG(io.Discard, TimeSequence(fl))
 		cs, _ := CwndRTT(fl)
 		WriteSVG(io.Discard, cs...)
+		rc, _ := Rate(fl)
+		WriteSVG(io.Discard, rc)
+		Image(rc)
 	})
 }
 
@@ -341,5 +346,153 @@ func TestDSACK(t *testing.T) {
 	}
 	if len(d) == 0 || d[0].Start != 2897 || d[0].End != 4345 {
 		t.Errorf("D-SACK blocks %+v, want [2897, 4345)", d)
+	}
+}
+
+// TestRenderBBR renders the rate chart of a BBR transfer over a lossy
+// path (100 Mbit/s, 10 ms each way, 1% loss each way, 250-packet queue):
+// pacing rate, bandwidth estimate and delivery rate span the transfer, the
+// states appear as bands with their labels, min RTT is on the RTT chart,
+// and the SVG and PNG are valid and of the expected size.
+func TestRenderBBR(t *testing.T) {
+	res, err := sim.Demo(sim.DemoOptions{Seed: 1, Delay: 10 * time.Millisecond, Loss: 0.01, Size: 4 << 20,
+		RateBps: 100e6, Queue: 250, Sysctls: []string{"net.ipv4.tcp_congestion_control=bbr"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := res.Env.Sim.Trace().WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := ReadTrace(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Analyze(evs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Host != "B" || f.Retrans == 0 {
+		t.Fatalf("flow %s with %d retransmissions, want B's lossy transfer", f.Host, f.Retrans)
+	}
+	span := f.End - f.Start
+	for name, ps := range map[string][]Point{"pacing": f.Pacing, "bw": f.BW, "drate": f.DRate, "minrtt": f.MinRTT} {
+		if len(ps) < 100 {
+			t.Errorf("%s: %d points", name, len(ps))
+			continue
+		}
+		if first, last := ps[0].X, ps[len(ps)-1].X; first > f.Start+0.1*span || last < f.End-0.05*span {
+			t.Errorf("%s from %v s to %v s, want the transfer %v s to %v s", name, first, last, f.Start, f.End)
+		}
+	}
+	if mr := f.MinRTT[len(f.MinRTT)-1].Y; math.Abs(mr-0.020) > 0.0005 {
+		t.Errorf("min RTT %v s, want 0.020", mr)
+	}
+	if bw := f.BW[len(f.BW)-1].Y * 8 / 1e6; bw < 85 || bw > 100 {
+		t.Errorf("bandwidth estimate %.1f Mbit/s, want about 96 (100 Mbit/s less headers)", bw)
+	}
+	states := map[string]bool{}
+	for i, sp := range f.States {
+		states[sp.State] = true
+		if sp.End < sp.Start || (i > 0 && sp.Start != f.States[i-1].End) {
+			t.Errorf("state span %d %+v does not follow %+v", i, sp, f.States[max(i-1, 0)])
+		}
+	}
+	if !states["STARTUP"] || !states["DRAIN"] || len(f.States) < 3 || f.States[0].Start != f.Start || f.States[len(f.States)-1].End != f.End {
+		t.Errorf("states %+v, want STARTUP, DRAIN, ProbeBW covering %v to %v", f.States, f.Start, f.End)
+	}
+
+	c, missing := Rate(f)
+	if len(missing) != 0 {
+		t.Errorf("rate chart missing %v", missing)
+	}
+	if len(c.Bands) != len(f.States) {
+		t.Errorf("%d bands for %d states", len(c.Bands), len(f.States))
+	}
+	var names []string
+	for _, s := range c.Series {
+		names = append(names, s.Name)
+	}
+	for _, want := range []string{"pacing rate", "bandwidth estimate (max_bw)", "delivery rate", "acked (measured from the trace)"} {
+		if !strings.Contains(strings.Join(names, ","), want) {
+			t.Errorf("rate chart series %v lack %q", names, want)
+		}
+	}
+	cw, _ := CwndRTT(f)
+	if got := cw[1].Series; len(got) < 2 || got[1].Name != "min rtt (congestion control)" {
+		t.Errorf("RTT chart has no min rtt series: %v", got)
+	}
+
+	var svg bytes.Buffer
+	if err := WriteSVG(&svg, c); err != nil {
+		t.Fatal(err)
+	}
+	counts := svgElements(t, svg.Bytes())
+	if counts["svg"] != 1 || counts["rect"] < 2*len(f.States) || counts["line"] < 1000 {
+		t.Errorf("svg elements %v", counts)
+	}
+	for _, st := range []string{">STARTUP<", ">DRAIN<", ">pacing rate<"} {
+		if !strings.Contains(svg.String(), st) {
+			t.Errorf("svg lacks the text %s", st)
+		}
+	}
+	var pb bytes.Buffer
+	if err := WritePNG(&pb, c); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bd := img.Bounds(); bd.Dx() != PanelWidth || bd.Dy() != PanelHeight {
+		t.Fatalf("png %v, want %dx%d", bd, PanelWidth, PanelHeight)
+	}
+	// The STARTUP strip and tint, and orange pacing pixels right of the
+	// legend.
+	want := map[string]color.RGBA{"startup strip": stateColors["STARTUP"][0], "startup tint": stateColors["STARTUP"][1], "pacing": Orange}
+	for name, col := range want {
+		n := 0
+		for y := 0; y < PanelHeight; y++ {
+			for x := 0; x < PanelWidth; x++ {
+				r, g, bl, _ := img.At(x, y).RGBA()
+				if uint8(r>>8) == col.R && uint8(g>>8) == col.G && uint8(bl>>8) == col.B {
+					n++
+				}
+			}
+		}
+		if n < 50 {
+			t.Errorf("%d %s pixels in the rate PNG", n, name)
+		}
+	}
+}
+
+// A trace without the rate model (CUBIC) still gets a rate chart: the
+// acked rate measured from the trace, and the missing fields named.
+func TestRateWithoutModel(t *testing.T) {
+	evs, err := ReadTrace(bytes.NewReader(simTrace(t, "fast-retransmit")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Analyze(evs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, missing := Rate(f)
+	if got := strings.Join(missing, ","); got != "drate,bw,pacing,cc_state" {
+		t.Errorf("missing %q", got)
+	}
+	if len(c.Series) != 1 || c.Series[0].Name != "acked (measured from the trace)" || len(c.Bands) != 0 {
+		t.Errorf("series %+v bands %d", c.Series, len(c.Bands))
+	}
+	var total float64
+	pts := c.Series[0].Points
+	for i := 1; i < len(pts); i++ {
+		if pts[i].Y < 0 {
+			t.Errorf("negative rate %v", pts[i])
+		}
+		total += pts[i].Y
+	}
+	if total <= 0 {
+		t.Error("no acked rate")
 	}
 }

@@ -2,8 +2,12 @@
 // JSON-lines trace of the ustack simulator (sim.Trace.WriteJSON, or
 // `ustack sim SCENARIO --json`): a time-sequence graph (data segments,
 // retransmissions, drops, the ACK line, SACK blocks and the receive window
-// over time) and a chart of cwnd, ssthresh and packets in flight over RTT
-// samples and the smoothed RTT. Charts are
+// over time), a chart of cwnd, ssthresh and packets in flight over RTT
+// samples, the smoothed RTT and (BBR) the controller's min RTT, and a rate
+// chart: the rate acknowledged data arrives at (measured from the trace)
+// and, when the trace carries the sender's rate model (the simulator
+// records it for BBR), the pacing rate, the bandwidth estimate, the
+// engine's delivery rate and the BBR state as coloured bands. Charts are
 // written as SVG (hand-written) and PNG (rasterized here, standard library
 // only).
 package plot
@@ -14,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +46,17 @@ type Event struct {
 	Cwnd     *int     `json:"cwnd"`     // packets (optional)
 	Ssthresh *int     `json:"ssthresh"` // packets (optional)
 	SRTT     *float64 `json:"srtt"`     // seconds (optional)
+
+	// The sender's rate model, which the simulator records when the
+	// congestion controller is BBR (all optional): pacing rate, bandwidth
+	// estimate, BBR's short-term bound (bw_lo) and delivery rate in bytes/s, the controller's min RTT in
+	// seconds and its state ("STARTUP", "DRAIN", "PROBE_BW_UP", ...).
+	Pacing   *int64   `json:"pacing"`
+	BW       *int64   `json:"bw"`
+	BwLo     *int64   `json:"bw_lo"`
+	Delivery *int64   `json:"drate"`
+	MinRTT   *float64 `json:"minrtt"`
+	CCState  string   `json:"cc_state"`
 }
 
 // ReadTrace reads a JSON-lines trace. Blank lines are skipped; a line that
@@ -93,6 +109,12 @@ type Flow struct {
 	Cwnd    []Point // packets, at the sender's sends and ACK arrivals, if the trace has a cwnd field
 	Thresh  []Point // packets, likewise, if the trace has a ssthresh field
 	SRTT    []Point // seconds, likewise, if the trace has a srtt field
+	Pacing  []Point // bytes/s, likewise, if the trace has a pacing field (BBR)
+	BW      []Point // bytes/s, the controller's bandwidth estimate (bw field)
+	BwLo    []Point // bytes/s, BBR's short-term bound while set (bw_lo field); a NaN Y marks where it was reset
+	DRate   []Point // bytes/s, the engine's delivery rate (drate field)
+	MinRTT  []Point // seconds, the controller's min RTT (minrtt field)
+	States  []Span  // the controller's states over time (cc_state field)
 	MSS     int     // largest data segment seen
 	Bytes   int64   // new data bytes sent
 	Retrans int     // retransmitted data segments
@@ -104,6 +126,12 @@ type Seg struct {
 	Start, End float64
 	Rtx        bool // data: a retransmission
 	DSACK      bool // SACK block: a duplicate report (RFC 2883), below the ACK or inside the next block
+}
+
+// Span is a time interval in one congestion-control state.
+type Span struct {
+	Start, End float64
+	State      string
 }
 
 // Point is one point of a series.
@@ -221,6 +249,33 @@ func Analyze(evs []Event, match string) (*Flow, error) {
 			if e.SRTT != nil {
 				f.SRTT = append(f.SRTT, Point{e.T, *e.SRTT})
 			}
+			if e.Pacing != nil {
+				f.Pacing = append(f.Pacing, Point{e.T, float64(*e.Pacing)})
+			}
+			if e.BW != nil {
+				f.BW = append(f.BW, Point{e.T, float64(*e.BW)})
+			}
+			if e.BwLo != nil {
+				f.BwLo = append(f.BwLo, Point{e.T, float64(*e.BwLo)})
+			} else if e.BW != nil && len(f.BwLo) > 0 && !math.IsNaN(f.BwLo[len(f.BwLo)-1].Y) {
+				f.BwLo = append(f.BwLo, Point{e.T, math.NaN()}) // the bound was reset: a gap
+			}
+			if e.Delivery != nil {
+				f.DRate = append(f.DRate, Point{e.T, float64(*e.Delivery)})
+			}
+			if e.MinRTT != nil {
+				f.MinRTT = append(f.MinRTT, Point{e.T, *e.MinRTT})
+			}
+			if e.CCState != "" {
+				if n := len(f.States); n > 0 && f.States[n-1].State == e.CCState {
+					f.States[n-1].End = e.T
+				} else {
+					if n > 0 {
+						f.States[n-1].End = e.T
+					}
+					f.States = append(f.States, Span{Start: e.T, End: e.T, State: e.CCState})
+				}
+			}
 		}
 		switch e.Kind {
 		case "send":
@@ -314,6 +369,9 @@ func Analyze(evs []Event, match string) (*Flow, error) {
 			}
 			f.Flight = append(f.Flight, Point{e.T, max(sndNxt-sndUna, 0)})
 		}
+	}
+	if n := len(f.States); n > 0 {
+		f.States[n-1].End = f.End
 	}
 	return f, nil
 }

@@ -14,8 +14,11 @@ func runPlot(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("ustack plot", "ustack plot TRACE.jsonl [-o PREFIX] [--conn MATCH] [--list]\n\n"+
 		"Draws tcptrace-like graphs from a simulator trace (ustack sim SCENARIO --json > TRACE.jsonl,\n"+
 		"or ustack demo --json): PREFIX-tsg.svg/.png (time-sequence graph: data, retransmissions, drops,\n"+
-		"ACKs, SACK blocks, receive window) and PREFIX-cwnd.svg/.png (cwnd, ssthresh and packets in\n"+
-		"flight; RTT samples and srtt). \"-\" reads the trace from standard input.", stderr)
+		"ACKs, SACK blocks, receive window), PREFIX-cwnd.svg/.png (cwnd, ssthresh and packets in\n"+
+		"flight; RTT samples, srtt and BBR's min RTT) and PREFIX-rate.svg/.png (the acked rate measured\n"+
+		"from the trace; for BBR senders also pacing rate, bandwidth estimate, delivery rate and the BBR\n"+
+		"state as coloured bands, e.g. ustack demo --sysctl net.ipv4.tcp_congestion_control=bbr --json).\n"+
+		"\"-\" reads the trace from standard input.", stderr)
 	out := fs.String("o", "", "output file prefix (default: the trace file name without .jsonl; \"plot\" for stdin)")
 	match := fs.String("conn", "", "plot the data flow whose \"host local>remote\" contains this (default: the flow that sent the most)")
 	list := fs.Bool("list", false, "list the data flows of the trace and exit")
@@ -63,6 +66,7 @@ func runPlot(args []string, stdout, stderr io.Writer) int {
 	}
 	tsg := plot.TimeSequence(flow)
 	cw, missing := plot.CwndRTT(flow)
+	rate, rateMissing := plot.Rate(flow)
 	files := []struct {
 		name   string
 		charts []*plot.Chart
@@ -72,6 +76,8 @@ func runPlot(args []string, stdout, stderr io.Writer) int {
 		{prefix + "-tsg.png", []*plot.Chart{tsg}, false},
 		{prefix + "-cwnd.svg", cw, true},
 		{prefix + "-cwnd.png", cw, false},
+		{prefix + "-rate.svg", []*plot.Chart{rate}, true},
+		{prefix + "-rate.png", []*plot.Chart{rate}, false},
 	}
 	if dir := filepath.Dir(prefix); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -92,6 +98,11 @@ func runPlot(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(missing) > 0 {
 		fmt.Fprintf(stdout, "note: the trace has no %s field: the cwnd chart shows packets in flight and RTT samples measured from the segments instead\n", strings.Join(missing, "/"))
+	}
+	if len(rateMissing) > 0 {
+		fmt.Fprintf(stdout, "note: the trace has no %s field (the simulator records them for BBR senders): the rate chart shows the acked rate measured from the trace only\n", strings.Join(rateMissing, "/"))
+	} else {
+		fmt.Fprintf(stdout, "rate model: %d pacing, %d bandwidth estimate, %d delivery rate, %d min RTT points; %d state spans\n", len(flow.Pacing), len(flow.BW), len(flow.DRate), len(flow.MinRTT), len(flow.States))
 	}
 	return 0
 }

@@ -36,7 +36,7 @@ func TestPlotLossyTransfer(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		h    int
-	}{{"tsg", 560}, {"cwnd", 1120}} {
+	}{{"tsg", 560}, {"cwnd", 1120}, {"rate", 560}} {
 		svg, err := os.ReadFile(prefix + "-" + tc.name + ".svg")
 		if err != nil {
 			t.Fatal(err)
@@ -80,4 +80,47 @@ func TestPlotLossyTransfer(t *testing.T) {
 	}
 }
 
-var _ = png.Decode
+// TestPlotBBR: ustack demo with BBR on a lossy bottleneck, then ustack
+// plot: the rate chart is written and the summary reports the rate model.
+func TestPlotBBR(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if code := run([]string{"demo", "--loss", "0.01", "--delay", "10ms", "--rate", "100000000", "--queue", "250",
+		"--size", "2000000", "--sysctl", "net.ipv4.tcp_congestion_control=bbr", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("demo: exit %d: %s", code, errb.String())
+	}
+	trace := filepath.Join(dir, "bbr.jsonl")
+	if err := os.WriteFile(trace, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	prefix := filepath.Join(dir, "bbr")
+	if code := runPlot([]string{trace, "-o", prefix}, &out, &errb); code != 0 {
+		t.Fatalf("plot: exit %d: %s", code, errb.String())
+	}
+	t.Log(out.String())
+	if !strings.Contains(out.String(), "wrote "+prefix+"-rate.png") || !strings.Contains(out.String(), "rate model: ") {
+		t.Errorf("summary: %s", out.String())
+	}
+	svg, err := os.ReadFile(prefix + "-rate.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{">STARTUP<", ">pacing rate<", ">bandwidth estimate (max_bw)<"} {
+		if !bytes.Contains(svg, []byte(want)) {
+			t.Errorf("rate.svg lacks %s", want)
+		}
+	}
+	f, err := os.Open(prefix + "-rate.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != 1000 || b.Dy() != 560 {
+		t.Errorf("rate.png is %dx%d, want 1000x560", b.Dx(), b.Dy())
+	}
+}
