@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"sync"
 
-	"github.com/ustack/ustack/link"
-	"gvisor.dev/gvisor/pkg/buffer"
+	"github.com/ustack/ustack/bench/nslink"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -19,10 +15,10 @@ import (
 
 // netstackSystem is two gVisor netstack stacks (client and server) joined by
 // the same in-memory ustack link (link.Pipe, optionally link.Impair on both
-// egress sides) the ustack system uses, through nsLink adapters.
+// egress sides) the ustack system uses, through nslink adapters.
 type netstackSystem struct {
 	client, server *stack.Stack
-	links          []*nsLink
+	links          []*nslink.Link
 	pipeStats
 }
 
@@ -33,7 +29,7 @@ var (
 
 func newNetstack(cfg NetConfig) (System, error) {
 	ea, eb, ps := newLinkPair(cfg)
-	ns := &netstackSystem{links: []*nsLink{newNSLink(ea), newNSLink(eb)}, pipeStats: ps}
+	ns := &netstackSystem{links: []*nslink.Link{nslink.New(ea), nslink.New(eb)}, pipeStats: ps}
 	var err error
 	if ns.client, err = newNSStack(cfg, ns.links[0], nsClientAddr); err != nil {
 		ea.Close()
@@ -49,7 +45,7 @@ func newNetstack(cfg NetConfig) (System, error) {
 	return ns, nil
 }
 
-func newNSStack(cfg NetConfig, le *nsLink, addr tcpip.Address) (*stack.Stack, error) {
+func newNSStack(cfg NetConfig, le *nslink.Link, addr tcpip.Address) (*stack.Stack, error) {
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
@@ -97,7 +93,7 @@ func (ns *netstackSystem) Close() error {
 	// waits for the link, and a pump may need that lock to finish its
 	// current packet.
 	for _, l := range ns.links {
-		l.ep.Close()
+		l.Close()
 	}
 	for _, l := range ns.links {
 		l.Wait()
@@ -107,129 +103,4 @@ func (ns *netstackSystem) Close() error {
 	ns.client.Wait()
 	ns.server.Wait()
 	return nil
-}
-
-// nsLink adapts a ustack link.Endpoint to a netstack stack.LinkEndpoint:
-// outgoing packets are flattened into a pooled buffer and written to the
-// endpoint; a pump goroutine reads packets in batches and hands them to the
-// stack's dispatcher.
-type nsLink struct {
-	ep  link.Endpoint
-	mtu uint32
-
-	mu         sync.RWMutex
-	dispatcher stack.NetworkDispatcher
-	started    bool
-	done       chan struct{}
-
-	bufs sync.Pool
-}
-
-func newNSLink(ep link.Endpoint) *nsLink {
-	l := &nsLink{ep: ep, mtu: uint32(ep.MTU()), done: make(chan struct{})}
-	l.bufs.New = func() any { b := make([]byte, 0, ep.MTU()); return &b }
-	return l
-}
-
-func (l *nsLink) pump() {
-	defer close(l.done)
-	const batch = 64
-	bufs := make([][]byte, batch)
-	sizes := make([]int, batch)
-	for i := range bufs {
-		bufs[i] = make([]byte, l.mtu)
-	}
-	br, _ := l.ep.(link.BatchReader)
-	for {
-		var n int
-		var err error
-		if br != nil {
-			n, err = br.ReadPackets(bufs, sizes)
-		} else {
-			sizes[0], err = l.ep.ReadPacket(bufs[0])
-			if err == nil {
-				n = 1
-			}
-		}
-		if err != nil {
-			return
-		}
-		l.mu.RLock()
-		d := l.dispatcher
-		l.mu.RUnlock()
-		for i := 0; i < n; i++ {
-			if d == nil || sizes[i] < header.IPv4MinimumSize {
-				continue
-			}
-			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
-				Payload: buffer.MakeWithData(bufs[i][:sizes[i]]),
-			})
-			d.DeliverNetworkPacket(header.IPv4ProtocolNumber, pkt)
-			pkt.DecRef()
-		}
-	}
-}
-
-func (l *nsLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
-	n := 0
-	bp := l.bufs.Get().(*[]byte)
-	defer l.bufs.Put(bp)
-	for _, pkt := range pkts.AsSlice() {
-		b := (*bp)[:0]
-		for _, s := range pkt.AsSlices() {
-			b = append(b, s...)
-		}
-		*bp = b
-		if err := l.ep.WritePacket(b); err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				if n == 0 {
-					return 0, &tcpip.ErrClosedForSend{}
-				}
-				break
-			}
-			// Other errors (too big): the packet is lost, like on a wire.
-		}
-		n++
-	}
-	return n, nil
-}
-
-func (l *nsLink) MTU() uint32                                { return l.mtu }
-func (l *nsLink) SetMTU(mtu uint32)                          { l.mtu = mtu }
-func (*nsLink) MaxHeaderLength() uint16                      { return 0 }
-func (*nsLink) LinkAddress() tcpip.LinkAddress               { return "" }
-func (*nsLink) SetLinkAddress(tcpip.LinkAddress)             {}
-func (*nsLink) Capabilities() stack.LinkEndpointCapabilities { return 0 }
-func (*nsLink) ARPHardwareType() header.ARPHardwareType      { return header.ARPHardwareNone }
-func (*nsLink) AddHeader(*stack.PacketBuffer)                {}
-func (*nsLink) ParseHeader(*stack.PacketBuffer) bool         { return true }
-func (*nsLink) SetOnCloseAction(func())                      {}
-
-func (l *nsLink) Attach(d stack.NetworkDispatcher) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.dispatcher = d
-	if d != nil && !l.started {
-		l.started = true
-		go l.pump()
-	}
-}
-
-func (l *nsLink) IsAttached() bool {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.dispatcher != nil
-}
-
-func (l *nsLink) Wait() {
-	l.mu.RLock()
-	started := l.started
-	l.mu.RUnlock()
-	if started {
-		<-l.done
-	}
-}
-
-func (l *nsLink) Close() {
-	l.ep.Close()
 }

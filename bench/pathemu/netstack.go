@@ -13,14 +13,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/ustack/ustack/link"
-	"gvisor.dev/gvisor/pkg/buffer"
+	"github.com/ustack/ustack/bench/nslink"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -46,7 +43,7 @@ type NetstackFlow struct {
 	Helper string
 
 	stack  *stack.Stack
-	link   *nsLink
+	link   *nslink.Link
 	ep     tcpip.Endpoint
 	server *exec.Cmd
 	sout   bytes.Buffer
@@ -81,10 +78,10 @@ func (f *NetstackFlow) Start(ctx context.Context, p *Path) error {
 		}
 		f.Helper = exe
 	}
-	f.link = newNSLink(lep)
+	f.link = nslink.New(lep)
 	f.stack, err = newNetstack(f.CC, f.link, f.Addr)
 	if err != nil {
-		f.link.ep.Close()
+		f.link.Close()
 		return err
 	}
 	dst := netip.AddrPortFrom(AddrB, uint16(f.Port))
@@ -117,7 +114,7 @@ func (f *NetstackFlow) Start(ctx context.Context, p *Path) error {
 
 // newNetstack builds a netstack stack with one NIC on le owning addr in
 // Prefix.
-func newNetstack(cc string, le *nsLink, addr netip.Addr) (*stack.Stack, error) {
+func newNetstack(cc string, le *nslink.Link, addr netip.Addr) (*stack.Stack, error) {
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
@@ -217,7 +214,7 @@ func (f *NetstackFlow) send(c *gonet.TCPConn) error {
 // while it waits for the link, and the pump may need that lock to finish
 // its current packet), then the stack.
 func (f *NetstackFlow) closeStack() {
-	f.link.ep.Close()
+	f.link.Close()
 	f.link.Wait()
 	f.stack.Close()
 	f.stack.Wait()
@@ -262,126 +259,3 @@ func (f *NetstackFlow) Result() (Result, error) {
 	}
 	return r, errors.Join(errs...)
 }
-
-// nsLink adapts a ustack link.Endpoint to a netstack stack.LinkEndpoint:
-// outgoing packets are flattened into a pooled buffer and written to the
-// endpoint; a pump goroutine reads packets and hands them to the stack's
-// dispatcher.
-type nsLink struct {
-	ep  link.Endpoint
-	mtu uint32
-
-	mu         sync.RWMutex
-	dispatcher stack.NetworkDispatcher
-	started    bool
-	done       chan struct{}
-
-	bufs sync.Pool
-}
-
-func newNSLink(ep link.Endpoint) *nsLink {
-	l := &nsLink{ep: ep, mtu: uint32(ep.MTU()), done: make(chan struct{})}
-	l.bufs.New = func() any { b := make([]byte, 0, ep.MTU()); return &b }
-	return l
-}
-
-func (l *nsLink) pump() {
-	defer close(l.done)
-	const batch = 64
-	bufs := make([][]byte, batch)
-	sizes := make([]int, batch)
-	for i := range bufs {
-		bufs[i] = make([]byte, l.mtu)
-	}
-	br, _ := l.ep.(link.BatchReader)
-	for {
-		var n int
-		var err error
-		if br != nil {
-			n, err = br.ReadPackets(bufs, sizes)
-		} else {
-			sizes[0], err = l.ep.ReadPacket(bufs[0])
-			if err == nil {
-				n = 1
-			}
-		}
-		if err != nil {
-			return
-		}
-		l.mu.RLock()
-		d := l.dispatcher
-		l.mu.RUnlock()
-		for i := 0; i < n; i++ {
-			if d == nil || sizes[i] < header.IPv4MinimumSize {
-				continue
-			}
-			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
-				Payload: buffer.MakeWithData(bufs[i][:sizes[i]]),
-			})
-			d.DeliverNetworkPacket(header.IPv4ProtocolNumber, pkt)
-			pkt.DecRef()
-		}
-	}
-}
-
-func (l *nsLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
-	n := 0
-	bp := l.bufs.Get().(*[]byte)
-	defer l.bufs.Put(bp)
-	for _, pkt := range pkts.AsSlice() {
-		b := (*bp)[:0]
-		for _, s := range pkt.AsSlices() {
-			b = append(b, s...)
-		}
-		*bp = b
-		if err := l.ep.WritePacket(b); err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				if n == 0 {
-					return 0, &tcpip.ErrClosedForSend{}
-				}
-				break
-			}
-			// Other errors (too big): the packet is lost, like on a wire.
-		}
-		n++
-	}
-	return n, nil
-}
-
-func (l *nsLink) MTU() uint32                                { return l.mtu }
-func (l *nsLink) SetMTU(mtu uint32)                          { l.mtu = mtu }
-func (*nsLink) MaxHeaderLength() uint16                      { return 0 }
-func (*nsLink) LinkAddress() tcpip.LinkAddress               { return "" }
-func (*nsLink) SetLinkAddress(tcpip.LinkAddress)             {}
-func (*nsLink) Capabilities() stack.LinkEndpointCapabilities { return 0 }
-func (*nsLink) ARPHardwareType() header.ARPHardwareType      { return header.ARPHardwareNone }
-func (*nsLink) AddHeader(*stack.PacketBuffer)                {}
-func (*nsLink) ParseHeader(*stack.PacketBuffer) bool         { return true }
-func (*nsLink) SetOnCloseAction(func())                      {}
-
-func (l *nsLink) Attach(d stack.NetworkDispatcher) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.dispatcher = d
-	if d != nil && !l.started {
-		l.started = true
-		go l.pump()
-	}
-}
-
-func (l *nsLink) IsAttached() bool {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.dispatcher != nil
-}
-
-func (l *nsLink) Wait() {
-	l.mu.RLock()
-	started := l.started
-	l.mu.RUnlock()
-	if started {
-		<-l.done
-	}
-}
-
-func (l *nsLink) Close() { l.ep.Close() }
