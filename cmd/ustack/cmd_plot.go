@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/ustack/ustack/plot"
@@ -67,6 +68,9 @@ func runPlot(args []string, stdout, stderr io.Writer) int {
 	tsg := plot.TimeSequence(flow)
 	cw, missing := plot.CwndRTT(flow)
 	rate, rateMissing := plot.Rate(flow)
+	if len(flow.States) > 0 { // BBR: no ssthresh to miss
+		missing = slices.DeleteFunc(missing, func(s string) bool { return s == "ssthresh" })
+	}
 	files := []struct {
 		name   string
 		charts []*plot.Chart

@@ -99,7 +99,7 @@ func TestPlotBBR(t *testing.T) {
 		t.Fatalf("plot: exit %d: %s", code, errb.String())
 	}
 	t.Log(out.String())
-	if !strings.Contains(out.String(), "wrote "+prefix+"-rate.png") || !strings.Contains(out.String(), "rate model: ") {
+	if !strings.Contains(out.String(), "wrote "+prefix+"-rate.png") || !strings.Contains(out.String(), "rate model: ") || strings.Contains(out.String(), "note:") {
 		t.Errorf("summary: %s", out.String())
 	}
 	svg, err := os.ReadFile(prefix + "-rate.svg")
