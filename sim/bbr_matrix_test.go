@@ -89,6 +89,14 @@ func runPathScenario(t *testing.T, ccs []string, loss float64, dur time.Duration
 	return runPathScenarioStagger(t, ccs, loss, dur, 0, seed)
 }
 
+// pathTrace, when set, is called every pathTraceEvery of a path scenario
+// with the senders still writing (nil before a flow starts and after it
+// stops).
+var (
+	pathTrace      func(now time.Duration, tx []*Conn)
+	pathTraceEvery = 100 * time.Millisecond
+)
+
 // runPathScenarioStagger is runPathScenario with flow i starting at
 // i*stagger (pathbench starts its flows one after the other: each waits
 // for its discard server).
@@ -156,6 +164,22 @@ func runPathScenarioStagger(t *testing.T, ccs []string, loss float64, dur, stagg
 			}
 			f.tx.CloseWrite()
 		})
+	}
+	if pathTrace != nil {
+		var tick func()
+		tick = func() {
+			conns := make([]*Conn, len(flows))
+			for i, f := range flows {
+				if !f.stopWriting {
+					conns[i] = f.tx
+				}
+			}
+			pathTrace(e.Sim.Elapsed(), conns)
+			if e.Sim.Elapsed() < dur+time.Duration(len(ccs)-1)*stagger {
+				e.Sim.After(pathTraceEvery, tick)
+			}
+		}
+		e.Sim.At(0, tick)
 	}
 	end := dur + time.Duration(len(ccs)-1)*stagger + 30*time.Second // bound the tail
 	e.Sim.At(end, func() {})
@@ -228,6 +252,9 @@ func TestBBRPath(t *testing.T) {
 // at 0, 0.1, 1 and 3 % loss for 20 s, and the fairness pairs bbr+bbr and
 // bbr+cubic at 0 % for 25 s. BBR_PATH_SEED picks the seed (default 1),
 // BBR_PATH_STAGGER (e.g. 500ms) starts the second flow of a pair later.
+// BBR_PATH_LOSS (percent, e.g. 0.1,1) replaces the loss list,
+// BBR_PATH_ONLY_BBR=1 leaves out the CUBIC singles, BBR_PATH_NO_PAIRS=1 the
+// pairs.
 func TestBBRPathMatrix(t *testing.T) {
 	if os.Getenv("BBR_PATH_MATRIX") == "" {
 		t.Skip("set BBR_PATH_MATRIX=1 to run the simulated pathbench matrix")
@@ -237,8 +264,21 @@ func TestBBRPathMatrix(t *testing.T) {
 		fmt.Sscan(v, &seed)
 	}
 	var singles, pairs []pathScenarioResult
-	for _, loss := range []float64{0, 0.001, 0.01, 0.03} {
-		for _, cc := range []string{"bbr", "cubic"} {
+	losses := []float64{0, 0.001, 0.01, 0.03}
+	if v := os.Getenv("BBR_PATH_LOSS"); v != "" { // percent, comma-separated
+		losses = nil
+		for _, f := range strings.Split(v, ",") {
+			var x float64
+			fmt.Sscan(f, &x)
+			losses = append(losses, x/100)
+		}
+	}
+	singleCCs := []string{"bbr", "cubic"}
+	if os.Getenv("BBR_PATH_ONLY_BBR") != "" {
+		singleCCs = []string{"bbr"}
+	}
+	for _, loss := range losses {
+		for _, cc := range singleCCs {
 			singles = append(singles, runPathScenario(t, []string{cc}, loss, 20*time.Second, seed))
 		}
 	}
@@ -247,6 +287,9 @@ func TestBBRPathMatrix(t *testing.T) {
 		stagger, _ = time.ParseDuration(v)
 	}
 	for _, pair := range [][]string{{"bbr", "bbr"}, {"bbr", "cubic"}, {"cubic", "cubic"}} {
+		if os.Getenv("BBR_PATH_NO_PAIRS") != "" {
+			break
+		}
 		pairs = append(pairs, runPathScenarioStagger(t, pair, 0, 25*time.Second, stagger, seed))
 	}
 	var b strings.Builder

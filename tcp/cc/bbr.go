@@ -648,7 +648,7 @@ func (b *BBR) isTimeToGoDown(cwndLimited bool) bool {
 		b.prevProbePrecautonary = true
 		return true
 	}
-	if cwndLimited && float64(b.cwnd) >= b.inflightLongterm {
+	if cwndLimited && b.cwndAtLongterm() {
 		b.resetFullBW()
 		b.fullBw = b.rsRate
 	} else if b.fullBwNow {
@@ -685,6 +685,15 @@ func (b *BBR) inflightWithHeadroom() float64 {
 	return max(b.inflightLongterm-headroom, bbrMinPipeCwnd)
 }
 
+// cwndAtLongterm reports cwnd >= inflight_longterm, the whole packets of
+// inflight_longterm being what boundCwndForModel lets cwnd reach: with a
+// fractional inflight_longterm (handleInflightTooHigh's 0.7 * target) the
+// exact comparison never held, and inflight_longterm could never grow
+// again in ProbeBW_UP (a late flow stayed at the first cap it met).
+func (b *BBR) cwndAtLongterm() bool {
+	return float64(b.cwnd) >= math.Floor(b.inflightLongterm)
+}
+
 func (b *BBR) raiseInflightLongtermSlope() {
 	growth := float64(uint64(1) << uint(b.bwProbeUpRounds))
 	b.bwProbeUpRounds = min(b.bwProbeUpRounds+1, 30)
@@ -692,7 +701,7 @@ func (b *BBR) raiseInflightLongtermSlope() {
 }
 
 func (b *BBR) probeInflightLongtermUpward(rs *RateSample, cwndLimited bool) {
-	if !cwndLimited || float64(b.cwnd) < b.inflightLongterm {
+	if !cwndLimited || !b.cwndAtLongterm() {
 		return
 	}
 	b.bwProbeUpAcked += float64(rs.AckedSacked)

@@ -127,6 +127,16 @@
 //     requires treating CE as congestion, without specifying more).
 //   - OnRTO sets cwnd = 1 (in flight after an RTO is 0 in practice).
 //   - Ssthresh reports InfiniteSsthresh (BBR has none).
+//   - cwnd is whole packets while inflight_longterm can be fractional
+//     (0.7 * target after a too-high probe); "cwnd >= inflight_longterm"
+//     (ProbeInflightLongtermUpward, IsTimeToGoDown) compares cwnd with
+//     its whole packets, the most boundCwndForModel lets cwnd reach.
+//     The exact comparison never held after such a cut, so ProbeBW_UP
+//     never raised inflight_longterm again: a BBR flow starting 300 ms
+//     after another stayed at the cap it met in its first probe (sim,
+//     issue's path, 25 s: 79.5 / 15.7 Mbit/s, Jain 0.690; with the fix
+//     62.7 / 32.7, 0.910; 2 s stagger 68.5 / 31.1, 0.876 -> 65.4 / 36.2,
+//     0.923). Single flows at 0/0.1/1/3 % loss are unchanged.
 //
 // Deviations for lossy paths (draft-ietf-ccwg-bbr-06 sections 5.5.10.2
 // to 5.5.10.4, AdaptLowerBoundsFromCongestion, IsInflightTooHigh and
