@@ -23,7 +23,8 @@ func runBBRPair(t *testing.T, dur, stagger time.Duration, seed uint64) (pathScen
 }
 
 // TestBBRStaggerFairnessExplore (BBR_FAIR=1) runs the staggered pair with
-// BBR_FAIR_STAGGER and BBR_FAIR_DUR (defaults 300ms, 25s).
+// BBR_FAIR_STAGGER, BBR_FAIR_DUR and BBR_FAIR_SEED (defaults 300ms, 25s,
+// 1); BBR_FAIR_TRACE=1 logs both flows' BBR models every 100 ms.
 func TestBBRStaggerFairnessExplore(t *testing.T) {
 	if os.Getenv("BBR_FAIR") == "" {
 		t.Skip("set BBR_FAIR=1")
@@ -39,7 +40,11 @@ func TestBBRStaggerFairnessExplore(t *testing.T) {
 		pathTrace = bbrTrace(t)
 		defer func() { pathTrace = nil }()
 	}
-	runBBRPair(t, dur, stagger, 1)
+	seed := uint64(1)
+	if v := os.Getenv("BBR_FAIR_SEED"); v != "" {
+		fmt.Sscan(v, &seed)
+	}
+	runBBRPair(t, dur, stagger, seed)
 }
 
 // bbrTrace logs each BBR sender's model (BBR_FAIR_TRACE=1).
