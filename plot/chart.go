@@ -100,15 +100,18 @@ type canvas interface {
 func (c *Chart) ranges() (x0, x1, y0, y1 float64) {
 	x0, x1, y0, y1 = math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
 	for _, s := range c.Series {
-		pts := s.Points
-		for _, sg := range s.Segs {
-			pts = append(pts[:len(pts):len(pts)], sg[0], sg[1])
-		}
-		for _, p := range pts {
+		add := func(p Point) {
 			x0, x1 = math.Min(x0, p.X), math.Max(x1, p.X)
 			if !c.Unbounded[s.Name] {
 				y0, y1 = math.Min(y0, p.Y), math.Max(y1, p.Y)
 			}
+		}
+		for _, p := range s.Points {
+			add(p)
+		}
+		for _, sg := range s.Segs {
+			add(sg[0])
+			add(sg[1])
 		}
 	}
 	if math.IsInf(x0, 0) {
@@ -236,8 +239,8 @@ func (c *Chart) draw(cv canvas, oy float64) {
 	cv.text(pl+pw/2, pt+ph+38, c.XLabel, Black, 0, false, false)
 	cv.text(22, pt+ph/2, c.YLabel, Black, 0, false, true)
 
-	seg := func(ax, ay, bx, by float64, col color.RGBA, w float64) {
-		X1, Y1, X2, Y2, ok := clip(px(ax), py(ay), px(bx), py(by), pl, pt, pl+pw, pt+ph)
+	segPx := func(X1, Y1, X2, Y2 float64, col color.RGBA, w float64) {
+		X1, Y1, X2, Y2, ok := clip(X1, Y1, X2, Y2, pl, pt, pl+pw, pt+ph)
 		if ok {
 			cv.line(X1, Y1, X2, Y2, col, w)
 		}
@@ -249,49 +252,57 @@ func (c *Chart) draw(cv canvas, oy float64) {
 			w = 1
 		}
 		switch s.Style {
-		case Line:
-			for i := 1; i < len(s.Points); i++ {
-				a, b := s.Points[i-1], s.Points[i]
-				seg(a.X, a.Y, b.X, b.Y, s.Color, w)
+		case Line, Step:
+			// the polyline in pixels (a step is horizontal then
+			// vertical, and runs on to the right edge), decimated
+			path := make([]Point, 0, 2*len(s.Points)+1)
+			for i, p := range s.Points {
+				if s.Style == Step && i > 0 {
+					path = append(path, Point{px(p.X), py(s.Points[i-1].Y)})
+				}
+				path = append(path, Point{px(p.X), py(p.Y)})
 			}
-		case Step:
-			for i := 1; i < len(s.Points); i++ {
-				a, b := s.Points[i-1], s.Points[i]
-				seg(a.X, a.Y, b.X, a.Y, s.Color, w)
-				seg(b.X, a.Y, b.X, b.Y, s.Color, w)
+			if n := len(s.Points); s.Style == Step && n > 0 {
+				path = append(path, Point{px(x1), py(s.Points[n-1].Y)})
 			}
-			if n := len(s.Points); n > 0 {
-				a := s.Points[n-1]
-				seg(a.X, a.Y, x1, a.Y, s.Color, w)
+			path = decimatePath(path)
+			for i := 1; i < len(path); i++ {
+				segPx(path[i-1].X, path[i-1].Y, path[i].X, path[i].Y, s.Color, w)
 			}
 		case Bars:
+			seen := markSet{}
 			for _, sg := range s.Segs {
-				seg(sg[0].X, sg[0].Y, sg[1].X, sg[1].Y, s.Color, w)
+				X0, Y0, X1, Y1 := px(sg[0].X), py(sg[0].Y), px(sg[1].X), py(sg[1].Y)
+				if !finite(X0) || !finite(Y0) || !finite(X1) || !finite(Y1) ||
+					!seen.first(markKey{pixel(X0), pixel(Y0), pixel(Y1)}) {
+					continue
+				}
+				X0, Y0, X1, Y1 = round10(X0), round10(Y0), round10(X1), round10(Y1)
+				segPx(X0, Y0, X1, Y1, s.Color, w)
 				cp, cw := s.Cap, 1.0
 				if cp == 0 {
 					cp = 3
 				} else {
 					cw = 2
 				}
-				for _, e := range sg {
-					X, Y := px(e.X), py(e.Y)
-					if inside(X, Y) {
-						cv.line(X-cp, Y, X+cp, Y, s.Color, cw)
+				for _, e := range [2]Point{{X0, Y0}, {X1, Y1}} {
+					if inside(e.X, e.Y) {
+						cv.line(e.X-cp, e.Y, e.X+cp, e.Y, s.Color, cw)
 					}
 				}
 			}
-		case Marks:
+		case Marks, Dots:
+			seen := markSet{}
 			for _, p := range s.Points {
 				X, Y := px(p.X), py(p.Y)
-				if inside(X, Y) {
+				if !finite(X) || !finite(Y) || !inside(X, Y) || !seen.first(markKey{X: pixel(X), Y0: pixel(Y)}) {
+					continue
+				}
+				X, Y = round10(X), round10(Y)
+				if s.Style == Marks {
 					cv.line(X-4, Y-4, X+4, Y+4, s.Color, w)
 					cv.line(X-4, Y+4, X+4, Y-4, s.Color, w)
-				}
-			}
-		case Dots:
-			for _, p := range s.Points {
-				X, Y := px(p.X), py(p.Y)
-				if inside(X, Y) {
+				} else {
 					cv.rect(X-2, Y-2, 5, 5, s.Color)
 				}
 			}
