@@ -3,16 +3,11 @@
 package pathemu
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/ustack/ustack/bench/nslink"
@@ -45,9 +40,7 @@ type NetstackFlow struct {
 	stack  *stack.Stack
 	link   *nslink.Link
 	ep     tcpip.Endpoint
-	server *exec.Cmd
-	sout   bytes.Buffer
-	serr   bytes.Buffer
+	server *discardServer
 	done   chan error
 	rtt    time.Duration
 	note   string
@@ -71,13 +64,6 @@ func (f *NetstackFlow) Start(ctx context.Context, p *Path) error {
 	if f.Duration == 0 {
 		f.Duration = 20 * time.Second
 	}
-	if f.Helper == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		f.Helper = exe
-	}
 	f.link = nslink.New(lep)
 	f.stack, err = newNetstack(f.CC, f.link, f.Addr)
 	if err != nil {
@@ -85,16 +71,7 @@ func (f *NetstackFlow) Start(ctx context.Context, p *Path) error {
 		return err
 	}
 	dst := netip.AddrPortFrom(AddrB, uint16(f.Port))
-	f.server = exec.CommandContext(ctx, "ip", "netns", "exec", p.NSB, f.Helper)
-	f.server.Env = append(os.Environ(), DiscardEnv+"="+dst.String())
-	f.server.Stdout, f.server.Stderr = &f.sout, &f.serr
-	if err := f.server.Start(); err != nil {
-		f.closeStack()
-		return fmt.Errorf("pathemu: discard server: %w", err)
-	}
-	if err := WaitListen(ctx, p.NSB, f.Port, 5*time.Second); err != nil {
-		f.server.Process.Kill()
-		f.server.Wait()
+	if f.server, err = startDiscard(ctx, p, f.Helper, dst); err != nil {
 		f.closeStack()
 		return err
 	}
@@ -102,8 +79,7 @@ func (f *NetstackFlow) Start(ctx context.Context, p *Path) error {
 	c, err := f.dial(dctx, dst)
 	cancel()
 	if err != nil {
-		f.server.Process.Kill()
-		f.server.Wait()
+		f.server.kill()
 		f.closeStack()
 		return fmt.Errorf("pathemu: netstack dial %s: %w", dst, err)
 	}
@@ -227,14 +203,7 @@ func (f *NetstackFlow) Result() (Result, error) {
 		return r, errors.New("pathemu: flow not started")
 	}
 	serr := <-f.done
-	wait := make(chan error, 1)
-	go func() { wait <- f.server.Wait() }()
-	select {
-	case <-wait:
-	case <-time.After(30 * time.Second):
-		f.server.Process.Kill()
-		<-wait
-	}
+	f.server.wait(30 * time.Second)
 	st := f.stack.Stats().TCP
 	r.Retransmits = int64(st.Retransmits.Value())
 	r.MeanRTTms = float64(f.rtt) / 1e6
@@ -242,20 +211,5 @@ func (f *NetstackFlow) Result() (Result, error) {
 		st.SegmentsSent.Value(), st.FastRetransmit.Value(), st.Timeouts.Value())
 	f.ep.Close()
 	f.closeStack()
-	var d DiscardResult
-	if err := json.Unmarshal(f.sout.Bytes(), &d); err != nil {
-		return r, fmt.Errorf("pathemu: %s: discard server output %q: %v (%s)", f.Name(), f.sout.String(), err, strings.TrimSpace(f.serr.String()))
-	}
-	r.Bytes, r.Seconds = d.Bytes, d.Seconds
-	if d.Seconds > 0 {
-		r.GoodputBps = float64(d.Bytes) * 8 / d.Seconds
-	}
-	var errs []error
-	if serr != nil {
-		errs = append(errs, fmt.Errorf("pathemu: %s send: %w", f.Name(), serr))
-	}
-	if d.Error != "" {
-		errs = append(errs, fmt.Errorf("pathemu: %s discard server: %s", f.Name(), d.Error))
-	}
-	return r, errors.Join(errs...)
+	return r, f.server.fill(&r, serr)
 }

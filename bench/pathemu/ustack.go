@@ -3,7 +3,6 @@
 package pathemu
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,8 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/ustack/ustack"
@@ -94,9 +91,7 @@ type UstackFlow struct {
 	Trace io.Writer
 
 	stack   *ustack.Stack
-	server  *exec.Cmd
-	sout    bytes.Buffer
-	serr    bytes.Buffer
+	server  *discardServer
 	done    chan error
 	retrans int64
 	rtt     time.Duration
@@ -121,13 +116,6 @@ func (f *UstackFlow) Start(ctx context.Context, p *Path) error {
 	if f.Duration == 0 {
 		f.Duration = 20 * time.Second
 	}
-	if f.Helper == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		f.Helper = exe
-	}
 	cfg := tcp.DefaultConfig()
 	cfg.CongestionControl = f.CC
 	s, err := ustack.New(ustack.Config{TCP: cfg})
@@ -139,26 +127,16 @@ func (f *UstackFlow) Start(ctx context.Context, p *Path) error {
 		return fmt.Errorf("pathemu: ustack: %w", err)
 	}
 	f.stack = s
-	dst := netip.AddrPortFrom(AddrB, uint16(f.Port)).String()
-	f.server = exec.CommandContext(ctx, "ip", "netns", "exec", p.NSB, f.Helper)
-	f.server.Env = append(os.Environ(), DiscardEnv+"="+dst)
-	f.server.Stdout, f.server.Stderr = &f.sout, &f.serr
-	if err := f.server.Start(); err != nil {
-		s.Close()
-		return fmt.Errorf("pathemu: discard server: %w", err)
-	}
-	if err := WaitListen(ctx, p.NSB, f.Port, 5*time.Second); err != nil {
-		f.server.Process.Kill()
-		f.server.Wait()
+	dst := netip.AddrPortFrom(AddrB, uint16(f.Port))
+	if f.server, err = startDiscard(ctx, p, f.Helper, dst); err != nil {
 		s.Close()
 		return err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	c, err := s.DialContext(dctx, "tcp", dst)
+	c, err := s.DialContext(dctx, "tcp", dst.String())
 	cancel()
 	if err != nil {
-		f.server.Process.Kill()
-		f.server.Wait()
+		f.server.kill()
 		s.Close()
 		return fmt.Errorf("pathemu: ustack dial %s: %w", dst, err)
 	}
@@ -223,31 +201,9 @@ func (f *UstackFlow) Result() (Result, error) {
 		return r, errors.New("pathemu: flow not started")
 	}
 	serr := <-f.done
-	wait := make(chan error, 1)
-	go func() { wait <- f.server.Wait() }()
-	select {
-	case <-wait:
-	case <-time.After(30 * time.Second):
-		f.server.Process.Kill()
-		<-wait
-	}
+	f.server.wait(30 * time.Second)
 	f.stack.Close()
 	r.Retransmits = f.retrans
 	r.MeanRTTms, r.Note = float64(f.rtt)/1e6, f.note
-	var d DiscardResult
-	if err := json.Unmarshal(f.sout.Bytes(), &d); err != nil {
-		return r, fmt.Errorf("pathemu: %s: discard server output %q: %v (%s)", f.Name(), f.sout.String(), err, strings.TrimSpace(f.serr.String()))
-	}
-	r.Bytes, r.Seconds = d.Bytes, d.Seconds
-	if d.Seconds > 0 {
-		r.GoodputBps = float64(d.Bytes) * 8 / d.Seconds
-	}
-	var errs []error
-	if serr != nil {
-		errs = append(errs, fmt.Errorf("pathemu: %s send: %w", f.Name(), serr))
-	}
-	if d.Error != "" {
-		errs = append(errs, fmt.Errorf("pathemu: %s discard server: %s", f.Name(), d.Error))
-	}
-	return r, errors.Join(errs...)
+	return r, f.server.fill(&r, serr)
 }
