@@ -81,22 +81,7 @@ func TestLongTraceSVGSize(t *testing.T) {
 func TestDecimateKeepsRetransmissions(t *testing.T) {
 	o := sim.DefaultDemoOptions()
 	o.Size = 500000
-	res, err := sim.Demo(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := res.Env.Sim.Trace().WriteJSON(&b); err != nil {
-		t.Fatal(err)
-	}
-	evs, err := ReadTrace(&b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := Analyze(evs, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := demoFlow(t, o)
 	c := TimeSequence(f)
 	x0, x1, y0, y1 := c.ranges()
 	pw, ph := float64(PanelWidth-marginL-marginR), float64(PanelHeight-marginT-marginB)

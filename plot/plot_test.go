@@ -28,6 +28,29 @@ func simTrace(t testing.TB, scenario string) []byte {
 	return b.Bytes()
 }
 
+// demoFlow runs the simulator's demo fetch with o and returns the analysed
+// flow that sent the most.
+func demoFlow(t testing.TB, o sim.DemoOptions) *Flow {
+	t.Helper()
+	res, err := sim.Demo(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := res.Env.Sim.Trace().WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := ReadTrace(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Analyze(evs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func TestAnalyzeFastRetransmit(t *testing.T) {
 	evs, err := ReadTrace(bytes.NewReader(simTrace(t, "fast-retransmit")))
 	if err != nil {
@@ -138,22 +161,7 @@ func TestRender(t *testing.T) {
 func TestRenderLossy(t *testing.T) {
 	o := sim.DefaultDemoOptions()
 	o.Size = 500000
-	res, err := sim.Demo(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := res.Env.Sim.Trace().WriteJSON(&b); err != nil {
-		t.Fatal(err)
-	}
-	evs, err := ReadTrace(&b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := Analyze(evs, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := demoFlow(t, o)
 	if f.Retrans < 3 {
 		t.Fatalf("%d retransmissions, want a transfer with several losses", f.Retrans)
 	}
@@ -355,23 +363,8 @@ func TestDSACK(t *testing.T) {
 // states appear as bands with their labels, min RTT is on the RTT chart,
 // and the SVG and PNG are valid and of the expected size.
 func TestRenderBBR(t *testing.T) {
-	res, err := sim.Demo(sim.DemoOptions{Seed: 1, Delay: 10 * time.Millisecond, Loss: 0.01, Size: 4 << 20,
+	f := demoFlow(t, sim.DemoOptions{Seed: 1, Delay: 10 * time.Millisecond, Loss: 0.01, Size: 4 << 20,
 		RateBps: 100e6, Queue: 250, Sysctls: []string{"net.ipv4.tcp_congestion_control=bbr"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := res.Env.Sim.Trace().WriteJSON(&b); err != nil {
-		t.Fatal(err)
-	}
-	evs, err := ReadTrace(&b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := Analyze(evs, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if f.Host != "B" || f.Retrans == 0 {
 		t.Fatalf("flow %s with %d retransmissions, want B's lossy transfer", f.Host, f.Retrans)
 	}
