@@ -69,17 +69,7 @@ func TestSSAndStat(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sock := filepath.Join(t.TempDir(), "ctl.sock")
-	srv, err := control.Listen(sock, server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	defer func() {
-		srv.Close()
-		<-done
-	}()
+	sock := serveControl(t, server)
 
 	var out, errb bytes.Buffer
 	if code := run([]string{"ss", "--control", sock, "--all"}, &out, &errb); code != 0 {
@@ -238,17 +228,7 @@ func TestSSBBR(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sock := filepath.Join(t.TempDir(), "ctl.sock")
-	srv, err := control.Listen(sock, client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	defer func() {
-		srv.Close()
-		<-done
-	}()
+	sock := serveControl(t, client)
 	var out, errb bytes.Buffer
 	if code := run([]string{"ss", "--control", sock}, &out, &errb); code != 0 {
 		t.Fatalf("ss: exit %d: %s", code, errb.String())
@@ -278,4 +258,22 @@ func TestSSBBR(t *testing.T) {
 			t.Errorf("ss --json lacks %s", k)
 		}
 	}
+}
+
+// serveControl serves s's control socket until the test ends and returns
+// the socket's path.
+func serveControl(t *testing.T, s *ustack.Stack) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	srv, err := control.Listen(sock, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return sock
 }
